@@ -1,0 +1,67 @@
+import { brandOf, hasBrand } from "./brand.js";
+import { PipelineError } from "./PipelineError.js";
+
+const brand = brandOf("StageExecutionError");
+
+/**
+ * A stage's last attempt failed.
+ *
+ * Every failure of a stage (a thrown value, a rejected promise, a {@link TimeoutError}) reaches
+ * the caller wrapped in this error, after any retries. Cancellation is not failure: when the
+ * caller's `AbortSignal` aborts, the run rejects with `signal.reason` itself instead.
+ *
+ * @example
+ * ```ts
+ * import { Pipeline, Stage, StageExecutionError } from "async-pipeline";
+ *
+ * const pipeline = new Pipeline([
+ *   new Stage("broken", (value: number): number => {
+ *     throw new RangeError(`bad value ${value}`);
+ *   }),
+ * ]);
+ *
+ * try {
+ *   await pipeline.run(1);
+ * } catch (error) {
+ *   if (error instanceof StageExecutionError) {
+ *     error.stageName; // "broken"
+ *     error.originalError; // the RangeError
+ *     error.attempts; // 1
+ *   }
+ * }
+ * ```
+ */
+export class StageExecutionError extends PipelineError {
+  override name = "StageExecutionError" as const;
+
+  /** The name of the stage that failed. */
+  readonly stageName: string;
+
+  /** What the last attempt threw or rejected with, whatever its type (also in `cause`). */
+  readonly originalError: unknown;
+
+  /** How many attempts were made, the first included. */
+  readonly attempts: number;
+
+  constructor(stageName: string, originalError: unknown, attempts: number) {
+    super(`Stage "${stageName}" failed: ${describe(originalError)}`, { cause: originalError });
+    this.stageName = stageName;
+    this.originalError = originalError;
+    this.attempts = attempts;
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasBrand(this, StageExecutionError, brand, value);
+  }
+}
+
+Object.defineProperty(StageExecutionError.prototype, brand, { value: true });
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message === "" ? error.name : error.message;
+  try {
+    return String(error);
+  } catch {
+    return Object.prototype.toString.call(error);
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * async-pipeline: compose async stages with timeouts, retries, hooks, context and bounded
+ * concurrency.
+ *
+ * @packageDocumentation
+ */
+
+export { Stage } from "./stage.js";
+export type { StageOptions } from "./stage.js";
+export { Pipeline } from "./pipeline.js";
+export type { MapOptions, PipelineConstructor, PipelineOptions } from "./pipeline.js";
+export type { AfterStageHook, BeforeStageHook } from "./hooks.js";
+export type {
+  AnyStage,
+  ChainCheck,
+  PipelineContext,
+  PipelineInput,
+  PipelineOutput,
+  StageContext,
+  StageInput,
+  StageInputMismatch,
+  StageOutput,
+  ValidStages,
+} from "./chain.js";
+export type { Backoff, Context, Handler, RetryEvent, RunOptions, StageCall } from "./types.js";
+export type { OnRetry, ShouldRetry } from "./internal/retry.js";
+export { PipelineError } from "./errors/PipelineError.js";
+export { StageExecutionError } from "./errors/StageExecutionError.js";
+export { TimeoutError } from "./errors/TimeoutError.js";
+// Not exported on purpose: the internal symbols `Pipeline` calls on a `Stage`, the pool, the
+// timer and delay helpers. They may change in any release.

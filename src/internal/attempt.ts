@@ -1,0 +1,99 @@
+import { TimeoutError } from "../errors/TimeoutError.js";
+import { isThenable } from "./thenable.js";
+import { startTimer, stopTimer, type TimerHandle } from "./timers.js";
+
+/**
+ * Runs one attempt under a timeout and/or the caller's signal.
+ *
+ * - `invoke` gets the signal the work should watch: a fresh controller's signal when a timeout
+ *   is set and `deriveSignal` is true (it aborts on timeout or when `signal` aborts), else
+ *   `signal` itself.
+ * - A synchronous result is returned as is: it is never timed out.
+ * - A promise result is raced against the timer (rejecting with {@link TimeoutError}) and,
+ *   when `race` is true or a timeout is set, against `signal` (rejecting with its reason).
+ * - The losing promise is abandoned with a rejection handler attached, and the timer and the
+ *   listener are removed whichever way the attempt settles.
+ *
+ * Nothing is allocated beyond the call itself when there is no timeout and no race.
+ */
+export function guardAttempt<T>(
+  invoke: (signal: AbortSignal | undefined) => T | PromiseLike<T>,
+  name: string,
+  timeout: number | undefined,
+  signal: AbortSignal | undefined,
+  race: boolean,
+  deriveSignal: boolean,
+): T | Promise<T> {
+  const controller = timeout !== undefined && deriveSignal ? new AbortController() : undefined;
+  let unlink: (() => void) | undefined;
+  if (controller !== undefined && signal !== undefined) {
+    const forward = (): void => {
+      controller.abort(signal.reason);
+    };
+    signal.addEventListener("abort", forward, { once: true });
+    unlink = () => {
+      signal.removeEventListener("abort", forward);
+    };
+  }
+
+  let result: T | PromiseLike<T>;
+  try {
+    result = invoke(controller === undefined ? signal : controller.signal);
+  } catch (error) {
+    unlink?.();
+    throw error;
+  }
+  if (!isThenable(result)) {
+    unlink?.();
+    return result;
+  }
+  const watchSignal = signal !== undefined && (race || timeout !== undefined);
+  if (timeout === undefined && !watchSignal) return Promise.resolve(result);
+
+  const pending = result;
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    let timer: TimerHandle | undefined;
+    const finish = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      if (timer !== undefined) stopTimer(timer);
+      if (watchSignal) signal.removeEventListener("abort", onAbort);
+      unlink?.();
+      return true;
+    };
+    const onAbort = (): void => {
+      if (!finish()) return;
+      const reason: unknown = signal?.reason;
+      controller?.abort(reason);
+      reject(reason);
+    };
+    if (timeout !== undefined) {
+      timer = startTimer(timeout, () => {
+        if (!finish()) return;
+        const error = new TimeoutError(name, timeout);
+        controller?.abort(error);
+        reject(error);
+      });
+    }
+    if (watchSignal) {
+      if (signal.aborted) {
+        onAbort();
+        return;
+      }
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
+    try {
+      pending.then(
+        (value) => {
+          if (finish()) resolve(value);
+        },
+        (error: unknown) => {
+          if (finish()) reject(error);
+        },
+      );
+    } catch (error) {
+      if (finish()) reject(error);
+    }
+  });
+}

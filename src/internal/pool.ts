@@ -1,0 +1,220 @@
+import { isThenable, noop } from "./thenable.js";
+
+/** What the pool does with each item and each outcome. */
+export interface PoolTask<T> {
+  /** The input, consumed lazily. */
+  readonly source: Iterable<T> | AsyncIterable<T>;
+  /** At most this many items are taken and not yet finished (an integer ≥ 1 or Infinity). */
+  readonly concurrency: number;
+  /** The caller's signal: aborting it stops the pool with its reason. */
+  readonly signal: AbortSignal | undefined;
+  /**
+   * Give each worker a signal of its own, aborted when the pool stops, for the items it runs.
+   * Needed when the pool can stop for a reason other than the caller's signal (fail-fast).
+   */
+  readonly itemSignals: boolean;
+  /** Runs one item; may return a promise. `signal` is the worker's, else the caller's. */
+  run(item: T, index: number, signal: AbortSignal | undefined): unknown;
+  /**
+   * Receives one item's outcome (its output, or what it threw), in completion order.
+   * Returning `true` stops the pool with `outcome` as the reason: this is how fail-fast works.
+   */
+  settle(index: number, ok: boolean, outcome: unknown): boolean;
+  /** Optional backpressure: when it returns a promise, no item is taken until it resolves. */
+  readonly wait?: (() => Promise<void> | undefined) | undefined;
+  /** Optional: told after each item settles. */
+  readonly onSettled?: (() => void) | undefined;
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+/**
+ * A pool of at most `concurrency` workers pulling items from one iterator: the engine behind
+ * `map`, `mapSettled` and `stream`. Workers start one per item taken, up to the limit, so a
+ * short input starts few. Pulls from an async iterator are serialised. When the pool stops
+ * early (fail-fast, the caller's signal, or {@link Pool.stop}) it starts nothing new, aborts
+ * the workers' signals, and closes the iterator with `return()`.
+ */
+export class Pool<T> {
+  readonly #task: PoolTask<T>;
+  #iterator: Iterator<T> | AsyncIterator<T> | undefined;
+  #sync = true;
+  #workers = 0;
+  #filling = false;
+  #pending: Promise<void> | undefined;
+  #exhausted = false;
+  #stopped = false;
+  #nextIndex = 0;
+  #inFlight = 0;
+  readonly #controllers: Set<AbortController> | undefined;
+  #resolve: () => void = noop;
+  #reject: (error: unknown) => void = noop;
+  readonly #onAbort = (): void => {
+    this.stop(this.#task.signal?.reason, true);
+  };
+
+  /** Settles when every item has settled, or rejects with the reason the pool stopped. */
+  readonly done: Promise<void>;
+
+  constructor(task: PoolTask<T>) {
+    this.#task = task;
+    this.#controllers = task.itemSignals ? new Set() : undefined;
+    this.done = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  /** Items taken from the input and not yet settled. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Items taken from the input so far. */
+  get taken(): number {
+    return this.#nextIndex;
+  }
+
+  /** Starts pulling. Call once. */
+  start(): void {
+    const { signal, source } = this.#task;
+    if (signal?.aborted === true) {
+      this.stop(signal.reason, false);
+      return;
+    }
+    try {
+      const asyncFactory = (source as Partial<AsyncIterable<T>>)[Symbol.asyncIterator];
+      if (typeof asyncFactory === "function") {
+        this.#sync = false;
+        this.#iterator = asyncFactory.call(source);
+      } else {
+        this.#iterator = (source as Iterable<T>)[Symbol.iterator]();
+      }
+    } catch (error) {
+      this.stop(error, false);
+      return;
+    }
+    signal?.addEventListener("abort", this.#onAbort, { once: true });
+    this.#fill();
+    if (this.#workers === 0) this.#finish();
+  }
+
+  /**
+   * Stops early with `reason`: nothing new starts, workers' signals abort, the input is closed
+   * (when `closeSource`), and `done` rejects with `reason`. Later calls do nothing.
+   */
+  stop(reason: unknown, closeSource: boolean): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#task.signal?.removeEventListener("abort", this.#onAbort);
+    if (this.#controllers !== undefined) {
+      for (const controller of this.#controllers) controller.abort(reason);
+    }
+    if (closeSource && !this.#exhausted) this.#close();
+    this.#reject(reason);
+  }
+
+  #close(): void {
+    const iterator = this.#iterator;
+    if (iterator?.return === undefined) return;
+    try {
+      const closing = iterator.return();
+      if (isThenable(closing)) Promise.resolve(closing).then(noop, noop);
+    } catch {
+      // A failing return() cannot change the outcome the caller already has.
+    }
+  }
+
+  #finish(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#task.signal?.removeEventListener("abort", this.#onAbort);
+    this.#resolve();
+  }
+
+  /** `#stopped`, read through a call: it changes while a worker awaits. */
+  #halted(): boolean {
+    return this.#stopped;
+  }
+
+  #fill(): void {
+    if (this.#filling) return;
+    this.#filling = true;
+    while (
+      !this.#stopped &&
+      !this.#exhausted &&
+      this.#workers < this.#task.concurrency &&
+      (this.#sync || this.#pending === undefined)
+    ) {
+      this.#workers++;
+      void this.#work();
+    }
+    this.#filling = false;
+  }
+
+  async #pull(): Promise<IteratorResult<T>> {
+    const iterator = this.#iterator as AsyncIterator<T>;
+    while (this.#pending !== undefined) await this.#pending;
+    if (this.#stopped || this.#exhausted) return DONE;
+    const next = Promise.resolve(iterator.next());
+    this.#pending = next.then(noop, noop);
+    try {
+      return await next;
+    } finally {
+      this.#pending = undefined;
+    }
+  }
+
+  async #work(): Promise<void> {
+    const task = this.#task;
+    const controller = this.#controllers === undefined ? undefined : new AbortController();
+    if (controller !== undefined) this.#controllers?.add(controller);
+    const signal = controller === undefined ? task.signal : controller.signal;
+    try {
+      for (;;) {
+        if (task.wait !== undefined) {
+          const gate = task.wait();
+          if (gate !== undefined) await gate;
+        }
+        if (this.#stopped) return;
+        let step: IteratorResult<T>;
+        try {
+          step = this.#sync ? (this.#iterator as Iterator<T>).next() : await this.#pull();
+        } catch (error) {
+          this.#exhausted = true;
+          this.stop(error, false);
+          return;
+        }
+        if (step.done === true) {
+          this.#exhausted = true;
+          return;
+        }
+        if (this.#halted()) return;
+        const index = this.#nextIndex++;
+        this.#inFlight++;
+        this.#fill();
+        let ok = true;
+        let outcome: unknown;
+        try {
+          outcome = task.run(step.value, index, signal);
+          if (isThenable(outcome)) outcome = await outcome;
+        } catch (error) {
+          ok = false;
+          outcome = error;
+        }
+        this.#inFlight--;
+        if (this.#halted()) return;
+        if (task.settle(index, ok, outcome)) {
+          this.stop(outcome, true);
+          return;
+        }
+        task.onSettled?.();
+      }
+    } finally {
+      if (controller !== undefined) this.#controllers?.delete(controller);
+      this.#workers--;
+      if (this.#workers === 0 && (this.#exhausted || this.#stopped)) this.#finish();
+      else this.#fill();
+    }
+  }
+}

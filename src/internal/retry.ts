@@ -1,0 +1,68 @@
+import { throwIfAborted } from "./abort.js";
+import type { RetryEvent } from "../types.js";
+import { retryDelayFor, type DelayPolicy } from "./backoff.js";
+import { delay } from "./delay.js";
+import { callIgnoringErrors } from "./thenable.js";
+
+/** Decides whether a failed attempt is retried; see `StageOptions.shouldRetry`. */
+export type ShouldRetry = (error: unknown, attempt: number) => boolean | PromiseLike<boolean>;
+
+/** Told about each retry before its wait; see `StageOptions.onRetry`. */
+export type OnRetry = (event: RetryEvent) => unknown;
+
+/** Everything the retry loop needs, validated. Shared by `Stage` and `retryMiddleware`. */
+export interface RetryPolicy extends DelayPolicy {
+  readonly retries: number;
+  readonly shouldRetry: ShouldRetry | undefined;
+  readonly onRetry: OnRetry | undefined;
+}
+
+/**
+ * Runs `attempt(n)` for n = 1, 2, … until one succeeds or the policy gives up.
+ *
+ * - When `signal` aborts, nothing further starts, a wait is cut short, and the loop rejects
+ *   with `signal.reason` (cancellation is never retried nor wrapped).
+ * - When the attempts are used up, or `shouldRetry` says no (or throws), the loop rejects with
+ *   `fail(lastError, attemptsMade)`.
+ */
+export async function retry<T>(
+  attempt: (attempt: number) => T | PromiseLike<T>,
+  policy: RetryPolicy,
+  stageName: string,
+  signal: AbortSignal | undefined,
+  fail: (error: unknown, attempts: number) => unknown,
+): Promise<T> {
+  for (let number = 1; ; number++) {
+    throwIfAborted(signal);
+    try {
+      return await attempt(number);
+    } catch (error) {
+      throwIfAborted(signal);
+      if (number > policy.retries || !(await allowsRetry(policy.shouldRetry, error, number))) {
+        throw fail(error, number);
+      }
+      throwIfAborted(signal);
+      const wait = retryDelayFor(policy, number);
+      const { onRetry } = policy;
+      if (onRetry !== undefined) {
+        const event: RetryEvent = Object.freeze({ stageName, error, attempt: number, delay: wait });
+        callIgnoringErrors(() => onRetry(event));
+      }
+      if (wait > 0) await delay(wait, signal);
+    }
+  }
+}
+
+async function allowsRetry(
+  shouldRetry: ShouldRetry | undefined,
+  error: unknown,
+  attempt: number,
+): Promise<boolean> {
+  if (shouldRetry === undefined) return true;
+  try {
+    const verdict: unknown = await shouldRetry(error, attempt);
+    return verdict !== false;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,27 @@
+/** True when `value` has a callable `then`: a promise or any other thenable. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+/** Does nothing; used to mark a promise's rejection as handled. */
+export function noop(): void {
+  // Intentionally empty.
+}
+
+/**
+ * Calls `callback`, ignoring whatever it throws or rejects with. Returns the callback's
+ * promise (already guarded) when it returned one, so the caller can await it.
+ */
+export function callIgnoringErrors(callback: () => unknown): PromiseLike<unknown> | undefined {
+  try {
+    const result = callback();
+    if (isThenable(result)) return Promise.resolve(result).then(noop, noop);
+  } catch {
+    // A callback's failure is documented as ignored.
+  }
+  return undefined;
+}

@@ -1,0 +1,128 @@
+/**
+ * Argument checks shared by every public entry point. Each throws a `TypeError` for a value of
+ * the wrong type and a `RangeError` for a value out of range, with a message that names the
+ * option and quotes the value it got.
+ */
+
+function show(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "bigint") return `${value.toString()}n`;
+  if (typeof value === "symbol") return value.toString();
+  if (typeof value === "function") return "a function";
+  if (value === null || typeof value !== "object") return String(value);
+  return Array.isArray(value) ? "an array" : "an object";
+}
+
+function requireNumber(name: string, value: unknown): number {
+  if (typeof value !== "number") {
+    throw new TypeError(`${name} must be a number, got ${show(value)}`);
+  }
+  if (Number.isNaN(value)) throw new RangeError(`${name} must be a number, got NaN`);
+  return value;
+}
+
+/** A duration that must be finite and greater than 0 (`timeout`). */
+export function positiveDuration(name: string, value: unknown): number {
+  const ms = requireNumber(name, value);
+  if (ms <= 0) throw new RangeError(`${name} must be greater than 0, got ${show(ms)}`);
+  if (ms === Infinity) throw new RangeError(`${name} must be a finite number, got Infinity`);
+  return ms;
+}
+
+/** A duration that must be finite and at least 0 (`retryDelay`, `maxRetryDelay`). */
+export function nonNegativeDuration(name: string, value: unknown): number {
+  const ms = requireNumber(name, value);
+  if (ms < 0) throw new RangeError(`${name} must be greater than or equal to 0, got ${show(ms)}`);
+  if (ms === Infinity) throw new RangeError(`${name} must be a finite number, got Infinity`);
+  return ms;
+}
+
+/** A count that must be an integer of at least 0 (`retries`). */
+export function nonNegativeInteger(name: string, value: unknown): number {
+  const count = requireNumber(name, value);
+  if (count < 0) {
+    throw new RangeError(`${name} must be greater than or equal to 0, got ${show(count)}`);
+  }
+  if (!Number.isInteger(count))
+    throw new RangeError(`${name} must be an integer, got ${show(count)}`);
+  return count;
+}
+
+/** `concurrency`: an integer of at least 1, or `Infinity`. */
+export function concurrencyLimit(value: unknown): number {
+  const limit = requireNumber("concurrency", value);
+  if (limit < 1) throw new RangeError(`concurrency must be at least 1, got ${show(limit)}`);
+  if (limit !== Infinity && !Number.isInteger(limit)) {
+    throw new RangeError(`concurrency must be an integer or Infinity, got ${show(limit)}`);
+  }
+  return limit;
+}
+
+/** A value that must be a function when given. */
+export function optionalFunction<F>(name: string, value: F | undefined): F | undefined {
+  if (value !== undefined && typeof value !== "function") {
+    throw new TypeError(`${name} must be a function, got ${show(value)}`);
+  }
+  return value;
+}
+
+/** A value that must be a boolean when given. */
+export function optionalBoolean(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean")
+    throw new TypeError(`${name} must be a boolean, got ${show(value)}`);
+  return value;
+}
+
+/** One of a fixed set of strings. */
+export function oneOf<T extends string>(
+  name: string,
+  value: unknown,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
+  if ((allowed as readonly unknown[]).includes(value)) return value as T;
+  const list = allowed.map((item) => `"${item}"`).join(" or ");
+  const message = `${name} must be ${list}, got ${show(value)}`;
+  throw typeof value === "string" ? new RangeError(message) : new TypeError(message);
+}
+
+/** An options bag: `undefined` or a non-null object. */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the bag's type
+export function optionsObject<T extends object>(name: string, value: unknown): T | undefined {
+  if (value !== undefined && (typeof value !== "object" || value === null)) {
+    throw new TypeError(`${name} must be an object, got ${show(value)}`);
+  }
+  return value as T | undefined;
+}
+
+/** An `AbortSignal`, when given. */
+export function optionalSignal(value: unknown): AbortSignal | undefined {
+  if (value === undefined) return undefined;
+  if (
+    typeof value !== "object" ||
+    value === null ||
+    typeof (value as AbortSignal).aborted !== "boolean" ||
+    typeof (value as AbortSignal).addEventListener !== "function"
+  ) {
+    throw new TypeError(`signal must be an AbortSignal, got ${show(value)}`);
+  }
+  return value as AbortSignal;
+}
+
+/** A context, when given: any non-null object. */
+export function optionalContext<C>(value: C | undefined): C | undefined {
+  if (value !== undefined && (typeof value !== "object" || value === null)) {
+    throw new TypeError(`context must be an object, got ${show(value)}`);
+  }
+  return value;
+}
+
+/** A non-empty string (`name`). */
+export function nonEmptyString(name: string, value: unknown): string {
+  if (typeof value !== "string")
+    throw new TypeError(`${name} must be a string, got ${show(value)}`);
+  if (value === "") throw new RangeError(`${name} must not be empty`);
+  return value;
+}

@@ -1,0 +1,466 @@
+import { throwIfAborted } from "./internal/abort.js";
+import type {
+  AnyStage,
+  PipelineContext,
+  PipelineInput,
+  PipelineOutput,
+  ValidStages,
+} from "./chain.js";
+import type { AfterStageHook, BeforeStageHook } from "./hooks.js";
+import { copyContext } from "./internal/context.js";
+import { execute, readsContext } from "./internal/execute.js";
+import { Pool } from "./internal/pool.js";
+import { callIgnoringErrors, isThenable } from "./internal/thenable.js";
+import {
+  concurrencyLimit,
+  optionalContext,
+  optionalFunction,
+  optionalSignal,
+  optionsObject,
+} from "./internal/validate.js";
+import type { Context, RunOptions } from "./types.js";
+
+/**
+ * Options of a {@link Pipeline}.
+ *
+ * @example
+ * ```ts
+ * import { Pipeline, Stage } from "async-pipeline";
+ *
+ * const pipeline = new Pipeline([new Stage("double", (n: number) => n * 2)], {
+ *   beforeStage: (stageName, input) => console.log(`start ${stageName}`, input),
+ *   afterStage: (stageName, _input, output, error) => console.log(`end ${stageName}`, output, error),
+ * });
+ * ```
+ */
+export interface PipelineOptions<C extends object = Context> {
+  /**
+   * Runs before each stage: `(stageName, input)`, or `(stageName, input, context)` when it
+   * declares three or more parameters. Sync or async (awaited); its failures are ignored.
+   * @default undefined
+   * @example
+   * ```ts
+   * new Pipeline(stages, { beforeStage: async (name, input) => audit.write({ name, input }) });
+   * ```
+   */
+  beforeStage?: BeforeStageHook<C> | undefined;
+  /**
+   * Runs after each stage, whether it succeeded, failed or was cancelled:
+   * `(stageName, input, output, error)`, or with `context` fifth when it declares five or more
+   * parameters. Sync or async (awaited); its failures are ignored and never replace the
+   * stage's error.
+   * @default undefined
+   * @example
+   * ```ts
+   * new Pipeline(stages, {
+   *   afterStage: (name, _input, _output, error) => {
+   *     if (error !== undefined) metrics.increment(`${name}.failed`);
+   *   },
+   * });
+   * ```
+   */
+  afterStage?: AfterStageHook<C> | undefined;
+}
+
+/**
+ * Options of {@link Pipeline.map} and {@link Pipeline.mapSettled}.
+ *
+ * @example
+ * ```ts
+ * const controller = new AbortController();
+ * const results = await pipeline.map(ids, { concurrency: 8, context: { tenant: "acme" }, signal: controller.signal });
+ * ```
+ */
+export interface MapOptions<C extends object = Context> {
+  /**
+   * How many items run at once: an integer of at least 1, or `Infinity`. A positional
+   * `concurrency` argument wins over this one.
+   * @default 5
+   * @example
+   * ```ts
+   * await pipeline.map(items, { concurrency: 16 });
+   * ```
+   */
+  concurrency?: number | undefined;
+  /**
+   * A template: each item's run gets its own shallow copy (prototype kept), so concurrent
+   * items never share one object and the template's own properties never change.
+   * @default a new empty object per item
+   * @example
+   * ```ts
+   * await pipeline.map(items, 4, { context: { tenant: "acme" } });
+   * ```
+   */
+  context?: C | undefined;
+  /**
+   * Cancels the whole batch: nothing new starts, in-flight items' signals abort, and the
+   * promise rejects with `signal.reason`.
+   * @default undefined
+   * @example
+   * ```ts
+   * await pipeline.map(items, 4, { signal: AbortSignal.timeout(60_000) });
+   * ```
+   */
+  signal?: AbortSignal | undefined;
+}
+
+/** The default `concurrency` of `map` and `mapSettled`. */
+const DEFAULT_CONCURRENCY = 5;
+
+/**
+ * The implementation behind {@link Pipeline}; exported under that name with a constructor
+ * type that infers `I`, `O` and `C` from the stages and checks that they chain.
+ */
+class PipelineImpl<I, O, C extends object = Context> {
+  readonly #stages: readonly AnyStage[];
+  readonly #beforeStage: BeforeStageHook<C> | undefined;
+  readonly #afterStage: AfterStageHook<C> | undefined;
+  readonly #beforeTakesContext: boolean;
+  readonly #afterTakesContext: boolean;
+  readonly #needsContext: boolean;
+  readonly #hooked: boolean;
+
+  constructor(stages: readonly AnyStage[], options?: PipelineOptions<C>) {
+    if (!Array.isArray(stages)) {
+      throw new TypeError("stages must be an array of Stage");
+    }
+    if (stages.length === 0) throw new RangeError("Pipeline requires at least one stage");
+    stages.forEach((stage: unknown, index) => {
+      if (
+        typeof stage !== "object" ||
+        stage === null ||
+        typeof (stage as Partial<AnyStage>)[execute] !== "function"
+      ) {
+        throw new TypeError(`stages[${String(index)}] must be a Stage`);
+      }
+    });
+    this.#stages = Object.freeze(Array.from<AnyStage>(stages));
+    const opts = optionsObject<NonNullable<typeof options>>("options", options) ?? {};
+    this.#beforeStage = optionalFunction("beforeStage", opts.beforeStage);
+    this.#afterStage = optionalFunction("afterStage", opts.afterStage);
+    this.#beforeTakesContext = (this.#beforeStage?.length ?? 0) >= 3;
+    this.#afterTakesContext = (this.#afterStage?.length ?? 0) >= 5;
+    this.#hooked = this.#beforeStage !== undefined || this.#afterStage !== undefined;
+    this.#needsContext =
+      this.#beforeTakesContext ||
+      this.#afterTakesContext ||
+      this.#stages.some((stage) => stage[readsContext]);
+  }
+
+  /**
+   * The stages, in order (a frozen copy).
+   * @example
+   * ```ts
+   * pipeline.stages.map((stage) => stage.name); // ["parse", "fetch", "save"]
+   * ```
+   */
+  get stages(): readonly AnyStage[] {
+    return this.#stages;
+  }
+
+  /**
+   * Runs every stage in order on `input`, each receiving the previous stage's output.
+   *
+   * @param input - the first stage's input
+   * @param options - the `context` shared by every stage and hook of this run (a new empty
+   *   object when omitted) and a `signal` to cancel with
+   * @returns the last stage's output
+   * @throws StageExecutionError (as a rejection) when a stage fails
+   * @throws the signal's `reason` (as a rejection) when `options.signal` aborts
+   * @example
+   * ```ts
+   * import { Pipeline, Stage } from "async-pipeline";
+   *
+   * const pipeline = new Pipeline([
+   *   new Stage("addOne", async (value: number) => value + 1),
+   *   new Stage("double", (value: number) => value * 2),
+   * ]);
+   * await pipeline.run(10); // 22
+   * ```
+   */
+  async run(input: I, options?: RunOptions<C>): Promise<O> {
+    const opts = optionsObject<NonNullable<typeof options>>("options", options);
+    const signal = optionalSignal(opts?.signal);
+    const context = optionalContext(opts?.context) ?? this.#newContext();
+    throwIfAborted(signal);
+    return (await this.#runItem(input, context, signal, signal !== undefined)) as O;
+  }
+
+  /**
+   * Runs the pipeline on every item, at most `concurrency` at once, and resolves with the
+   * outputs in input order. Fails fast: on the first failure nothing new starts, in-flight
+   * items' signals abort, and the promise rejects with that item's error.
+   *
+   * `items` may be any `Iterable` or `AsyncIterable`; it is consumed lazily, never more than
+   * `concurrency` items ahead of those finished.
+   *
+   * @param items - the inputs
+   * @param concurrency - items run at once: an integer ≥ 1 or `Infinity` (default 5)
+   * @param options - `context` template, `signal`
+   * @returns the outputs, in input order
+   * @example
+   * ```ts
+   * const outputs = await pipeline.map([1, 2, 3], 2); // [4, 6, 8] for the pipeline above
+   * const more = await pipeline.map(readIds(), { concurrency: 16, signal });
+   * ```
+   */
+  map(
+    items: Iterable<I> | AsyncIterable<I>,
+    concurrency?: number,
+    options?: MapOptions<C>,
+  ): Promise<O[]>;
+  map(items: Iterable<I> | AsyncIterable<I>, options?: MapOptions<C>): Promise<O[]>;
+  map(
+    items: Iterable<I> | AsyncIterable<I>,
+    concurrencyOrOptions?: number | MapOptions<C>,
+    options?: MapOptions<C>,
+  ): Promise<O[]> {
+    return this.#batch(items, concurrencyOrOptions, options, false) as Promise<O[]>;
+  }
+
+  /**
+   * Like {@link Pipeline.map}, but never rejects for an item's failure: resolves with one
+   * `PromiseSettledResult` per item, in input order. Rejects only for bad arguments, an input
+   * iterable that throws, or the caller's signal.
+   *
+   * @param items - the inputs
+   * @param concurrency - items run at once: an integer ≥ 1 or `Infinity` (default 5)
+   * @param options - `context` template, `signal`
+   * @returns `{ status: "fulfilled", value }` or `{ status: "rejected", reason }` per item
+   * @example
+   * ```ts
+   * const settled = await pipeline.mapSettled(urls, 8);
+   * const failed = settled.filter((entry) => entry.status === "rejected");
+   * ```
+   */
+  mapSettled(
+    items: Iterable<I> | AsyncIterable<I>,
+    concurrency?: number,
+    options?: MapOptions<C>,
+  ): Promise<PromiseSettledResult<O>[]>;
+  mapSettled(
+    items: Iterable<I> | AsyncIterable<I>,
+    options?: MapOptions<C>,
+  ): Promise<PromiseSettledResult<O>[]>;
+  mapSettled(
+    items: Iterable<I> | AsyncIterable<I>,
+    concurrencyOrOptions?: number | MapOptions<C>,
+    options?: MapOptions<C>,
+  ): Promise<PromiseSettledResult<O>[]> {
+    return this.#batch(items, concurrencyOrOptions, options, true) as Promise<
+      PromiseSettledResult<O>[]
+    >;
+  }
+
+  #batch(
+    items: Iterable<I> | AsyncIterable<I>,
+    concurrencyOrOptions: number | MapOptions<C> | undefined,
+    maybeOptions: MapOptions<C> | undefined,
+    settled: boolean,
+  ): Promise<unknown[]> {
+    let pool: Pool<I>;
+    const results: unknown[] = [];
+    try {
+      const batch = this.#batchArguments(items, concurrencyOrOptions, maybeOptions);
+      const { template, signal } = batch;
+      pool = new Pool<I>({
+        source: items,
+        concurrency: batch.concurrency,
+        signal,
+        itemSignals: !settled || signal !== undefined,
+        run: (item, _index, itemSignal) =>
+          this.#runItem(
+            item,
+            template === undefined ? this.#newContext() : copyContext(template),
+            itemSignal,
+            // With hooks, a cancelled stage must reach afterStage promptly; without them
+            // nothing could tell, and not racing saves a listener per attempt.
+            this.#hooked,
+          ),
+        settle: settled
+          ? (index, ok, outcome) => {
+              results[index] = ok
+                ? { status: "fulfilled", value: outcome }
+                : { status: "rejected", reason: outcome };
+              return false;
+            }
+          : (index, ok, outcome) => {
+              if (!ok) return true;
+              results[index] = outcome;
+              return false;
+            },
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    pool.start();
+    return pool.done.then(() => results);
+  }
+
+  #batchArguments(
+    items: unknown,
+    concurrencyOrOptions: number | MapOptions<C> | undefined,
+    maybeOptions: MapOptions<C> | undefined,
+  ): { concurrency: number; template: C | undefined; signal: AbortSignal | undefined } {
+    if (
+      items === null ||
+      items === undefined ||
+      (typeof (items as Partial<Iterable<unknown>>)[Symbol.iterator] !== "function" &&
+        typeof (items as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== "function")
+    ) {
+      throw new TypeError("items must be an Iterable or an AsyncIterable");
+    }
+    const first: unknown = concurrencyOrOptions;
+    let options: MapOptions<C> | undefined;
+    let concurrency: unknown;
+    if (typeof first === "object" && first !== null) {
+      options = first;
+      concurrency = options.concurrency;
+    } else {
+      options = optionsObject("options", maybeOptions);
+      concurrency = concurrencyOrOptions ?? options?.concurrency;
+    }
+    return {
+      concurrency: concurrency === undefined ? DEFAULT_CONCURRENCY : concurrencyLimit(concurrency),
+      template: optionalContext(options?.context),
+      signal: optionalSignal(options?.signal),
+    };
+  }
+
+  #newContext(): C {
+    return (this.#needsContext ? {} : undefined) as C;
+  }
+
+  /**
+   * Runs every stage on one input. Returns the output itself when every stage was
+   * synchronous; may throw synchronously.
+   */
+  #runItem(input: unknown, context: C, signal: AbortSignal | undefined, race: boolean): unknown {
+    if (this.#hooked) return this.#runHooked(input, context, signal, race);
+    const stages = this.#stages;
+    let value = input;
+    for (let index = 0; index < stages.length; index++) {
+      const output: unknown = (stages[index] as AnyStage)[execute](value, context, signal, race);
+      if (isThenable(output)) {
+        return index + 1 === stages.length
+          ? output
+          : this.#runRest(output, index + 1, context, signal, race);
+      }
+      value = output;
+    }
+    return value;
+  }
+
+  async #runRest(
+    pending: PromiseLike<unknown>,
+    from: number,
+    context: C,
+    signal: AbortSignal | undefined,
+    race: boolean,
+  ): Promise<unknown> {
+    const stages = this.#stages;
+    let value = await pending;
+    for (let index = from; index < stages.length; index++) {
+      value = (stages[index] as AnyStage)[execute](value, context, signal, race);
+      if (isThenable(value)) value = await value;
+    }
+    return value;
+  }
+
+  async #runHooked(
+    input: unknown,
+    context: C,
+    signal: AbortSignal | undefined,
+    race: boolean,
+  ): Promise<unknown> {
+    const before = this.#beforeStage;
+    const after = this.#afterStage;
+    let value = input;
+    for (const stage of this.#stages) {
+      throwIfAborted(signal);
+      const { name } = stage;
+      if (before !== undefined) {
+        const input = value;
+        await callIgnoringErrors(() =>
+          this.#beforeTakesContext
+            ? before(name, input, context)
+            : (before as (stageName: string, input: unknown) => unknown)(name, input),
+        );
+      }
+      let output: unknown;
+      let error: unknown;
+      let failed = false;
+      try {
+        output = stage[execute](value, context, signal, race);
+        if (isThenable(output)) output = await output;
+      } catch (caught) {
+        failed = true;
+        error = caught;
+        output = undefined;
+      }
+      if (after !== undefined) {
+        const input = value;
+        await callIgnoringErrors(() =>
+          this.#afterTakesContext
+            ? after(name, input, output, error, context)
+            : (after as (n: string, i: unknown, o: unknown, e: unknown) => unknown)(
+                name,
+                input,
+                output,
+                error,
+              ),
+        );
+      }
+      if (failed) throw error;
+      value = output;
+    }
+    return value;
+  }
+}
+
+/**
+ * The constructor type of {@link Pipeline}: infers `Pipeline<I, O, C>` from the stages and
+ * rejects, at compile time, a stage whose input type does not accept the previous stage's
+ * output, and an empty stage list.
+ */
+export interface PipelineConstructor {
+  /**
+   * @param stages - the stages, in order (at least one)
+   * @param options - hooks
+   * @throws RangeError when `stages` is empty
+   * @throws TypeError when `stages` is not an array of `Stage` or an option has the wrong type
+   */
+  new <const S extends readonly AnyStage[]>(
+    stages: S & ValidStages<S>,
+    options?: PipelineOptions<PipelineContext<S>>,
+  ): Pipeline<PipelineInput<S>, PipelineOutput<S>, PipelineContext<S>>;
+  readonly prototype: Pipeline<unknown, unknown>;
+}
+
+/**
+ * Stages run in order, each receiving the previous stage's output, with hooks around each
+ * stage, one context per run, and batch forms with bounded concurrency.
+ *
+ * The types chain: `Pipeline<I, O, C>` is inferred from the stages, and a stage that cannot
+ * take the previous stage's output does not compile.
+ *
+ * @typeParam I - the first stage's input type
+ * @typeParam O - the last stage's output type
+ * @typeParam C - the context type every stage, hook and middleware shares
+ * @example
+ * ```ts
+ * import { Pipeline, Stage } from "async-pipeline";
+ *
+ * const pipeline = new Pipeline([
+ *   new Stage("parse", (line: string) => Number.parseInt(line, 10)),
+ *   new Stage("square", async (value: number) => value * value, { timeout: 1_000 }),
+ * ]);
+ *
+ * await pipeline.run("12"); // 144
+ * await pipeline.map(["1", "2", "3"], 2); // [1, 4, 9]
+ * ```
+ */
+export type Pipeline<I, O, C extends object = Context> = PipelineImpl<I, O, C>;
+
+/** {@inheritDoc Pipeline} */
+export const Pipeline = PipelineImpl as PipelineConstructor;

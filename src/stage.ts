@@ -1,0 +1,375 @@
+import { throwIfAborted } from "./internal/abort.js";
+import { StageExecutionError } from "./errors/StageExecutionError.js";
+import { guardAttempt } from "./internal/attempt.js";
+import { AttemptCall } from "./internal/call.js";
+import { execute, readsContext } from "./internal/execute.js";
+import { retry, type OnRetry, type RetryPolicy, type ShouldRetry } from "./internal/retry.js";
+import { isThenable } from "./internal/thenable.js";
+import {
+  nonEmptyString,
+  nonNegativeDuration,
+  nonNegativeInteger,
+  oneOf,
+  optionalBoolean,
+  optionalContext,
+  optionalFunction,
+  optionalSignal,
+  optionsObject,
+  positiveDuration,
+} from "./internal/validate.js";
+import type { Backoff, Context, Handler, RunOptions } from "./types.js";
+
+/**
+ * How a stage times out and retries. Every option is checked when the stage is built: a bad
+ * value throws a `RangeError` or `TypeError` that names it.
+ *
+ * @example
+ * ```ts
+ * import { Stage } from "async-pipeline";
+ *
+ * const fetchPage = new Stage("fetchPage", download, {
+ *   timeout: 5_000,
+ *   retries: 3,
+ *   retryDelay: 250,
+ *   backoff: "exponential",
+ *   maxRetryDelay: 2_000,
+ *   jitter: true,
+ *   shouldRetry: (error) => !(error instanceof TypeError),
+ *   onRetry: ({ attempt, delay }) => console.warn(`attempt ${attempt} failed, waiting ${delay} ms`),
+ * });
+ * ```
+ */
+export interface StageOptions {
+  /**
+   * Milliseconds each attempt may take, greater than 0. Applies to an attempt whose handler
+   * returned a promise (a synchronous result is never timed out). A late attempt fails with a
+   * `TimeoutError`, and the handler's `call.signal` aborts with it.
+   * @default undefined (no timeout)
+   * @example
+   * ```ts
+   * new Stage("slowApi", callSlowApi, { timeout: 2_000 });
+   * ```
+   */
+  timeout?: number | undefined;
+  /**
+   * Extra attempts after the first: an integer of at least 0. Any error is retried, a timeout
+   * included; cancellation never is.
+   * @default 0
+   * @example
+   * ```ts
+   * new Stage("flaky", callFlakyApi, { retries: 2 }); // at most 3 attempts
+   * ```
+   */
+  retries?: number | undefined;
+  /**
+   * Milliseconds to wait after a failed attempt, at least 0. `0` sets no timer at all.
+   * @default 0
+   * @example
+   * ```ts
+   * new Stage("flaky", callFlakyApi, { retries: 2, retryDelay: 500 });
+   * ```
+   */
+  retryDelay?: number | undefined;
+  /**
+   * `"fixed"` waits `retryDelay` each time; `"exponential"` waits `retryDelay × 2^(failure − 1)`.
+   * @default "fixed"
+   * @example
+   * ```ts
+   * new Stage("flaky", callFlakyApi, { retries: 4, retryDelay: 100, backoff: "exponential" }); // 100, 200, 400, 800
+   * ```
+   */
+  backoff?: Backoff | undefined;
+  /**
+   * Milliseconds cap on any one wait, applied before jitter.
+   * @default undefined (no cap)
+   * @example
+   * ```ts
+   * new Stage("flaky", callFlakyApi, { retries: 10, retryDelay: 100, backoff: "exponential", maxRetryDelay: 5_000 });
+   * ```
+   */
+  maxRetryDelay?: number | undefined;
+  /**
+   * `true` draws each wait uniformly from [0, capped delay] ("full jitter"), so that many
+   * clients retrying at once spread out.
+   * @default false
+   * @example
+   * ```ts
+   * new Stage("flaky", callFlakyApi, { retries: 3, retryDelay: 1_000, jitter: true });
+   * ```
+   */
+  jitter?: boolean | undefined;
+  /**
+   * Called after a failed attempt that has retries left, and awaited: `false` (or a throw)
+   * fails the stage at once with that attempt's error. `attempt` is the attempt that failed.
+   * @default retry every error
+   * @example
+   * ```ts
+   * new Stage("fetch", fetchJson, {
+   *   retries: 3,
+   *   shouldRetry: (error) => !(error instanceof SyntaxError), // a bad payload will not get better
+   * });
+   * ```
+   */
+  shouldRetry?: ShouldRetry | undefined;
+  /**
+   * Called before each wait between attempts with a frozen `{ stageName, error, attempt, delay }`
+   * (`attempt` is the attempt that failed). Not awaited; its failures are ignored.
+   * @default undefined
+   * @example
+   * ```ts
+   * new Stage("fetch", fetchJson, {
+   *   retries: 3,
+   *   onRetry: ({ stageName, attempt, delay }) => console.warn(`${stageName} #${attempt} failed; retry in ${delay} ms`),
+   * });
+   * ```
+   */
+  onRetry?: OnRetry | undefined;
+}
+
+/**
+ * One named step of a pipeline: a sync or async handler with an optional timeout, retries and
+ * backoff.
+ *
+ * The handler is called with `value` alone when it declares fewer than two parameters
+ * (`handler.length < 2`), otherwise with `(value, context, call)`. Note that a parameter with a
+ * default value, and a rest parameter, do not count in `handler.length`.
+ *
+ * @typeParam I - the input type (what the previous stage returns)
+ * @typeParam O - the output type (the handler's result, awaited)
+ * @typeParam C - the context type the handler reads
+ * @example
+ * ```ts
+ * import { Stage } from "async-pipeline";
+ *
+ * const addOne = new Stage("addOne", (value: number) => value + 1);
+ * const fetchUser = new Stage(
+ *   "fetchUser",
+ *   async (id: string, _context, call) => {
+ *     const response = await fetch(`https://example.com/users/${id}`, { signal: call.signal });
+ *     return (await response.json()) as { name: string };
+ *   },
+ *   { timeout: 5_000, retries: 2, retryDelay: 200, backoff: "exponential" },
+ * );
+ *
+ * await addOne.run(1); // 2
+ * ```
+ */
+export class Stage<I, O, C extends object = Context> {
+  readonly #name: string;
+  readonly #handler: Handler<I, O, C>;
+  readonly #takesContext: boolean;
+  readonly #timeout: number | undefined;
+  readonly #policy: RetryPolicy;
+  /** Rejection handler of the no-signal fast path, made once rather than per call. */
+  readonly #failOnce = (error: unknown): never => {
+    throw new StageExecutionError(this.#name, error, 1);
+  };
+  readonly #wrap = (error: unknown, attempts: number): StageExecutionError =>
+    new StageExecutionError(this.#name, error, attempts);
+
+  /**
+   * @param name - names the stage in errors, hooks and middleware
+   * @param handler - the work: `(value)` or `(value, context, call)`, sync or async
+   * @param options - timeout and retry settings, see {@link StageOptions}
+   * @throws TypeError when `name` is not a string, `handler` is not a function, or an option
+   *   has the wrong type
+   * @throws RangeError when `name` is empty or an option is out of range
+   */
+  constructor(name: string, handler: Handler<I, O, C>, options?: StageOptions) {
+    this.#name = nonEmptyString("name", name);
+    if (typeof handler !== "function") {
+      throw new TypeError(`handler must be a function, got ${typeof handler}`);
+    }
+    this.#handler = handler;
+    this.#takesContext = handler.length >= 2;
+    const opts = optionsObject<NonNullable<typeof options>>("options", options) ?? {};
+    this.#timeout =
+      opts.timeout === undefined ? undefined : positiveDuration("timeout", opts.timeout);
+    this.#policy = Object.freeze({
+      retries: opts.retries === undefined ? 0 : nonNegativeInteger("retries", opts.retries),
+      retryDelay:
+        opts.retryDelay === undefined ? 0 : nonNegativeDuration("retryDelay", opts.retryDelay),
+      backoff: oneOf("backoff", opts.backoff, ["fixed", "exponential"], "fixed"),
+      maxRetryDelay:
+        opts.maxRetryDelay === undefined
+          ? undefined
+          : nonNegativeDuration("maxRetryDelay", opts.maxRetryDelay),
+      jitter: optionalBoolean("jitter", opts.jitter, false),
+      shouldRetry: optionalFunction("shouldRetry", opts.shouldRetry),
+      onRetry: optionalFunction("onRetry", opts.onRetry),
+    });
+  }
+
+  /**
+   * The stage's name.
+   * @example
+   * ```ts
+   * new Stage("parse", JSON.parse).name; // "parse"
+   * ```
+   */
+  get name(): string {
+    return this.#name;
+  }
+
+  /**
+   * The per-attempt timeout in ms, or `undefined` for none.
+   * @default undefined
+   * @example
+   * ```ts
+   * new Stage("s", handler, { timeout: 1_000 }).timeout; // 1000
+   * ```
+   */
+  get timeout(): number | undefined {
+    return this.#timeout;
+  }
+
+  /**
+   * Extra attempts after the first.
+   * @default 0
+   * @example
+   * ```ts
+   * new Stage("s", handler, { retries: 2 }).retries; // 2
+   * ```
+   */
+  get retries(): number {
+    return this.#policy.retries;
+  }
+
+  /**
+   * The base wait between attempts, in ms.
+   * @default 0
+   * @example
+   * ```ts
+   * new Stage("s", handler, { retryDelay: 100 }).retryDelay; // 100
+   * ```
+   */
+  get retryDelay(): number {
+    return this.#policy.retryDelay;
+  }
+
+  /**
+   * How the wait grows between attempts.
+   * @default "fixed"
+   * @example
+   * ```ts
+   * new Stage("s", handler, { backoff: "exponential" }).backoff; // "exponential"
+   * ```
+   */
+  get backoff(): Backoff {
+    return this.#policy.backoff;
+  }
+
+  /**
+   * The cap on any one wait, in ms, or `undefined` for none.
+   * @default undefined
+   * @example
+   * ```ts
+   * new Stage("s", handler, { maxRetryDelay: 5_000 }).maxRetryDelay; // 5000
+   * ```
+   */
+  get maxRetryDelay(): number | undefined {
+    return this.#policy.maxRetryDelay;
+  }
+
+  /**
+   * Whether waits are drawn at random from [0, delay].
+   * @default false
+   * @example
+   * ```ts
+   * new Stage("s", handler, { jitter: true }).jitter; // true
+   * ```
+   */
+  get jitter(): boolean {
+    return this.#policy.jitter;
+  }
+
+  /**
+   * Runs the stage once on `value`: every attempt it needs, then the output.
+   *
+   * @param value - the input
+   * @param options - the `context` for a handler that takes one (a new empty object when
+   *   omitted) and a `signal` to cancel with
+   * @returns the handler's output
+   * @throws StageExecutionError (as a rejection) when the last attempt failed
+   * @throws the signal's `reason` (as a rejection) when `options.signal` aborts
+   * @example
+   * ```ts
+   * import { Stage } from "async-pipeline";
+   *
+   * const double = new Stage("double", async (value: number) => value * 2, { timeout: 100 });
+   * await double.run(21); // 42
+   * ```
+   */
+  async run(value: I, options?: RunOptions<C>): Promise<O> {
+    const opts = optionsObject<NonNullable<typeof options>>("options", options);
+    const signal = optionalSignal(opts?.signal);
+    const context = optionalContext(opts?.context) ?? ({} as C);
+    return this[execute](value, context, signal, true);
+  }
+
+  /** Whether the handler takes a context. @internal */
+  get [readsContext](): boolean {
+    return this.#takesContext;
+  }
+
+  /**
+   * Runs the stage for a pipeline: returns the output itself when the handler was synchronous.
+   * `race` makes a pending attempt reject as soon as `signal` aborts.
+   * @internal
+   */
+  [execute](value: I, context: C, signal: AbortSignal | undefined, race: boolean): O | Promise<O> {
+    if (this.#policy.retries === 0) {
+      throwIfAborted(signal);
+      let result: O | PromiseLike<O>;
+      try {
+        result = this.#attempt(value, context, signal, race, 1);
+      } catch (error) {
+        throwIfAborted(signal);
+        throw new StageExecutionError(this.#name, error, 1);
+      }
+      if (!isThenable(result)) return result;
+      return Promise.resolve(result).then(
+        undefined,
+        signal === undefined
+          ? this.#failOnce
+          : (error: unknown) => {
+              throwIfAborted(signal);
+              return this.#failOnce(error);
+            },
+      );
+    }
+    return retry(
+      (attempt) => this.#attempt(value, context, signal, race, attempt),
+      this.#policy,
+      this.#name,
+      signal,
+      this.#wrap,
+    );
+  }
+
+  #attempt(
+    value: I,
+    context: C,
+    signal: AbortSignal | undefined,
+    race: boolean,
+    attempt: number,
+  ): O | PromiseLike<O> {
+    const handler = this.#handler;
+    if (this.#timeout === undefined && !(race && signal !== undefined)) {
+      return this.#takesContext
+        ? handler(value, context, new AttemptCall(signal, attempt, this.#name))
+        : (handler as (value: I) => O | PromiseLike<O>)(value);
+    }
+    return guardAttempt(
+      this.#takesContext
+        ? (attemptSignal) =>
+            handler(value, context, new AttemptCall(attemptSignal, attempt, this.#name))
+        : () => (handler as (value: I) => O | PromiseLike<O>)(value),
+      this.#name,
+      this.#timeout,
+      signal,
+      race,
+      this.#takesContext,
+    );
+  }
+}
