@@ -10,6 +10,7 @@ export type { StageOptions } from "./stage.js";
 export { Pipeline } from "./pipeline.js";
 export type { MapOptions, PipelineConstructor, PipelineOptions } from "./pipeline.js";
 export type { AfterStageHook, BeforeStageHook } from "./hooks.js";
+export type { Middleware, Next } from "./middleware.js";
 export type {
   AnyStage,
   ChainCheck,

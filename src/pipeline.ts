@@ -11,6 +11,7 @@ import { copyContext } from "./internal/context.js";
 import { execute, readsContext } from "./internal/execute.js";
 import { Pool } from "./internal/pool.js";
 import { callIgnoringErrors, isThenable } from "./internal/thenable.js";
+import { composeMiddlewares, type ComposedChain, type Middleware } from "./middleware.js";
 import {
   concurrencyLimit,
   optionalContext,
@@ -60,6 +61,18 @@ export interface PipelineOptions<C extends object = Context> {
    * ```
    */
   afterStage?: AfterStageHook<C> | undefined;
+  /**
+   * Middlewares wrapped around every stage, first = outermost. Order per stage:
+   * `beforeStage` → middlewares → stage → `afterStage`.
+   * @default []
+   * @example
+   * ```ts
+   * import { loggingMiddleware, timingMiddleware } from "async-pipeline/middlewares";
+   *
+   * new Pipeline(stages, { middlewares: [loggingMiddleware(), timingMiddleware()] });
+   * ```
+   */
+  middlewares?: readonly Middleware<C>[] | undefined;
 }
 
 /**
@@ -119,6 +132,7 @@ class PipelineImpl<I, O, C extends object = Context> {
   readonly #afterTakesContext: boolean;
   readonly #needsContext: boolean;
   readonly #hooked: boolean;
+  readonly #chain: ComposedChain<C> | undefined;
 
   constructor(stages: readonly AnyStage[], options?: PipelineOptions<C>) {
     if (!Array.isArray(stages)) {
@@ -140,8 +154,23 @@ class PipelineImpl<I, O, C extends object = Context> {
     this.#afterStage = optionalFunction("afterStage", opts.afterStage);
     this.#beforeTakesContext = (this.#beforeStage?.length ?? 0) >= 3;
     this.#afterTakesContext = (this.#afterStage?.length ?? 0) >= 5;
-    this.#hooked = this.#beforeStage !== undefined || this.#afterStage !== undefined;
+    const middlewares = opts.middlewares ?? [];
+    if (!Array.isArray(middlewares)) {
+      throw new TypeError("middlewares must be an array of functions");
+    }
+    middlewares.forEach((middleware: unknown, index) => {
+      if (typeof middleware !== "function") {
+        throw new TypeError(`middlewares[${String(index)}] must be a function`);
+      }
+    });
+    this.#chain =
+      middlewares.length === 0 ? undefined : composeMiddlewares(Array.from(middlewares));
+    this.#hooked =
+      this.#beforeStage !== undefined ||
+      this.#afterStage !== undefined ||
+      this.#chain !== undefined;
     this.#needsContext =
+      this.#chain !== undefined ||
       this.#beforeTakesContext ||
       this.#afterTakesContext ||
       this.#stages.some((stage) => stage[readsContext]);
@@ -375,6 +404,9 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): Promise<unknown> {
     const before = this.#beforeStage;
     const after = this.#afterStage;
+    const chain = this.#chain;
+    // Middlewares always get a signal: one that never aborts when the run has none.
+    const chainSignal = chain === undefined ? undefined : (signal ?? new AbortController().signal);
     let value = input;
     for (const stage of this.#stages) {
       throwIfAborted(signal);
@@ -391,7 +423,10 @@ class PipelineImpl<I, O, C extends object = Context> {
       let error: unknown;
       let failed = false;
       try {
-        output = stage[execute](value, context, signal, race);
+        output =
+          chain === undefined
+            ? stage[execute](value, context, signal, race)
+            : chain(stage, value, context, chainSignal as AbortSignal);
         if (isThenable(output)) output = await output;
       } catch (caught) {
         failed = true;

@@ -3,16 +3,17 @@ import { StageExecutionError } from "./errors/StageExecutionError.js";
 import { guardAttempt } from "./internal/attempt.js";
 import { AttemptCall } from "./internal/call.js";
 import { execute, readsContext } from "./internal/execute.js";
-import { retry, type OnRetry, type RetryPolicy, type ShouldRetry } from "./internal/retry.js";
+import {
+  retry,
+  retryPolicy,
+  type OnRetry,
+  type RetryPolicy,
+  type ShouldRetry,
+} from "./internal/retry.js";
 import { isThenable } from "./internal/thenable.js";
 import {
   nonEmptyString,
-  nonNegativeDuration,
-  nonNegativeInteger,
-  oneOf,
-  optionalBoolean,
   optionalContext,
-  optionalFunction,
   optionalSignal,
   optionsObject,
   positiveDuration,
@@ -185,19 +186,7 @@ export class Stage<I, O, C extends object = Context> {
     const opts = optionsObject<NonNullable<typeof options>>("options", options) ?? {};
     this.#timeout =
       opts.timeout === undefined ? undefined : positiveDuration("timeout", opts.timeout);
-    this.#policy = Object.freeze({
-      retries: opts.retries === undefined ? 0 : nonNegativeInteger("retries", opts.retries),
-      retryDelay:
-        opts.retryDelay === undefined ? 0 : nonNegativeDuration("retryDelay", opts.retryDelay),
-      backoff: oneOf("backoff", opts.backoff, ["fixed", "exponential"], "fixed"),
-      maxRetryDelay:
-        opts.maxRetryDelay === undefined
-          ? undefined
-          : nonNegativeDuration("maxRetryDelay", opts.maxRetryDelay),
-      jitter: optionalBoolean("jitter", opts.jitter, false),
-      shouldRetry: optionalFunction("shouldRetry", opts.shouldRetry),
-      onRetry: optionalFunction("onRetry", opts.onRetry),
-    });
+    this.#policy = retryPolicy(opts);
   }
 
   /**

@@ -3,6 +3,13 @@ import type { RetryEvent } from "../types.js";
 import { retryDelayFor, type DelayPolicy } from "./backoff.js";
 import { delay } from "./delay.js";
 import { callIgnoringErrors } from "./thenable.js";
+import {
+  nonNegativeDuration,
+  nonNegativeInteger,
+  oneOf,
+  optionalBoolean,
+  optionalFunction,
+} from "./validate.js";
 
 /** Decides whether a failed attempt is retried; see `StageOptions.shouldRetry`. */
 export type ShouldRetry = (error: unknown, attempt: number) => boolean | PromiseLike<boolean>;
@@ -15,6 +22,41 @@ export interface RetryPolicy extends DelayPolicy {
   readonly retries: number;
   readonly shouldRetry: ShouldRetry | undefined;
   readonly onRetry: OnRetry | undefined;
+}
+
+/** Raw retry settings, as the user gave them, under the names `Stage` uses. */
+export interface RetrySettings {
+  retries?: unknown;
+  retryDelay?: unknown;
+  backoff?: unknown;
+  maxRetryDelay?: unknown;
+  jitter?: unknown;
+  shouldRetry?: unknown;
+  onRetry?: unknown;
+}
+
+/**
+ * Validates retry settings into a frozen policy, with defaults. `labels` renames options in
+ * error messages for an API that spells them differently (`retryMiddleware`'s `delay`).
+ */
+export function retryPolicy(
+  settings: RetrySettings,
+  labels: Partial<Record<keyof RetrySettings, string>> = {},
+): RetryPolicy {
+  const label = (key: keyof RetrySettings): string => labels[key] ?? key;
+  const { retries, retryDelay, maxRetryDelay } = settings;
+  return Object.freeze({
+    retries: retries === undefined ? 0 : nonNegativeInteger(label("retries"), retries),
+    retryDelay: retryDelay === undefined ? 0 : nonNegativeDuration(label("retryDelay"), retryDelay),
+    backoff: oneOf(label("backoff"), settings.backoff, ["fixed", "exponential"], "fixed"),
+    maxRetryDelay:
+      maxRetryDelay === undefined
+        ? undefined
+        : nonNegativeDuration(label("maxRetryDelay"), maxRetryDelay),
+    jitter: optionalBoolean(label("jitter"), settings.jitter, false),
+    shouldRetry: optionalFunction(label("shouldRetry"), settings.shouldRetry as ShouldRetry),
+    onRetry: optionalFunction(label("onRetry"), settings.onRetry as OnRetry),
+  });
 }
 
 /**
