@@ -8,7 +8,12 @@
 export { Stage } from "./stage.js";
 export type { StageOptions } from "./stage.js";
 export { Pipeline } from "./pipeline.js";
-export type { MapOptions, PipelineConstructor, PipelineOptions } from "./pipeline.js";
+export type {
+  MapOptions,
+  PipelineConstructor,
+  PipelineOptions,
+  StreamOptions,
+} from "./pipeline.js";
 export type { AfterStageHook, BeforeStageHook } from "./hooks.js";
 export type { Middleware, Next } from "./middleware.js";
 export type {
@@ -23,7 +28,15 @@ export type {
   StageOutput,
   ValidStages,
 } from "./chain.js";
-export type { Backoff, Context, Handler, RetryEvent, RunOptions, StageCall } from "./types.js";
+export type {
+  Backoff,
+  Context,
+  Handler,
+  Progress,
+  RetryEvent,
+  RunOptions,
+  StageCall,
+} from "./types.js";
 export type { OnRetry, ShouldRetry } from "./internal/retry.js";
 export { PipelineError } from "./errors/PipelineError.js";
 export { StageExecutionError } from "./errors/StageExecutionError.js";

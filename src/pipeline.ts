@@ -9,17 +9,22 @@ import type {
 import type { AfterStageHook, BeforeStageHook } from "./hooks.js";
 import { copyContext } from "./internal/context.js";
 import { execute, readsContext } from "./internal/execute.js";
-import { Pool } from "./internal/pool.js";
+import {
+  batchSettings,
+  collect,
+  streamResults,
+  type BatchSettings,
+  type ItemRunner,
+} from "./internal/batch.js";
 import { callIgnoringErrors, isThenable } from "./internal/thenable.js";
 import { composeMiddlewares, type ComposedChain, type Middleware } from "./middleware.js";
 import {
-  concurrencyLimit,
   optionalContext,
   optionalFunction,
   optionalSignal,
   optionsObject,
 } from "./internal/validate.js";
-import type { Context, RunOptions } from "./types.js";
+import type { Context, Progress, RunOptions } from "./types.js";
 
 /**
  * Options of a {@link Pipeline}.
@@ -115,10 +120,65 @@ export interface MapOptions<C extends object = Context> {
    * ```
    */
   signal?: AbortSignal | undefined;
+  /**
+   * Called with a frozen `{ done, failed, inFlight, total }` after items settle: at most once
+   * per turn of the event loop when many settle together, and once more, at the latest,
+   * before the batch settles. `total` is the input's size when known (an array, a `Set`, a
+   * `Map`), else `undefined`. Its failures are ignored.
+   * @default undefined
+   * @example
+   * ```ts
+   * await pipeline.map(items, 8, {
+   *   onProgress: ({ done, total }) => console.log(`${done}/${total ?? "?"}`),
+   * });
+   * ```
+   */
+  onProgress?: ((progress: Progress) => unknown) | undefined;
 }
 
-/** The default `concurrency` of `map` and `mapSettled`. */
-const DEFAULT_CONCURRENCY = 5;
+/**
+ * Options of {@link Pipeline.stream}: those of `map`, plus how results are delivered.
+ *
+ * @example
+ * ```ts
+ * for await (const entry of pipeline.stream(items, { concurrency: 8, ordered: false, settled: true })) {
+ *   if (entry.status === "rejected") console.error(entry.reason);
+ * }
+ * ```
+ */
+export interface StreamOptions<C extends object = Context> extends MapOptions<C> {
+  /**
+   * How many finished results may wait to be read beyond the `concurrency` in flight: no item
+   * is taken from the input while `concurrency + buffer` are taken and not yet read. An integer
+   * ≥ 0, or `Infinity` for no backpressure.
+   * @default concurrency
+   * @example
+   * ```ts
+   * pipeline.stream(items, { concurrency: 4, buffer: 0 }); // never more than 4 items ahead
+   * ```
+   */
+  buffer?: number | undefined;
+  /**
+   * `true`: results in input order. `false`: as items finish (a slow item does not hold the
+   * others back).
+   * @default true
+   * @example
+   * ```ts
+   * pipeline.stream(items, { ordered: false });
+   * ```
+   */
+  ordered?: boolean | undefined;
+  /**
+   * `true`: yield a `PromiseSettledResult` per item and go on after failures, like
+   * `mapSettled`. `false`: end the stream with the first failure, like `map`.
+   * @default false
+   * @example
+   * ```ts
+   * pipeline.stream(items, { settled: true });
+   * ```
+   */
+  settled?: boolean | undefined;
+}
 
 /**
  * The implementation behind {@link Pipeline}; exported under that name with a constructor
@@ -281,79 +341,87 @@ class PipelineImpl<I, O, C extends object = Context> {
     >;
   }
 
+  /**
+   * Runs the pipeline on every item, at most `concurrency` at once, and yields the outputs as
+   * they are ready: in input order (`ordered: true`, the default) or as items finish. The
+   * input is read lazily and with backpressure: no item is taken while `concurrency + buffer`
+   * items are taken and not yet read, so a slow consumer slows the producer instead of
+   * filling memory.
+   *
+   * Fails fast unless `settled` is set: the first failure ends the stream with that error
+   * (after the results that were ready before it). With `settled: true`, each entry is a
+   * `PromiseSettledResult`. Leaving the `for await` loop early (or calling `return()`) aborts
+   * in-flight items' signals, starts nothing new, and closes the input.
+   *
+   * @param items - the inputs: any `Iterable` or `AsyncIterable`
+   * @param concurrency - items run at once: an integer ≥ 1 or `Infinity` (default 5)
+   * @param options - `buffer`, `ordered`, `settled`, `context`, `signal`, `onProgress`
+   * @returns an async generator of outputs (or of settled results)
+   * @example
+   * ```ts
+   * import { createReadStream } from "node:fs";
+   * import { createInterface } from "node:readline";
+   *
+   * const lines = createInterface({ input: createReadStream("input.ndjson") });
+   * for await (const output of pipeline.stream(lines, 16)) {
+   *   process.stdout.write(`${JSON.stringify(output)}\n`);
+   * }
+   * ```
+   */
+  stream(
+    items: Iterable<I> | AsyncIterable<I>,
+    concurrency: number | undefined,
+    options: StreamOptions<C> & { settled: true },
+  ): AsyncGenerator<PromiseSettledResult<O>, void, undefined>;
+  stream(
+    items: Iterable<I> | AsyncIterable<I>,
+    options: StreamOptions<C> & { settled: true },
+  ): AsyncGenerator<PromiseSettledResult<O>, void, undefined>;
+  stream(
+    items: Iterable<I> | AsyncIterable<I>,
+    concurrency?: number,
+    options?: StreamOptions<C> & { settled?: false | undefined },
+  ): AsyncGenerator<O, void, undefined>;
+  stream(
+    items: Iterable<I> | AsyncIterable<I>,
+    options?: StreamOptions<C> & { settled?: false | undefined },
+  ): AsyncGenerator<O, void, undefined>;
+  async *stream(
+    items: Iterable<I> | AsyncIterable<I>,
+    concurrencyOrOptions?: number | StreamOptions<C>,
+    options?: StreamOptions<C>,
+  ): AsyncGenerator<unknown, void, undefined> {
+    const settings = batchSettings<C>(items, concurrencyOrOptions, options);
+    yield* streamResults(items, settings, this.#itemRunner(settings.template));
+  }
+
   #batch(
     items: Iterable<I> | AsyncIterable<I>,
     concurrencyOrOptions: number | MapOptions<C> | undefined,
-    maybeOptions: MapOptions<C> | undefined,
+    options: MapOptions<C> | undefined,
     settled: boolean,
   ): Promise<unknown[]> {
-    let pool: Pool<I>;
-    const results: unknown[] = [];
+    let settings: BatchSettings<C>;
     try {
-      const batch = this.#batchArguments(items, concurrencyOrOptions, maybeOptions);
-      const { template, signal } = batch;
-      pool = new Pool<I>({
-        source: items,
-        concurrency: batch.concurrency,
-        signal,
-        itemSignals: !settled || signal !== undefined,
-        run: (item, _index, itemSignal) =>
-          this.#runItem(
-            item,
-            template === undefined ? this.#newContext() : copyContext(template),
-            itemSignal,
-            // With hooks, a cancelled stage must reach afterStage promptly; without them
-            // nothing could tell, and not racing saves a listener per attempt.
-            this.#hooked,
-          ),
-        settle: settled
-          ? (index, ok, outcome) => {
-              results[index] = ok
-                ? { status: "fulfilled", value: outcome }
-                : { status: "rejected", reason: outcome };
-              return false;
-            }
-          : (index, ok, outcome) => {
-              if (!ok) return true;
-              results[index] = outcome;
-              return false;
-            },
-      });
+      settings = batchSettings<C>(items, concurrencyOrOptions, options);
     } catch (error) {
       return Promise.reject(error);
     }
-    pool.start();
-    return pool.done.then(() => results);
+    return collect(items, settings, this.#itemRunner(settings.template), settled);
   }
 
-  #batchArguments(
-    items: unknown,
-    concurrencyOrOptions: number | MapOptions<C> | undefined,
-    maybeOptions: MapOptions<C> | undefined,
-  ): { concurrency: number; template: C | undefined; signal: AbortSignal | undefined } {
-    if (
-      items === null ||
-      items === undefined ||
-      (typeof (items as Partial<Iterable<unknown>>)[Symbol.iterator] !== "function" &&
-        typeof (items as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== "function")
-    ) {
-      throw new TypeError("items must be an Iterable or an AsyncIterable");
-    }
-    const first: unknown = concurrencyOrOptions;
-    let options: MapOptions<C> | undefined;
-    let concurrency: unknown;
-    if (typeof first === "object" && first !== null) {
-      options = first;
-      concurrency = options.concurrency;
-    } else {
-      options = optionsObject("options", maybeOptions);
-      concurrency = concurrencyOrOptions ?? options?.concurrency;
-    }
-    return {
-      concurrency: concurrency === undefined ? DEFAULT_CONCURRENCY : concurrencyLimit(concurrency),
-      template: optionalContext(options?.context),
-      signal: optionalSignal(options?.signal),
-    };
+  /** Runs one batch item, with its own context: a copy of the template, or a new one. */
+  #itemRunner(template: C | undefined): ItemRunner {
+    // With hooks or middleware, a cancelled stage must reach afterStage promptly; without
+    // them nothing could tell, and not racing saves a listener per attempt.
+    const race = this.#hooked;
+    return (item, signal) =>
+      this.#runItem(
+        item,
+        template === undefined ? this.#newContext() : copyContext(template),
+        signal,
+        race,
+      );
   }
 
   #newContext(): C {

@@ -135,3 +135,26 @@ export interface RetryEvent {
   /** The wait before the next attempt, in ms, after the cap and jitter. */
   readonly delay: number;
 }
+
+/**
+ * A batch's progress, given frozen to `onProgress` after items settle (at most once per turn
+ * of the event loop when many settle together).
+ *
+ * @example
+ * ```ts
+ * await pipeline.map(items, 8, {
+ *   onProgress: ({ done, failed, inFlight, total }) =>
+ *     process.stdout.write(`\r${done}/${total ?? "?"} done, ${failed} failed, ${inFlight} running`),
+ * });
+ * ```
+ */
+export interface Progress {
+  /** Items settled so far, successes and failures together. */
+  readonly done: number;
+  /** How many of the settled items failed. */
+  readonly failed: number;
+  /** Items taken from the input and not yet settled. */
+  readonly inFlight: number;
+  /** The input's size when known without consuming it (an array, a `Set`, a `Map`), else `undefined`. */
+  readonly total: number | undefined;
+}

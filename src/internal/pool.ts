@@ -20,10 +20,15 @@ export interface PoolTask<T> {
    * Returning `true` stops the pool with `outcome` as the reason: this is how fail-fast works.
    */
   settle(index: number, ok: boolean, outcome: unknown): boolean;
-  /** Optional backpressure: when it returns a promise, no item is taken until it resolves. */
+  /**
+   * Optional backpressure: while it returns a promise, no item is taken; it is asked again
+   * when that promise resolves.
+   */
   readonly wait?: (() => Promise<void> | undefined) | undefined;
-  /** Optional: told after each item settles. */
-  readonly onSettled?: (() => void) | undefined;
+  /** Optional: told after each item settles (`ok` false for a failure), before any stop. */
+  readonly onSettled?: ((ok: boolean) => void) | undefined;
+  /** Optional: told once when the pool ends, whichever way, before `done` settles. */
+  readonly onEnd?: (() => void) | undefined;
 }
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
@@ -111,6 +116,7 @@ export class Pool<T> {
       for (const controller of this.#controllers) controller.abort(reason);
     }
     if (closeSource && !this.#exhausted) this.#close();
+    this.#task.onEnd?.();
     this.#reject(reason);
   }
 
@@ -129,6 +135,7 @@ export class Pool<T> {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#task.signal?.removeEventListener("abort", this.#onAbort);
+    this.#task.onEnd?.();
     this.#resolve();
   }
 
@@ -173,10 +180,9 @@ export class Pool<T> {
     try {
       for (;;) {
         if (task.wait !== undefined) {
-          const gate = task.wait();
-          if (gate !== undefined) await gate;
+          for (let gate = task.wait(); gate !== undefined; gate = task.wait()) await gate;
         }
-        if (this.#stopped) return;
+        if (this.#halted()) return;
         let step: IteratorResult<T>;
         try {
           step = this.#sync ? (this.#iterator as Iterator<T>).next() : await this.#pull();
@@ -204,11 +210,12 @@ export class Pool<T> {
         }
         this.#inFlight--;
         if (this.#halted()) return;
-        if (task.settle(index, ok, outcome)) {
+        const failFast = task.settle(index, ok, outcome);
+        task.onSettled?.(ok);
+        if (failFast) {
           this.stop(outcome, true);
           return;
         }
-        task.onSettled?.();
       }
     } finally {
       if (controller !== undefined) this.#controllers?.delete(controller);
