@@ -57,11 +57,19 @@ export class StageExecutionError extends PipelineError {
 
 Object.defineProperty(StageExecutionError.prototype, brand, { value: true });
 
+/** The original error's message, or its string form; never throws, whatever was thrown. */
 function describe(error: unknown): string {
-  if (error instanceof Error) return error.message === "" ? error.name : error.message;
   try {
+    if (error instanceof Error) {
+      const message: unknown = error.message;
+      return typeof message === "string" && message !== "" ? message : error.name;
+    }
     return String(error);
   } catch {
-    return Object.prototype.toString.call(error);
+    try {
+      return Object.prototype.toString.call(error);
+    } catch {
+      return "(an error that cannot be described)";
+    }
   }
 }

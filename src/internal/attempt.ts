@@ -39,13 +39,13 @@ export function guardAttempt<T>(
   let result: T | PromiseLike<T>;
   try {
     result = invoke(controller === undefined ? signal : controller.signal);
+    if (!isThenable(result)) {
+      unlink?.();
+      return result;
+    }
   } catch (error) {
     unlink?.();
     throw error;
-  }
-  if (!isThenable(result)) {
-    unlink?.();
-    return result;
   }
   const watchSignal = signal !== undefined && (race || timeout !== undefined);
   if (timeout === undefined && !watchSignal) return Promise.resolve(result);

@@ -80,10 +80,12 @@ export async function retry<T>(
       return await attempt(number);
     } catch (error) {
       throwIfAborted(signal);
-      if (number > policy.retries || !(await allowsRetry(policy.shouldRetry, error, number))) {
-        throw fail(error, number);
-      }
+      const again =
+        number <= policy.retries &&
+        (await untilAborted(allowsRetry(policy.shouldRetry, error, number), signal));
+      // Cancellation wins over the verdict: the signal may have aborted while it was awaited.
       throwIfAborted(signal);
+      if (!again) throw fail(error, number);
       const wait = retryDelayFor(policy, number);
       const { onRetry } = policy;
       if (onRetry !== undefined) {
@@ -93,6 +95,27 @@ export async function retry<T>(
       if (wait > 0) await delay(wait, signal);
     }
   }
+}
+
+/** `promise`, or a rejection with `signal.reason` as soon as `signal` aborts first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 async function allowsRetry(

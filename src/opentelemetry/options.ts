@@ -3,11 +3,11 @@ import { trace, type Tracer } from "@opentelemetry/api";
 /** The tracer name used when no `tracer` is given, as in the Python library. */
 export const DEFAULT_TRACER_NAME = "async_pipeline";
 
-/** An options bag: `undefined` or a non-null object. */
-export function optionsBag<T extends object>(value: T | undefined): Partial<T> {
+/** An options bag (or any record option): `undefined` or a non-null object. */
+export function optionsBag<T extends object>(name: string, value: T | undefined): Partial<T> {
   if (value === undefined) return {};
   if (typeof value !== "object" || (value as unknown) === null) {
-    throw new TypeError(`options must be an object, got ${describe(value)}`);
+    throw new TypeError(`${name} must be an object, got ${describe(value)}`);
   }
   return value;
 }
@@ -46,9 +46,21 @@ export function nonEmptyString(name: string, value: unknown): string {
 }
 
 function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null) return "null";
-  if (typeof value === "function") return "a function";
-  if (typeof value === "object") return Array.isArray(value) ? "an array" : "an object";
-  return String(value);
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "bigint":
+      return `${value.toString()}n`;
+    case "symbol":
+      return value.toString();
+    case "function":
+      return "a function";
+    case "object":
+      if (value === null) return "null";
+      return Array.isArray(value) ? "an array" : "an object";
+    case "number":
+    case "boolean":
+    case "undefined":
+      return String(value);
+  }
 }

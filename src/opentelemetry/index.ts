@@ -1,0 +1,22 @@
+/**
+ * OpenTelemetry tracing for `async-pipeline`: one span per stage, an optional span per run, and
+ * retries recorded as span events. Needs `@opentelemetry/api` (an optional peer dependency: the
+ * core entry point never loads it).
+ *
+ * @example
+ * ```ts
+ * import { openTelemetryMiddleware, recordRetry, tracedRun } from "async-pipeline/opentelemetry";
+ * ```
+ *
+ * @packageDocumentation
+ */
+
+export { openTelemetryMiddleware } from "./middleware.js";
+export type { OpenTelemetryMiddlewareOptions, TraceAttributesContext } from "./middleware.js";
+export { tracedRun } from "./run.js";
+export type { Runnable, TracedRunOptions } from "./run.js";
+export { recordRetry } from "./retry.js";
+export type { Middleware, Next } from "../middleware.js";
+export type { RetryEvent, RunOptions } from "../types.js";
+// Not exported on purpose: the attribute-name constants and the helpers that read types,
+// errors and `traceAttributes`. The names are documented in the README.

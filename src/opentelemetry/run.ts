@@ -1,0 +1,173 @@
+import {
+  context as otelContext,
+  type Attributes,
+  type Span,
+  type Tracer,
+} from "@opentelemetry/api";
+import type { Context, RunOptions } from "../types.js";
+import { INPUT_TYPE, traceAttributesOf, typeName } from "./attributes.js";
+import { optionsBag, resolveTracer, stringOption } from "./options.js";
+import { runInSpan } from "./span.js";
+
+/**
+ * What {@link tracedRun} runs: anything with a `run(input, { context, signal })` method that
+ * returns a promise, such as a `Pipeline` or a `Stage`.
+ *
+ * @typeParam I - the input type
+ * @typeParam O - the output type
+ * @typeParam C - the context type
+ * @example
+ * ```ts
+ * import { Stage } from "async-pipeline";
+ * import type { Runnable } from "async-pipeline/opentelemetry";
+ *
+ * const runnable: Runnable<number, number> = new Stage("double", (n: number) => n * 2);
+ * ```
+ */
+export interface Runnable<I, O, C extends object = Context> {
+  /**
+   * Runs on `input` with the given context and signal.
+   * @example
+   * ```ts
+   * await runnable.run(1, { context: {}, signal: AbortSignal.timeout(1_000) });
+   * ```
+   */
+  run(input: I, options?: RunOptions<C>): Promise<O>;
+}
+
+/**
+ * Options of {@link tracedRun}: the run's own `context` and `signal`, and how to name and
+ * record the run span.
+ *
+ * @example
+ * ```ts
+ * import { tracedRun } from "async-pipeline/opentelemetry";
+ *
+ * await tracedRun(pipeline, input, {
+ *   context: { traceAttributes: { "order.id": orderId } },
+ *   signal: AbortSignal.timeout(30_000),
+ *   spanName: "checkout",
+ *   attributes: { "pipeline.name": "checkout" },
+ * });
+ * ```
+ */
+export interface TracedRunOptions<C extends object = Context> extends RunOptions<C> {
+  /**
+   * The tracer that starts the run span. When omitted, the global tracer provider's tracer
+   * named `tracerName` is used.
+   * @default trace.getTracer(tracerName)
+   * @example
+   * ```ts
+   * import { trace } from "@opentelemetry/api";
+   * import { tracedRun } from "async-pipeline/opentelemetry";
+   *
+   * await tracedRun(pipeline, input, { tracer: trace.getTracer("checkout") });
+   * ```
+   */
+  tracer?: Tracer | undefined;
+  /**
+   * The instrumentation scope name of the global tracer, when no `tracer` is given: a
+   * non-empty string.
+   * @default "async_pipeline"
+   * @example
+   * ```ts
+   * import { tracedRun } from "async-pipeline/opentelemetry";
+   *
+   * await tracedRun(pipeline, input, { tracerName: "checkout" });
+   * ```
+   */
+  tracerName?: string | undefined;
+  /**
+   * The run span's name: a non-empty string.
+   * @default "pipeline.run"
+   * @example
+   * ```ts
+   * import { tracedRun } from "async-pipeline/opentelemetry";
+   *
+   * await tracedRun(pipeline, input, { spanName: "import-order" });
+   * ```
+   */
+  spanName?: string | undefined;
+  /**
+   * Extra attributes for the run span, such as the pipeline's name. The library's own
+   * `async_pipeline.*` attributes win over a key of the same name.
+   * @default {}
+   * @example
+   * ```ts
+   * import { tracedRun } from "async-pipeline/opentelemetry";
+   *
+   * await tracedRun(pipeline, input, { attributes: { "pipeline.name": "orders" } });
+   * ```
+   */
+  attributes?: Attributes | undefined;
+}
+
+/**
+ * Runs `pipeline.run(input, { context, signal })` inside one "run span", made the active span
+ * for the whole run: the stage spans of {@link openTelemetryMiddleware} (and any span a hook or
+ * handler creates) nest under it, so every stage of the run shares one trace. A span active
+ * when `tracedRun` is called (an HTTP server span) becomes its parent.
+ *
+ * The run span gets `async_pipeline.input.type`, on success `async_pipeline.output.type`, the
+ * simple values of `context.traceAttributes` and `options.attributes`, and records the outcome
+ * as a stage span does: status OK, or the exception and status ERROR, or
+ * `async_pipeline.cancelled` when `options.signal` aborted the run. The promise resolves or
+ * rejects exactly as `pipeline.run` does, with the same value or error.
+ *
+ * Works with anything that has a `run` method of that shape: a `Pipeline`, a `Stage`.
+ *
+ * @param pipeline - what to run: a `Pipeline` or a `Stage`
+ * @param input - the run's input
+ * @param options - the run's `context` and `signal`, and the span's `spanName`, `attributes`,
+ *   `tracer` or `tracerName`
+ * @returns the run's output
+ * @throws TypeError or RangeError (as a rejection) for a bad argument
+ * @default spanName: "pipeline.run", tracerName: "async_pipeline"
+ * @example
+ * ```ts
+ * import { Pipeline, Stage } from "async-pipeline";
+ * import { openTelemetryMiddleware, tracedRun } from "async-pipeline/opentelemetry";
+ *
+ * const pipeline = new Pipeline(
+ *   [new Stage("parse", (line: string) => Number(line)), new Stage("double", (n: number) => n * 2)],
+ *   { middlewares: [openTelemetryMiddleware()] },
+ * );
+ * await tracedRun(pipeline, "21"); // 42
+ * // "pipeline.run"
+ * //   ├─ "pipeline.stage.parse"
+ * //   └─ "pipeline.stage.double"
+ * ```
+ */
+export async function tracedRun<I, O, C extends object = Context>(
+  pipeline: Runnable<I, O, C>,
+  input: I,
+  // NoInfer: the context type comes from the pipeline, and the given context is checked against it.
+  options?: TracedRunOptions<NoInfer<C>>,
+): Promise<O> {
+  if (
+    typeof pipeline !== "object" ||
+    (pipeline as unknown) === null ||
+    typeof (pipeline as Partial<Runnable<I, O, C>>).run !== "function"
+  ) {
+    throw new TypeError("pipeline must be a Pipeline or a Stage (an object with a run method)");
+  }
+  const opts = optionsBag("options", options);
+  const spanName = stringOption("spanName", opts.spanName, "pipeline.run");
+  if (spanName === "") throw new RangeError("spanName must not be empty");
+  const tracer = resolveTracer(opts.tracer, opts.tracerName);
+  const extra = optionsBag("attributes", opts.attributes);
+  const { context, signal } = opts;
+  const base: Attributes = { ...extra, [INPUT_TYPE]: typeName(input) };
+  let span: Span;
+  try {
+    span = tracer.startSpan(
+      spanName,
+      { attributes: { ...traceAttributesOf(context), ...base } },
+      otelContext.active(),
+    );
+  } catch {
+    // A faulty tracer: run untraced rather than fail.
+    return pipeline.run(input, { context, signal });
+  }
+  return runInSpan(span, base, context, signal, () => pipeline.run(input, { context, signal }));
+}
