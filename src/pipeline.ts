@@ -1,4 +1,4 @@
-import { throwIfAborted } from "./internal/abort.js";
+import { throwIfAborted, untilAborted } from "./internal/abort.js";
 import type {
   AnyStage,
   PipelineContext,
@@ -491,11 +491,17 @@ class PipelineImpl<I, O, C extends object = Context> {
       let error: unknown;
       let failed = false;
       try {
-        output =
-          chain === undefined
-            ? stage[execute](value, context, signal, race)
-            : chain(stage, value, context, chainSignal as AbortSignal);
-        if (isThenable(output)) output = await output;
+        // The signal may have aborted while beforeStage ran: the stage does not start, and
+        // afterStage sees it cancelled.
+        throwIfAborted(signal);
+        if (chain === undefined) {
+          output = stage[execute](value, context, signal, race);
+          if (isThenable(output)) output = await output;
+        } else {
+          const chained = chain(stage, value, context, chainSignal as AbortSignal);
+          // A middleware that ignores its signal must not delay the caller's cancellation.
+          output = await (race ? untilAborted(chained, signal) : chained);
+        }
       } catch (caught) {
         failed = true;
         error = caught;

@@ -60,7 +60,7 @@ export function batchSettings<C>(
     concurrency = options.concurrency;
   } else {
     options = optionsObject<RawBatchOptions>("options", maybeOptions) ?? {};
-    concurrency = concurrencyOrOptions ?? options.concurrency;
+    concurrency = concurrencyOrOptions === undefined ? options.concurrency : concurrencyOrOptions;
   }
   return {
     concurrency: concurrency === undefined ? DEFAULT_CONCURRENCY : concurrencyLimit(concurrency),

@@ -31,6 +31,11 @@ export interface PoolTask<T> {
   readonly onEnd?: (() => void) | undefined;
 }
 
+/** The reason in-flight items' signals abort with when another item failed (fail-fast). */
+function failedElsewhere(): DOMException {
+  return new DOMException("Stopped because another item of the batch failed", "AbortError");
+}
+
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 /**
@@ -54,6 +59,9 @@ export class Pool<T> {
   readonly #controllers: Set<AbortController> | undefined;
   #resolve: () => void = noop;
   #reject: (error: unknown) => void = noop;
+  readonly #crash = (error: unknown): void => {
+    this.stop(error, true);
+  };
   readonly #onAbort = (): void => {
     this.stop(this.#task.signal?.reason, true);
   };
@@ -105,15 +113,16 @@ export class Pool<T> {
   }
 
   /**
-   * Stops early with `reason`: nothing new starts, workers' signals abort, the input is closed
-   * (when `closeSource`), and `done` rejects with `reason`. Later calls do nothing.
+   * Stops early with `reason`: nothing new starts, workers' signals abort (with `abortReason`,
+   * by default `reason`), the input is closed (when `closeSource`), and `done` rejects with
+   * `reason`. Later calls do nothing.
    */
-  stop(reason: unknown, closeSource: boolean): void {
+  stop(reason: unknown, closeSource: boolean, abortReason: unknown = reason): void {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#task.signal?.removeEventListener("abort", this.#onAbort);
     if (this.#controllers !== undefined) {
-      for (const controller of this.#controllers) controller.abort(reason);
+      for (const controller of this.#controllers) controller.abort(abortReason);
     }
     if (closeSource && !this.#exhausted) this.#close();
     this.#task.onEnd?.();
@@ -154,7 +163,9 @@ export class Pool<T> {
       (this.#sync || this.#pending === undefined)
     ) {
       this.#workers++;
-      void this.#work();
+      // #work handles every failure it expects; anything else stops the pool rather than
+      // becoming an unhandled rejection.
+      this.#work().then(undefined, this.#crash);
     }
     this.#filling = false;
   }
@@ -186,6 +197,9 @@ export class Pool<T> {
         let step: IteratorResult<T>;
         try {
           step = this.#sync ? (this.#iterator as Iterator<T>).next() : await this.#pull();
+          if (typeof step !== "object" || (step as unknown) === null) {
+            throw new TypeError("Iterator result is not an object");
+          }
         } catch (error) {
           this.#exhausted = true;
           this.stop(error, false);
@@ -213,7 +227,9 @@ export class Pool<T> {
         const failFast = task.settle(index, ok, outcome);
         task.onSettled?.(ok);
         if (failFast) {
-          this.stop(outcome, true);
+          // The other items are aborted with an AbortError, not with this item's error, so
+          // that their hooks and handlers do not report another item's failure as their own.
+          this.stop(outcome, true, failedElsewhere());
           return;
         }
       }

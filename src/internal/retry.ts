@@ -1,4 +1,4 @@
-import { throwIfAborted } from "./abort.js";
+import { throwIfAborted, untilAborted } from "./abort.js";
 import type { RetryEvent } from "../types.js";
 import { retryDelayFor, type DelayPolicy } from "./backoff.js";
 import { delay } from "./delay.js";
@@ -95,27 +95,6 @@ export async function retry<T>(
       if (wait > 0) await delay(wait, signal);
     }
   }
-}
-
-/** `promise`, or a rejection with `signal.reason` as soon as `signal` aborts first. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 async function allowsRetry(

@@ -1,3 +1,4 @@
+import { callIgnoringErrors } from "../internal/thenable.js";
 import type { Middleware } from "../middleware.js";
 
 /**
@@ -65,12 +66,10 @@ export function loggingMiddleware(options: LoggingOptions = {}): Middleware<obje
   if (typeof logger.info !== "function" || typeof logger.error !== "function") {
     throw new TypeError("logger must have info and error methods");
   }
+  // Logging must never change the outcome of a stage: a throw, or an async logger's
+  // rejection, is ignored.
   const write = (level: "info" | "error", message: string, ...details: unknown[]): void => {
-    try {
-      logger[level](message, ...details);
-    } catch {
-      // Logging must never change the outcome of a stage.
-    }
+    callIgnoringErrors(() => logger[level](message, ...details));
   };
   return async (next, stageName, value) => {
     write("info", `stage "${stageName}" started`);

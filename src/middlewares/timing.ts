@@ -64,7 +64,13 @@ function record(context: object, stageName: string, duration: number): void {
     if (list === undefined) {
       if (!Object.isExtensible(timings)) return;
       list = [];
-      timings[stageName] = list;
+      // defineProperty, not assignment: a stage named "__proto__" must get an own entry.
+      Object.defineProperty(timings, stageName, {
+        value: list,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
     }
     if (Array.isArray(list) && Object.isExtensible(list)) list.push(duration);
   } catch {

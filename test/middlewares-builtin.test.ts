@@ -1,0 +1,1109 @@
+import { getEventListeners } from "node:events";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import {
+  Pipeline,
+  PipelineError,
+  Stage,
+  StageExecutionError,
+  TimeoutError,
+  type Context,
+  type Middleware,
+  type RetryEvent,
+  type StageCall,
+} from "../src/index.js";
+import {
+  loggingMiddleware,
+  retryMiddleware,
+  timeoutMiddleware,
+  timingMiddleware,
+  type Logger,
+  type TimingContext,
+} from "../src/middlewares/index.js";
+
+interface Observed<T> {
+  status: "pending" | "fulfilled" | "rejected";
+  value: T | undefined;
+  reason: unknown;
+}
+
+/** Records how a promise settles, without leaving its rejection unhandled. */
+function observe<T>(promise: Promise<T>): Observed<T> {
+  const state: Observed<T> = { status: "pending", value: undefined, reason: undefined };
+  void promise.then(
+    (value) => {
+      state.status = "fulfilled";
+      state.value = value;
+    },
+    (reason: unknown) => {
+      state.status = "rejected";
+      state.reason = reason;
+    },
+  );
+  return state;
+}
+
+async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected the promise to reject");
+}
+
+function never<T>(): Promise<T> {
+  return new Promise<T>(() => {});
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+const abortListeners = (signal: AbortSignal): number => getEventListeners(signal, "abort").length;
+
+/** A logger that records every call. */
+function recordingLogger(): Logger & { lines: { level: string; args: unknown[] }[] } {
+  const lines: { level: string; args: unknown[] }[] = [];
+  return {
+    lines,
+    info: (...args: unknown[]) => {
+      lines.push({ level: "info", args });
+    },
+    error: (...args: unknown[]) => {
+      lines.push({ level: "error", args });
+    },
+  };
+}
+
+/** Fakes the timers and `performance.now`, so that durations are exact. */
+function fakeClock(): void {
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance", "Date"] });
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+});
+
+describe("loggingMiddleware", () => {
+  it("logs a start line and a success line with the stage name and the duration in ms", async () => {
+    const logger = recordingLogger();
+    const pipeline = new Pipeline([new Stage("double", (value: number) => value * 2)], {
+      middlewares: [loggingMiddleware({ logger })],
+    });
+
+    await expect(pipeline.run(2)).resolves.toBe(4);
+    expect(logger.lines).toHaveLength(2);
+    const [start, success] = logger.lines;
+    expect(start?.level).toBe("info");
+    expect(start?.args[0]).toBe('stage "double" started');
+    expect(success?.level).toBe("info");
+    expect(success?.args[0]).toMatch(/^stage "double" succeeded in \d+\.\d ms$/);
+  });
+
+  it("writes the measured duration, with one decimal", async () => {
+    fakeClock();
+    const logger = recordingLogger();
+    const pipeline = new Pipeline(
+      [
+        new Stage("wait", async (value: number) => {
+          await sleep(50);
+          return value;
+        }),
+      ],
+      { middlewares: [loggingMiddleware({ logger })] },
+    );
+
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(50);
+    expect(run.status).toBe("fulfilled");
+    expect(logger.lines.map((line) => line.args[0])).toEqual([
+      'stage "wait" started',
+      'stage "wait" succeeded in 50.0 ms',
+    ]);
+  });
+
+  it("logs one error line with the error object when the stage fails, and rethrows it", async () => {
+    const logger = recordingLogger();
+    const pipeline = new Pipeline(
+      [
+        new Stage("broken", (): number => {
+          throw new Error("nope");
+        }),
+      ],
+      { middlewares: [loggingMiddleware({ logger })] },
+    );
+
+    const error = await rejectionOf(pipeline.run(1));
+    expect(error).toBeInstanceOf(StageExecutionError);
+    expect(logger.lines).toHaveLength(2);
+    expect(logger.lines[0]).toEqual({ level: "info", args: ['stage "broken" started'] });
+    const failure = logger.lines[1]!;
+    expect(failure.level).toBe("error");
+    expect(failure.args[0]).toMatch(/^stage "broken" failed in \d+\.\d ms$/);
+    expect(failure.args).toHaveLength(2);
+    expect(failure.args[1]).toBe(error);
+  });
+
+  it("logs each stage of a pipeline under its own name", async () => {
+    const logger = recordingLogger();
+    const pipeline = new Pipeline(
+      [
+        new Stage("parse", (line: string) => Number(line)),
+        new Stage("inc", async (n: number) => n + 1),
+      ],
+      { middlewares: [loggingMiddleware({ logger })] },
+    );
+
+    await expect(pipeline.run("1")).resolves.toBe(2);
+    const messages = logger.lines.map((line) => line.args[0] as string);
+    expect(messages).toHaveLength(4);
+    expect(messages[0]).toBe('stage "parse" started');
+    expect(messages[1]).toMatch(/^stage "parse" succeeded in .* ms$/);
+    expect(messages[2]).toBe('stage "inc" started');
+    expect(messages[3]).toMatch(/^stage "inc" succeeded in .* ms$/);
+  });
+
+  it("does not change the outcome when the logger throws", async () => {
+    const throwing: Logger = {
+      info: () => {
+        throw new Error("logger info broke");
+      },
+      error: () => {
+        throw new Error("logger error broke");
+      },
+    };
+    const ok = new Pipeline([new Stage("ok", (value: number) => value + 1)], {
+      middlewares: [loggingMiddleware({ logger: throwing })],
+    });
+    await expect(ok.run(1)).resolves.toBe(2);
+
+    const original = new Error("stage failure");
+    const failing = new Pipeline(
+      [
+        new Stage("bad", (): number => {
+          throw original;
+        }),
+      ],
+      { middlewares: [loggingMiddleware({ logger: throwing })] },
+    );
+    const error = (await rejectionOf(failing.run(1))) as StageExecutionError;
+    expect(error).toBeInstanceOf(StageExecutionError);
+    expect(error.originalError).toBe(original);
+  });
+
+  // Regression: an async logger's rejection used to be left unhandled (which terminates a Node
+  // process by default). This test hands the middleware a rejecting thenable and checks that the
+  // rejection is observed (subscribed to); a real rejected promise would be unhandled.
+  it("handles a rejection from an async logger instead of leaving it unhandled", async () => {
+    const subscribed: string[] = [];
+    const rejecting = (level: string): PromiseLike<never> => ({
+      then<R1, R2>(
+        _onFulfilled?: ((value: never) => R1 | PromiseLike<R1>) | null,
+        onRejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+      ): PromiseLike<R1 | R2> {
+        subscribed.push(level);
+        if (onRejected) void onRejected(new Error(`${level} failed`));
+        return never();
+      },
+    });
+    const logger: Logger = { info: () => rejecting("info"), error: () => rejecting("error") };
+    const pipeline = new Pipeline([new Stage("s", (value: number) => value)], {
+      middlewares: [loggingMiddleware({ logger })],
+    });
+
+    await expect(pipeline.run(1)).resolves.toBe(1);
+    expect(subscribed).toEqual(["info", "info"]);
+  });
+
+  it("logs to console by default", async () => {
+    const info = vi.spyOn(console, "info").mockImplementation(() => {});
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    const pipeline = new Pipeline([new Stage("viaConsole", (value: number) => value)], {
+      middlewares: [loggingMiddleware()],
+    });
+
+    await pipeline.run(1);
+    expect(info).toHaveBeenCalledTimes(2);
+    expect(info.mock.calls[0]?.[0]).toBe('stage "viaConsole" started');
+    expect(String(info.mock.calls[1]?.[0])).toMatch(/stage "viaConsole" succeeded in .* ms/);
+    expect(error).not.toHaveBeenCalled();
+
+    const failing = new Pipeline(
+      [
+        new Stage("viaConsoleFails", (): number => {
+          throw new Error("x");
+        }),
+      ],
+      { middlewares: [loggingMiddleware({})] },
+    );
+    const thrown = await rejectionOf(failing.run(1));
+    expect(error).toHaveBeenCalledTimes(1);
+    expect(String(error.mock.calls[0]?.[0])).toMatch(/stage "viaConsoleFails" failed in .* ms/);
+    expect(error.mock.calls[0]?.[1]).toBe(thrown);
+  });
+
+  it("throws TypeError for a logger without info and error methods, or options that are not an object", () => {
+    expect(() => loggingMiddleware({ logger: {} as Logger })).toThrow(TypeError);
+    expect(() => loggingMiddleware({ logger: { info: () => {} } as unknown as Logger })).toThrow(
+      /logger/,
+    );
+    expect(() =>
+      loggingMiddleware({ logger: { info: "x", error: () => {} } as unknown as Logger }),
+    ).toThrow(TypeError);
+    // @ts-expect-error -- checked at run time too
+    expect(() => loggingMiddleware(null)).toThrow(TypeError);
+    // @ts-expect-error -- checked at run time too
+    expect(() => loggingMiddleware("console")).toThrow(TypeError);
+  });
+});
+
+describe("timingMiddleware", () => {
+  it("pushes one duration per stage run onto context.timings[stageName]", async () => {
+    const pipeline = new Pipeline(
+      [
+        new Stage("a", (value: number) => value + 1),
+        new Stage("b", async (value: number) => value * 2),
+      ],
+      { middlewares: [timingMiddleware()] },
+    );
+    const context: TimingContext = {};
+
+    await expect(pipeline.run(1, { context })).resolves.toBe(4);
+    expect(Object.keys(context.timings ?? {})).toEqual(["a", "b"]);
+    expect(context.timings?.a).toHaveLength(1);
+    expect(context.timings?.b).toHaveLength(1);
+    for (const duration of [...context.timings!.a!, ...context.timings!.b!]) {
+      expect(typeof duration).toBe("number");
+      expect(duration).toBeGreaterThanOrEqual(0);
+      expect(Number.isFinite(duration)).toBe(true);
+    }
+
+    await pipeline.run(5, { context });
+    expect(context.timings?.a).toHaveLength(2);
+    expect(context.timings?.b).toHaveLength(2);
+  });
+
+  it("records the duration measured with performance.now (fake timers: exactly 50 ms)", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+    const pipeline = new Pipeline(
+      [
+        new Stage("wait", async (value: number) => {
+          await sleep(50);
+          return value;
+        }),
+        new Stage("instant", (value: number) => value),
+      ],
+      { middlewares: [timingMiddleware()] },
+    );
+    const context: TimingContext = {};
+
+    const run = observe(pipeline.run(1, { context }));
+    await vi.advanceTimersByTimeAsync(50);
+    expect(run.status).toBe("fulfilled");
+    expect(context.timings).toEqual({ wait: [50], instant: [0] });
+  });
+
+  it("records a failed stage too, and the failure reaches the caller unchanged", async () => {
+    const original = new Error("fail");
+    const pipeline = new Pipeline(
+      [
+        new Stage("bad", async (): Promise<number> => {
+          throw original;
+        }),
+      ],
+      { middlewares: [timingMiddleware()] },
+    );
+    const context: TimingContext = {};
+
+    const error = (await rejectionOf(pipeline.run(1, { context }))) as StageExecutionError;
+    expect(error).toBeInstanceOf(StageExecutionError);
+    expect(error.originalError).toBe(original);
+    expect(context.timings?.bad).toHaveLength(1);
+  });
+
+  it("keeps existing entries and other stages' arrays in context.timings", async () => {
+    const pipeline = new Pipeline([new Stage("s", (value: number) => value)], {
+      middlewares: [timingMiddleware()],
+    });
+    const context: TimingContext = { timings: { s: [7], other: [1, 2] } };
+
+    await pipeline.run(1, { context });
+    expect(context.timings?.s).toHaveLength(2);
+    expect(context.timings?.s?.[0]).toBe(7);
+    expect(context.timings?.other).toEqual([1, 2]);
+  });
+
+  it("leaves a frozen context alone without failing", async () => {
+    const pipeline = new Pipeline([new Stage("s", (value: number) => value * 2)], {
+      middlewares: [timingMiddleware()],
+    });
+    const context = Object.freeze({});
+
+    await expect(pipeline.run(4, { context })).resolves.toBe(8);
+    expect(context).toEqual({});
+    expect(Object.keys(context)).toEqual([]);
+  });
+
+  it("leaves a context whose timings is a string alone without failing", async () => {
+    const pipeline = new Pipeline([new Stage("s", (value: number) => value * 2)], {
+      middlewares: [timingMiddleware()],
+    });
+    const context = { timings: "not a record" };
+
+    await expect(pipeline.run(4, { context })).resolves.toBe(8);
+    expect(context).toEqual({ timings: "not a record" });
+  });
+
+  it("leaves a frozen timings record, a null timings, or a non-array entry alone", async () => {
+    const pipeline = new Pipeline([new Stage("s", (value: number) => value)], {
+      middlewares: [timingMiddleware()],
+    });
+    const frozenRecord = { timings: Object.freeze({}) };
+    const nullTimings = { timings: null };
+    const notArray = { timings: { s: "x" } };
+
+    await expect(pipeline.run(1, { context: frozenRecord })).resolves.toBe(1);
+    await expect(pipeline.run(1, { context: nullTimings })).resolves.toBe(1);
+    await expect(pipeline.run(1, { context: notArray })).resolves.toBe(1);
+    expect(frozenRecord.timings).toEqual({});
+    expect(nullTimings.timings).toBeNull();
+    expect(notArray.timings).toEqual({ s: "x" });
+  });
+
+  it("does not change the outcome when writing to the context throws", async () => {
+    const pipeline = new Pipeline([new Stage("s", (value: number) => value)], {
+      middlewares: [timingMiddleware()],
+    });
+    const context = {
+      get timings(): never {
+        throw new Error("getter");
+      },
+    };
+
+    await expect(pipeline.run(1, { context })).resolves.toBe(1);
+  });
+
+  // Regression: plain assignment of `timings["__proto__"]` used to hit the __proto__ setter, so
+  // the array became the record's prototype instead of an own entry.
+  it('keeps the durations of a stage named "__proto__" as an own entry', async () => {
+    const pipeline = new Pipeline([new Stage("__proto__", (value: number) => value)], {
+      middlewares: [timingMiddleware()],
+    });
+    const context: TimingContext = {};
+
+    await pipeline.run(1, { context });
+    await pipeline.run(2, { context });
+    expect(Object.hasOwn(context.timings!, "__proto__")).toBe(true);
+    expect(context.timings!.__proto__).toHaveLength(2);
+  });
+
+  it("keeps the durations of stages named like Object.prototype members", async () => {
+    const pipeline = new Pipeline(
+      [new Stage("constructor", (value: number) => value), new Stage("toString", (v: number) => v)],
+      { middlewares: [timingMiddleware()] },
+    );
+    const context: TimingContext = {};
+
+    await pipeline.run(1, { context });
+    await pipeline.run(2, { context });
+    const names: string[] = ["constructor", "toString"];
+    for (const name of names) {
+      expect(Object.hasOwn(context.timings!, name)).toBe(true);
+      expect(context.timings?.[name]).toHaveLength(2);
+    }
+  });
+});
+
+describe("retryMiddleware", () => {
+  it("retries the inner chain: the handler runs 1 + retries times, then the stage's error is rethrown as is", async () => {
+    const handler = vi.fn(async (): Promise<number> => {
+      throw new Error(`attempt ${String(handler.mock.calls.length)}`);
+    });
+    const innerErrors: unknown[] = [];
+    const inner: Middleware = async (next, _name, value) => {
+      try {
+        return await next(value);
+      } catch (error) {
+        innerErrors.push(error);
+        throw error;
+      }
+    };
+    const pipeline = new Pipeline([new Stage("flaky", handler)], {
+      middlewares: [retryMiddleware({ retries: 3 }), inner],
+    });
+
+    const error = (await rejectionOf(pipeline.run(1))) as StageExecutionError;
+    expect(handler).toHaveBeenCalledTimes(4);
+    expect(innerErrors).toHaveLength(4);
+    expect(error).toBe(innerErrors[3]);
+    expect(error).toBeInstanceOf(StageExecutionError);
+    expect(error.stageName).toBe("flaky");
+    expect(error.attempts).toBe(1);
+    expect((error.originalError as Error).message).toBe("attempt 4");
+  });
+
+  it("resolves with the first successful run", async () => {
+    let calls = 0;
+    const pipeline = new Pipeline(
+      [
+        new Stage("flaky", (value: number) => {
+          calls++;
+          if (calls < 3) throw new Error("not yet");
+          return value * 10;
+        }),
+      ],
+      { middlewares: [retryMiddleware({ retries: 5 })] },
+    );
+
+    await expect(pipeline.run(4)).resolves.toBe(40);
+    expect(calls).toBe(3);
+  });
+
+  it("does not retry by default (retries: 0)", async () => {
+    const handler = vi.fn((): number => {
+      throw new Error("once");
+    });
+    const pipeline = new Pipeline([new Stage("s", handler)], {
+      middlewares: [retryMiddleware()],
+    });
+
+    await expect(pipeline.run(1)).rejects.toBeInstanceOf(StageExecutionError);
+    expect(handler).toHaveBeenCalledTimes(1);
+  });
+
+  it("retries a middleware's own error, rethrowing the last one unwrapped", async () => {
+    let count = 0;
+    const thrower: Middleware = () => {
+      count++;
+      throw new RangeError(`mw ${String(count)}`);
+    };
+    const pipeline = new Pipeline([new Stage("s", (value: number) => value)], {
+      middlewares: [retryMiddleware({ retries: 2 }), thrower],
+    });
+
+    const error = await rejectionOf(pipeline.run(1));
+    expect(error).toBeInstanceOf(RangeError);
+    expect((error as Error).message).toBe("mw 3");
+  });
+
+  it("waits a fixed delay between runs", async () => {
+    vi.useFakeTimers();
+    const handler = vi.fn((): number => {
+      throw new Error("fail");
+    });
+    const pipeline = new Pipeline([new Stage("s", handler)], {
+      middlewares: [retryMiddleware({ retries: 2, delay: 100 })],
+    });
+
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(handler).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(99);
+    expect(handler).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(handler).toHaveBeenCalledTimes(2);
+    await vi.advanceTimersByTimeAsync(99);
+    expect(handler).toHaveBeenCalledTimes(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(handler).toHaveBeenCalledTimes(3);
+    expect(run.status).toBe("rejected");
+    expect(run.reason).toBeInstanceOf(StageExecutionError);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("doubles the delay with exponential backoff and caps it at maxDelay", async () => {
+    vi.useFakeTimers();
+    const callTimes: number[] = [];
+    const delays: number[] = [];
+    const pipeline = new Pipeline(
+      [
+        new Stage("s", (): number => {
+          callTimes.push(Date.now());
+          throw new Error("fail");
+        }),
+      ],
+      {
+        middlewares: [
+          retryMiddleware({
+            retries: 5,
+            delay: 100,
+            backoff: "exponential",
+            maxDelay: 500,
+            onRetry: ({ delay }) => delays.push(delay),
+          }),
+        ],
+      },
+    );
+
+    const start = Date.now();
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(run.status).toBe("rejected");
+    expect(delays).toEqual([100, 200, 400, 500, 500]);
+    expect(callTimes.map((time) => time - start)).toEqual([0, 100, 300, 700, 1200, 1700]);
+  });
+
+  it("exponential backoff without a cap: d, 2d, 4d", async () => {
+    vi.useFakeTimers();
+    const callTimes: number[] = [];
+    const pipeline = new Pipeline(
+      [
+        new Stage("s", (): number => {
+          callTimes.push(Date.now());
+          throw new Error("fail");
+        }),
+      ],
+      { middlewares: [retryMiddleware({ retries: 3, delay: 50, backoff: "exponential" })] },
+    );
+
+    const start = Date.now();
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(349);
+    expect(callTimes.map((time) => time - start)).toEqual([0, 50, 150]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(callTimes.map((time) => time - start)).toEqual([0, 50, 150, 350]);
+    expect(run.status).toBe("rejected");
+  });
+
+  it("caps a fixed delay at maxDelay", async () => {
+    vi.useFakeTimers();
+    const delays: number[] = [];
+    const pipeline = new Pipeline(
+      [
+        new Stage("s", (): number => {
+          throw new Error("fail");
+        }),
+      ],
+      {
+        middlewares: [
+          retryMiddleware({
+            retries: 1,
+            delay: 1_000,
+            maxDelay: 10,
+            onRetry: (e) => delays.push(e.delay),
+          }),
+        ],
+      },
+    );
+
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(run.status).toBe("rejected");
+    expect(delays).toEqual([10]);
+  });
+
+  it("draws a jittered delay from [0, capped delay]", async () => {
+    vi.useFakeTimers();
+    vi.spyOn(Math, "random").mockReturnValue(0.25);
+    const delays: number[] = [];
+    const handler = vi.fn((): number => {
+      throw new Error("fail");
+    });
+    const pipeline = new Pipeline([new Stage("s", handler)], {
+      middlewares: [
+        retryMiddleware({
+          retries: 1,
+          delay: 400,
+          jitter: true,
+          onRetry: (e) => delays.push(e.delay),
+        }),
+      ],
+    });
+
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(99);
+    expect(handler).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(handler).toHaveBeenCalledTimes(2);
+    expect(delays).toEqual([100]);
+    expect(run.status).toBe("rejected");
+  });
+
+  it("stops when shouldRetry returns false, rethrowing that run's error", async () => {
+    const handler = vi.fn((): number => {
+      throw new Error("fatal");
+    });
+    const shouldRetry = vi.fn(() => false);
+    const pipeline = new Pipeline([new Stage("s", handler)], {
+      middlewares: [retryMiddleware({ retries: 5, shouldRetry })],
+    });
+
+    const error = (await rejectionOf(pipeline.run(1))) as StageExecutionError;
+    expect(handler).toHaveBeenCalledTimes(1);
+    expect(shouldRetry).toHaveBeenCalledTimes(1);
+    expect(shouldRetry).toHaveBeenCalledWith(error, 1);
+    expect(error).toBeInstanceOf(StageExecutionError);
+  });
+
+  it("awaits an async shouldRetry, and a throwing shouldRetry stops", async () => {
+    const handler = vi.fn((): number => {
+      throw new Error("fail");
+    });
+    const verdicts = [true, true, false];
+    const pipeline = new Pipeline([new Stage("s", handler)], {
+      middlewares: [
+        retryMiddleware({ retries: 10, shouldRetry: async () => verdicts.shift() ?? true }),
+      ],
+    });
+    await expect(pipeline.run(1)).rejects.toBeInstanceOf(StageExecutionError);
+    expect(handler).toHaveBeenCalledTimes(3);
+
+    const second = vi.fn((): number => {
+      throw new Error("fail");
+    });
+    const throwing = new Pipeline([new Stage("s", second)], {
+      middlewares: [
+        retryMiddleware({
+          retries: 10,
+          shouldRetry: () => {
+            throw new Error("predicate broke");
+          },
+        }),
+      ],
+    });
+    const error = await rejectionOf(throwing.run(1));
+    expect(error).toBeInstanceOf(StageExecutionError);
+    expect(second).toHaveBeenCalledTimes(1);
+  });
+
+  it("tells onRetry a frozen { stageName, error, attempt, delay } before each wait", async () => {
+    vi.useFakeTimers();
+    const events: RetryEvent[] = [];
+    const callsAtRetry: number[] = [];
+    const errors: unknown[] = [];
+    const inner: Middleware = async (next, _name, value) => {
+      try {
+        return await next(value);
+      } catch (error) {
+        errors.push(error);
+        throw error;
+      }
+    };
+    const handler = vi.fn((): number => {
+      throw new Error("fail");
+    });
+    const pipeline = new Pipeline([new Stage("fetch", handler)], {
+      middlewares: [
+        retryMiddleware({
+          retries: 2,
+          delay: 30,
+          onRetry: (event) => {
+            events.push(event);
+            // called before the wait: the next run has not started yet
+            callsAtRetry.push(handler.mock.calls.length);
+          },
+        }),
+        inner,
+      ],
+    });
+
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(60);
+    expect(run.status).toBe("rejected");
+    expect(events).toHaveLength(2);
+    expect(events[0]).toEqual({ stageName: "fetch", error: errors[0], attempt: 1, delay: 30 });
+    expect(events[1]).toEqual({ stageName: "fetch", error: errors[1], attempt: 2, delay: 30 });
+    expect(events[0]?.error).toBe(errors[0]);
+    for (const event of events) expect(Object.isFrozen(event)).toBe(true);
+    expect(callsAtRetry).toEqual([1, 2]);
+  });
+
+  it("ignores an onRetry that throws or rejects", async () => {
+    let calls = 0;
+    const pipeline = new Pipeline(
+      [
+        new Stage("s", (value: number) => {
+          calls++;
+          if (calls < 3) throw new Error("again");
+          return value;
+        }),
+      ],
+      {
+        middlewares: [
+          retryMiddleware({
+            retries: 3,
+            onRetry: ({ attempt }) => {
+              if (attempt === 1) throw new Error("sync");
+              return Promise.reject(new Error("async"));
+            },
+          }),
+        ],
+      },
+    );
+
+    await expect(pipeline.run(7)).resolves.toBe(7);
+    expect(calls).toBe(3);
+  });
+
+  it("does not retry after the caller aborts: rejects with the reason, no further run", async () => {
+    vi.useFakeTimers();
+    const controller = new AbortController();
+    const reason = new Error("cancelled");
+    const handler = vi.fn((): Promise<number> => never());
+    const onRetry = vi.fn();
+    const pipeline = new Pipeline([new Stage("s", handler)], {
+      middlewares: [retryMiddleware({ retries: 5, delay: 10, onRetry })],
+    });
+
+    const run = observe(pipeline.run(1, { signal: controller.signal }));
+    await vi.advanceTimersByTimeAsync(0);
+    controller.abort(reason);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(run.status).toBe("rejected");
+    expect(run.reason).toBe(reason);
+    expect(handler).toHaveBeenCalledTimes(1);
+    expect(onRetry).not.toHaveBeenCalled();
+    expect(vi.getTimerCount()).toBe(0);
+    expect(abortListeners(controller.signal)).toBe(0);
+  });
+
+  it("cuts a retry wait short when the caller aborts, and leaves no timer", async () => {
+    vi.useFakeTimers();
+    const controller = new AbortController();
+    const reason = new Error("cancelled during wait");
+    const handler = vi.fn((): number => {
+      throw new Error("fail");
+    });
+    const pipeline = new Pipeline([new Stage("s", handler)], {
+      middlewares: [retryMiddleware({ retries: 5, delay: 10_000 })],
+    });
+
+    const run = observe(pipeline.run(1, { signal: controller.signal }));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(handler).toHaveBeenCalledTimes(1);
+    expect(vi.getTimerCount()).toBe(1);
+    controller.abort(reason);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(run.status).toBe("rejected");
+    expect(run.reason).toBe(reason);
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(handler).toHaveBeenCalledTimes(1);
+    expect(abortListeners(controller.signal)).toBe(0);
+  });
+
+  it("validates its options with messages that use its own names (delay, maxDelay)", () => {
+    expect(() => retryMiddleware({ delay: -1 })).toThrow(RangeError);
+    expect(() => retryMiddleware({ delay: -1 })).toThrow(
+      /^delay must be greater than or equal to 0/,
+    );
+    expect(() => retryMiddleware({ delay: Number.NaN })).toThrow(/^delay /);
+    expect(() => retryMiddleware({ delay: Infinity })).toThrow(/^delay /);
+    expect(() => retryMiddleware({ delay: "100" as unknown as number })).toThrow(TypeError);
+    expect(() => retryMiddleware({ maxDelay: -5 })).toThrow(RangeError);
+    expect(() => retryMiddleware({ maxDelay: -5 })).toThrow(
+      /^maxDelay must be greater than or equal to 0/,
+    );
+    expect(() => retryMiddleware({ retries: -1 })).toThrow(RangeError);
+    expect(() => retryMiddleware({ retries: 1.5 })).toThrow(/^retries /);
+    expect(() => retryMiddleware({ retries: Number.NaN })).toThrow(RangeError);
+    // @ts-expect-error -- checked at run time too
+    expect(() => retryMiddleware({ backoff: "linear" })).toThrow(/^backoff /);
+    // @ts-expect-error -- checked at run time too
+    expect(() => retryMiddleware({ jitter: "yes" })).toThrow(TypeError);
+    // @ts-expect-error -- checked at run time too
+    expect(() => retryMiddleware({ shouldRetry: true })).toThrow(/shouldRetry/);
+    // @ts-expect-error -- checked at run time too
+    expect(() => retryMiddleware({ onRetry: 1 })).toThrow(/onRetry/);
+    // @ts-expect-error -- checked at run time too
+    expect(() => retryMiddleware(null)).toThrow(TypeError);
+  });
+
+  it("never names the stage option (retryDelay, maxRetryDelay) in its messages", () => {
+    for (const bad of [{ delay: -1 }, { maxDelay: -1 }]) {
+      let message = "";
+      try {
+        retryMiddleware(bad);
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).not.toBe("");
+      expect(message).not.toMatch(/retryDelay|maxRetryDelay/);
+    }
+  });
+});
+
+describe("timeoutMiddleware", () => {
+  it("rejects with a TimeoutError, not wrapped, after `timeout` ms of a hung handler", async () => {
+    vi.useFakeTimers();
+    const pipeline = new Pipeline([new Stage("hang", (): Promise<number> => never())], {
+      middlewares: [timeoutMiddleware({ timeout: 100 })],
+    });
+
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(99);
+    expect(run.status).toBe("pending");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(run.status).toBe("rejected");
+    const error = run.reason as TimeoutError;
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error).toBeInstanceOf(PipelineError);
+    expect(error).not.toBeInstanceOf(StageExecutionError);
+    expect(error.name).toBe("TimeoutError");
+    expect(error.timeout).toBe(100);
+    expect(error.stageName).toBe("hang");
+    expect(error.message).toContain("hang");
+    expect(error.message).toContain("100");
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("aborts the handler's call.signal with that same TimeoutError", async () => {
+    vi.useFakeTimers();
+    let callSignal: AbortSignal | undefined;
+    const pipeline = new Pipeline(
+      [
+        new Stage("hang", (_value: number, _ctx: Context, call: StageCall): Promise<number> => {
+          callSignal = call.signal;
+          return never();
+        }),
+      ],
+      { middlewares: [timeoutMiddleware({ timeout: 250 })] },
+    );
+
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(callSignal?.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(250);
+    expect(run.status).toBe("rejected");
+    expect(callSignal?.aborted).toBe(true);
+    expect(callSignal?.reason).toBeInstanceOf(TimeoutError);
+    expect(callSignal?.reason).toBe(run.reason);
+  });
+
+  it("resolves when the chain finishes in time and leaves no timer or listener", async () => {
+    vi.useFakeTimers();
+    const controller = new AbortController();
+    let callSignal: AbortSignal | undefined;
+    const pipeline = new Pipeline(
+      [
+        new Stage("quick", async (value: number, _ctx: Context, call: StageCall) => {
+          callSignal = call.signal;
+          await sleep(99);
+          return value * 2;
+        }),
+        new Stage("next", (value: number) => value + 1),
+      ],
+      { middlewares: [timeoutMiddleware({ timeout: 100 })] },
+    );
+
+    const run = observe(pipeline.run(5, { signal: controller.signal }));
+    await vi.advanceTimersByTimeAsync(99);
+    expect(run.status).toBe("fulfilled");
+    expect(run.value).toBe(11);
+    expect(vi.getTimerCount()).toBe(0);
+    expect(callSignal?.aborted).toBe(false);
+    expect(abortListeners(controller.signal)).toBe(0);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(callSignal?.aborted).toBe(false);
+  });
+
+  it("passes the stage's own failure through unchanged and clears its timer", async () => {
+    vi.useFakeTimers();
+    const original = new Error("early");
+    const pipeline = new Pipeline(
+      [
+        new Stage("s", async (): Promise<number> => {
+          await sleep(10);
+          throw original;
+        }),
+      ],
+      { middlewares: [timeoutMiddleware({ timeout: 100 })] },
+    );
+
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(run.status).toBe("rejected");
+    expect(run.reason).toBeInstanceOf(StageExecutionError);
+    expect((run.reason as StageExecutionError).originalError).toBe(original);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("never times out a synchronous result, however long the handler took", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance", "Date"] });
+    const pipeline = new Pipeline(
+      [
+        new Stage("sync", (value: number) => {
+          vi.advanceTimersByTime(1_000); // simulates slow synchronous work
+          return value + 1;
+        }),
+      ],
+      { middlewares: [timeoutMiddleware({ timeout: 10 })] },
+    );
+
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(run.status).toBe("fulfilled");
+    expect(run.value).toBe(2);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("lets the caller's abort win before the timeout: rejects with the reason, no timer left", async () => {
+    vi.useFakeTimers();
+    const controller = new AbortController();
+    const reason = new Error("caller");
+    const pipeline = new Pipeline([new Stage("hang", (): Promise<number> => never())], {
+      middlewares: [timeoutMiddleware({ timeout: 1_000 })],
+    });
+
+    const run = observe(pipeline.run(1, { signal: controller.signal }));
+    await vi.advanceTimersByTimeAsync(10);
+    controller.abort(reason);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(run.status).toBe("rejected");
+    expect(run.reason).toBe(reason);
+    expect(vi.getTimerCount()).toBe(0);
+    expect(abortListeners(controller.signal)).toBe(0);
+  });
+
+  it("leaves no listener on the caller's signal after a timeout", async () => {
+    vi.useFakeTimers();
+    const controller = new AbortController();
+    const pipeline = new Pipeline([new Stage("hang", (): Promise<number> => never())], {
+      middlewares: [timeoutMiddleware({ timeout: 50 })],
+    });
+
+    const run = observe(pipeline.run(1, { signal: controller.signal }));
+    await vi.advanceTimersByTimeAsync(50);
+    expect(run.reason).toBeInstanceOf(TimeoutError);
+    expect(abortListeners(controller.signal)).toBe(0);
+  });
+
+  it("throws for a timeout that is 0, negative, NaN, Infinity, missing or not a number", () => {
+    expect(() => timeoutMiddleware({ timeout: 0 })).toThrow(RangeError);
+    expect(() => timeoutMiddleware({ timeout: 0 })).toThrow(/^timeout must be greater than 0/);
+    expect(() => timeoutMiddleware({ timeout: -1 })).toThrow(RangeError);
+    expect(() => timeoutMiddleware({ timeout: Number.NaN })).toThrow(RangeError);
+    expect(() => timeoutMiddleware({ timeout: Infinity })).toThrow(RangeError);
+    expect(() => timeoutMiddleware({ timeout: "100" as unknown as number })).toThrow(TypeError);
+    // @ts-expect-error -- checked at run time too
+    expect(() => timeoutMiddleware({})).toThrow(TypeError);
+    // @ts-expect-error -- checked at run time too
+    expect(() => timeoutMiddleware({})).toThrow(/timeout/);
+    // @ts-expect-error -- checked at run time too
+    expect(() => timeoutMiddleware()).toThrow(TypeError);
+    // @ts-expect-error -- checked at run time too
+    expect(() => timeoutMiddleware(100)).toThrow(/timeout/);
+  });
+});
+
+describe("built-ins combined", () => {
+  it("timeoutMiddleware outside a stage with retries bounds all attempts together", async () => {
+    vi.useFakeTimers();
+    const handler = vi.fn(async (): Promise<number> => {
+      await sleep(30);
+      throw new Error("fail");
+    });
+    const pipeline = new Pipeline([new Stage("s", handler, { retries: 5, retryDelay: 100 })], {
+      middlewares: [timeoutMiddleware({ timeout: 200 })],
+    });
+
+    // attempt 1 fails at 30, waits until 130; attempt 2 fails at 160, would wait until 260.
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(199);
+    expect(run.status).toBe("pending");
+    expect(handler).toHaveBeenCalledTimes(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(run.status).toBe("rejected");
+    expect(run.reason).toBeInstanceOf(TimeoutError);
+    expect((run.reason as TimeoutError).timeout).toBe(200);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(handler).toHaveBeenCalledTimes(2);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("timeoutMiddleware outside retryMiddleware cuts the retries short", async () => {
+    vi.useFakeTimers();
+    const handler = vi.fn((): number => {
+      throw new Error("fail");
+    });
+    const pipeline = new Pipeline([new Stage("s", handler)], {
+      middlewares: [
+        timeoutMiddleware({ timeout: 250 }),
+        retryMiddleware({ retries: 10, delay: 100 }),
+      ],
+    });
+
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(250);
+    expect(run.status).toBe("rejected");
+    expect(run.reason).toBeInstanceOf(TimeoutError);
+    expect(handler).toHaveBeenCalledTimes(3); // at 0, 100 and 200
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(handler).toHaveBeenCalledTimes(3);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("retryMiddleware outside timeoutMiddleware retries a timed-out run", async () => {
+    vi.useFakeTimers();
+    const signals: AbortSignal[] = [];
+    const handler = vi.fn((value: number, _ctx: Context, call: StageCall): Promise<number> => {
+      signals.push(call.signal);
+      return signals.length === 1 ? never() : Promise.resolve(value * 2);
+    });
+    const onRetry = vi.fn();
+    const pipeline = new Pipeline([new Stage("s", handler)], {
+      middlewares: [retryMiddleware({ retries: 2, onRetry }), timeoutMiddleware({ timeout: 100 })],
+    });
+
+    const run = observe(pipeline.run(21));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(run.status).toBe("fulfilled");
+    expect(run.value).toBe(42);
+    expect(handler).toHaveBeenCalledTimes(2);
+    expect(signals[0]?.reason).toBeInstanceOf(TimeoutError);
+    expect(signals[1]?.aborted).toBe(false);
+    expect(onRetry).toHaveBeenCalledTimes(1);
+    expect((onRetry.mock.calls[0]?.[0] as RetryEvent).error).toBeInstanceOf(TimeoutError);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("retryMiddleware outside timeoutMiddleware rethrows the last TimeoutError when every run times out", async () => {
+    vi.useFakeTimers();
+    const handler = vi.fn((): Promise<number> => never());
+    const pipeline = new Pipeline([new Stage("s", handler)], {
+      middlewares: [retryMiddleware({ retries: 2 }), timeoutMiddleware({ timeout: 100 })],
+    });
+
+    const run = observe(pipeline.run(1));
+    await vi.advanceTimersByTimeAsync(299);
+    expect(run.status).toBe("pending");
+    expect(handler).toHaveBeenCalledTimes(3);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(run.status).toBe("rejected");
+    expect(run.reason).toBeInstanceOf(TimeoutError);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("timing and logging around retries measure the whole chain once per stage", async () => {
+    fakeClock();
+    const logger = recordingLogger();
+    let calls = 0;
+    const pipeline = new Pipeline(
+      [
+        new Stage("s", (value: number) => {
+          calls++;
+          if (calls < 3) throw new Error("again");
+          return value;
+        }),
+      ],
+      {
+        middlewares: [
+          timingMiddleware(),
+          loggingMiddleware({ logger }),
+          retryMiddleware({ retries: 3, delay: 20 }),
+        ],
+      },
+    );
+    const context: TimingContext = {};
+
+    const run = observe(pipeline.run(9, { context }));
+    await vi.advanceTimersByTimeAsync(40);
+    expect(run.status).toBe("fulfilled");
+    expect(context.timings).toEqual({ s: [40] });
+    expect(logger.lines.map((line) => line.args[0])).toEqual([
+      'stage "s" started',
+      'stage "s" succeeded in 40.0 ms',
+    ]);
+  });
+});
