@@ -2,7 +2,14 @@ import { spawnSync } from "node:child_process";
 import { getEventListeners } from "node:events";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Pipeline, Stage, StageExecutionError, TimeoutError } from "../src/index.js";
+import {
+  Pipeline,
+  Stage,
+  StageExecutionError,
+  TimeoutError,
+  type Context,
+  type StageCall,
+} from "../src/index.js";
 
 const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => {
@@ -892,5 +899,35 @@ describe("map: bad arguments reject instead of throwing", () => {
   it("rejects options that are not an object with a TypeError", async () => {
     await expectRejection(() => pipeline.map([1], 2, "fast" as never), TypeError, /options/);
     expect(handler).not.toHaveBeenCalled();
+  });
+});
+
+describe("map: fail-fast abort reason and null concurrency", () => {
+  it("aborts the other in-flight items with an AbortError, not the failing item's error", async () => {
+    const reasons: unknown[] = [];
+    const pipeline = new Pipeline([
+      new Stage("s", async (value: number, _context: Context, call: StageCall) => {
+        if (value === 1) throw new Error("one");
+        await new Promise<void>((resolve) => {
+          call.signal.addEventListener("abort", () => {
+            reasons.push(call.signal.reason);
+            resolve();
+          });
+        });
+        return value;
+      }),
+    ]);
+    const failure: unknown = await pipeline.map([0, 1, 2], 3).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(StageExecutionError);
+    expect(reasons).toHaveLength(2);
+    for (const reason of reasons) {
+      expect(reason).toBeInstanceOf(DOMException);
+      expect((reason as DOMException).name).toBe("AbortError");
+    }
+  });
+
+  it("rejects a null concurrency with a TypeError instead of using the default", async () => {
+    const pipeline = new Pipeline([new Stage("s", (value: number) => value)]);
+    await expect(pipeline.map([1], null as unknown as number)).rejects.toThrow(TypeError);
   });
 });

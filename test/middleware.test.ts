@@ -890,3 +890,54 @@ describe("middleware: validation at construction", () => {
     expect(calls).toEqual(["original"]);
   });
 });
+
+describe("middleware: cancellation around the chain", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("rejects run promptly when a middleware ignores its signal", async () => {
+    vi.useFakeTimers();
+    const slow: Middleware = async (next, _stageName, value) => {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return next(value);
+    };
+    const handler = vi.fn((value: number) => value);
+    const pipeline = new Pipeline([new Stage("s", handler)], { middlewares: [slow] });
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    const run = observe(pipeline.run(1, { signal: controller.signal }));
+    await vi.advanceTimersByTimeAsync(10);
+    controller.abort(reason);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(run.status).toBe("rejected");
+    expect(run.reason).toBe(reason);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+  });
+
+  it("does not enter the chain when the signal aborts during beforeStage", async () => {
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    const entered = vi.fn();
+    const afterErrors: unknown[] = [];
+    const pipeline = new Pipeline([new Stage("s", (value: number) => value)], {
+      beforeStage: async () => {
+        controller.abort(reason);
+        await Promise.resolve();
+      },
+      afterStage: (_name, _input, _output, error) => {
+        afterErrors.push(error);
+      },
+      middlewares: [
+        (next, _stageName, value) => {
+          entered();
+          return next(value);
+        },
+      ],
+    });
+    await expect(pipeline.run(1, { signal: controller.signal })).rejects.toBe(reason);
+    expect(entered).not.toHaveBeenCalled();
+    expect(afterErrors).toEqual([reason]);
+  });
+});
