@@ -1,7 +1,11 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: { index: "src/index.ts", middlewares: "src/middlewares/index.ts" },
+  entry: {
+    index: "src/index.ts",
+    middlewares: "src/middlewares/index.ts",
+    opentelemetry: "src/opentelemetry/index.ts",
+  },
   format: ["esm", "cjs"],
   dts: true,
   sourcemap: true,

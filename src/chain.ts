@@ -1,4 +1,5 @@
 import type { Stage } from "./stage.js";
+import type { Context } from "./types.js";
 
 /** Any stage, whatever its types. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -67,7 +68,10 @@ export type ChainCheck<
  * (see {@link ChainCheck}).
  */
 export type ValidStages<S extends readonly AnyStage[]> = S extends readonly []
-  ? { readonly "error: a Pipeline needs at least one stage": never }
+  ? {
+      /** Never present: its name is the compiler's error message for an empty stage list. */
+      readonly "error: a Pipeline needs at least one stage": never;
+    }
   : ChainCheck<S>;
 
 /**
@@ -75,8 +79,11 @@ export type ValidStages<S extends readonly AnyStage[]> = S extends readonly []
  * previous stage returns.
  */
 export interface StageInputMismatch<Previous, S> {
+  /** Never present: its name is the compiler's error message, its type the two types involved. */
   readonly "error: this stage's input type does not accept the previous stage's output": {
+    /** What the previous stage returns. */
     readonly previousOutput: Previous;
+    /** What this stage accepts. */
     readonly stageInput: StageInput<S>;
   };
 }
@@ -97,6 +104,34 @@ export type PipelineOutput<S extends readonly AnyStage[]> = S extends readonly [
   ? StageOutput<Last>
   : StageOutput<S[number]>;
 
-/** The context a pipeline needs: every stage's context type at once. */
-export type PipelineContext<S extends readonly AnyStage[]> =
-  Intersect<StageContext<S[number]>> extends infer C extends object ? C : never;
+/** `unknown` for `any`: a stage whose context was inferred as `any` must not erase the others. */
+type KnownContext<C> = 0 extends 1 & C ? unknown : C;
+
+/** The intersection of a stage tuple's context types, left to right. */
+type IntersectContexts<S extends readonly unknown[], Acc = unknown> = S extends readonly [
+  infer Head,
+  ...infer Rest,
+]
+  ? IntersectContexts<Rest, Acc & KnownContext<StageContext<Head>>>
+  : Acc;
+
+/**
+ * The context a pipeline needs: every stage's context type at once (`Context` when no stage
+ * names one).
+ * @example
+ * ```ts
+ * type Ctx = PipelineContext<[Stage<string, number, { user: string }>, Stage<number, number, { tenant: string }>]>;
+ * // { user: string } & { tenant: string }
+ * ```
+ */
+export type PipelineContext<S extends readonly AnyStage[]> = number extends S["length"]
+  ? Intersect<StageContext<S[number]>> extends infer C extends object
+    ? C
+    : never
+  : IntersectContexts<S> extends infer C
+    ? unknown extends C
+      ? Context
+      : C extends object
+        ? C
+        : never
+    : never;

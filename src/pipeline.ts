@@ -386,6 +386,15 @@ class PipelineImpl<I, O, C extends object = Context> {
     items: Iterable<I> | AsyncIterable<I>,
     options?: StreamOptions<C> & { settled?: false | undefined },
   ): AsyncGenerator<O, void, undefined>;
+  stream(
+    items: Iterable<I> | AsyncIterable<I>,
+    concurrency?: number,
+    options?: StreamOptions<C>,
+  ): AsyncGenerator<O | PromiseSettledResult<O>, void, undefined>;
+  stream(
+    items: Iterable<I> | AsyncIterable<I>,
+    options?: StreamOptions<C>,
+  ): AsyncGenerator<O | PromiseSettledResult<O>, void, undefined>;
   async *stream(
     items: Iterable<I> | AsyncIterable<I>,
     concurrencyOrOptions?: number | StreamOptions<C>,
@@ -543,6 +552,7 @@ export interface PipelineConstructor {
     stages: S & ValidStages<S>,
     options?: PipelineOptions<PipelineContext<S>>,
   ): Pipeline<PipelineInput<S>, PipelineOutput<S>, PipelineContext<S>>;
+  /** The prototype every pipeline inherits from, so that `value instanceof Pipeline` works. */
   readonly prototype: Pipeline<unknown, unknown>;
 }
 
@@ -568,8 +578,9 @@ export interface PipelineConstructor {
  * await pipeline.run("12"); // 144
  * await pipeline.map(["1", "2", "3"], 2); // [1, 4, 9]
  * ```
+ * @interface
  */
 export type Pipeline<I, O, C extends object = Context> = PipelineImpl<I, O, C>;
 
-/** {@inheritDoc Pipeline} */
+/** {@inheritDoc Pipeline:interface} */
 export const Pipeline = PipelineImpl as PipelineConstructor;

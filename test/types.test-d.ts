@@ -300,3 +300,16 @@ describe("typed context", () => {
     void pipeline.run(1, { context: { user: "ada", roles: [] } });
   });
 });
+
+describe("context inference with inline stages", () => {
+  it("keeps a typed context when an inline stage sits next to it", () => {
+    interface Tenant {
+      tenant: string;
+    }
+    const typed = new Stage("b", (n: number, context: Tenant) => n + context.tenant.length);
+    const pipeline = new Pipeline([new Stage("a", (line: string) => line.length), typed]);
+    expectTypeOf(pipeline).toEqualTypeOf<Pipeline<string, number, Tenant>>();
+    // @ts-expect-error the context must have a tenant
+    void pipeline.run("x", { context: { other: 1 } });
+  });
+});

@@ -21,10 +21,15 @@ const brand = brandOf("PipelineError");
  * ```
  */
 export class PipelineError extends Error {
+  /** The class name: `"PipelineError"`, narrowed by each subclass to its own. */
   // Widened to `string` so that each subclass can narrow it to its own literal.
   // eslint-disable-next-line @typescript-eslint/no-inferrable-types
   override name: string = "PipelineError";
 
+  /**
+   * Makes `value instanceof PipelineError` true for an instance created by any copy of the
+   * library (the ESM or the CommonJS build, any entry point), not only by this one.
+   */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return hasBrand(this, PipelineError, brand, value);
   }

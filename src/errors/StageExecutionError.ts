@@ -32,6 +32,7 @@ const brand = brandOf("StageExecutionError");
  * ```
  */
 export class StageExecutionError extends PipelineError {
+  /** Always `"StageExecutionError"`. */
   override name = "StageExecutionError" as const;
 
   /** The name of the stage that failed. */
@@ -50,6 +51,10 @@ export class StageExecutionError extends PipelineError {
     this.attempts = attempts;
   }
 
+  /**
+   * Makes `value instanceof StageExecutionError` true for an instance created by any copy of the
+   * library (the ESM or the CommonJS build, any entry point), not only by this one.
+   */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return hasBrand(this, StageExecutionError, brand, value);
   }

@@ -25,6 +25,7 @@ const brand = brandOf("TimeoutError");
  * ```
  */
 export class TimeoutError extends PipelineError {
+  /** Always `"TimeoutError"`. */
   override name = "TimeoutError" as const;
 
   /** The name of the stage (or middleware) whose attempt timed out. */
@@ -39,6 +40,10 @@ export class TimeoutError extends PipelineError {
     this.timeout = timeout;
   }
 
+  /**
+   * Makes `value instanceof TimeoutError` true for an instance created by any copy of the
+   * library (the ESM or the CommonJS build, any entry point), not only by this one.
+   */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return hasBrand(this, TimeoutError, brand, value);
   }

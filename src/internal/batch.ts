@@ -1,8 +1,10 @@
 import type { Progress } from "../types.js";
+import { throwIfAborted } from "./abort.js";
 import { Pool } from "./pool.js";
 import { knownSize, ProgressReporter } from "./progress.js";
 import {
   concurrencyLimit,
+  countOrInfinity,
   optionalBoolean,
   optionalContext,
   optionalFunction,
@@ -147,21 +149,8 @@ interface StreamShape {
 
 function streamShape(settings: BatchSettings<unknown>): StreamShape {
   const { buffer, ordered, settled } = settings.options;
-  let size = settings.concurrency;
-  if (buffer !== undefined) {
-    if (typeof buffer !== "number") {
-      throw new TypeError(`buffer must be a number, got ${typeof buffer}`);
-    }
-    if (Number.isNaN(buffer) || buffer < 0) {
-      throw new RangeError(`buffer must be greater than or equal to 0, got ${String(buffer)}`);
-    }
-    if (buffer !== Infinity && !Number.isInteger(buffer)) {
-      throw new RangeError(`buffer must be an integer or Infinity, got ${String(buffer)}`);
-    }
-    size = buffer;
-  }
   return {
-    buffer: size,
+    buffer: buffer === undefined ? settings.concurrency : countOrInfinity("buffer", buffer),
     ordered: optionalBoolean("ordered", ordered, true),
     settled: optionalBoolean("settled", settled, false),
   };
@@ -193,16 +182,19 @@ export async function* streamResults(
   let finished = false;
   let failure: { error: unknown } | undefined;
   let wakeConsumer: (() => void) | undefined;
-  let wakeProducer: (() => void) | undefined;
+  // Every worker blocked by the read-ahead window waits here; a read wakes them all to
+  // re-check it (each takes at most what the window allows).
+  let blocked: (() => void)[] = [];
   const nudge = (): void => {
     const wake = wakeConsumer;
     wakeConsumer = undefined;
     wake?.();
   };
   const release = (): void => {
-    const wake = wakeProducer;
-    wakeProducer = undefined;
-    wake?.();
+    if (blocked.length === 0) return;
+    const waiting = blocked;
+    blocked = [];
+    for (const wake of waiting) wake();
   };
 
   // Annotated: the callbacks below read `pool`, which TypeScript cannot infer through.
@@ -226,10 +218,12 @@ export async function* streamResults(
       return false;
     },
     wait: () =>
-      finished || pool.taken - read < limit
+      // `reserved` counts the pulls under way too, so that workers pulling from an async
+      // input at the same time cannot overshoot the window.
+      finished || pool.reserved - read < limit
         ? undefined
         : new Promise<void>((resolve) => {
-            wakeProducer = resolve;
+            blocked.push(resolve);
           }),
     ...progressHooks(reporterFor(items, settings, () => pool.inFlight)),
   });
@@ -252,8 +246,8 @@ export async function* streamResults(
   const ended = (): boolean => finished;
   try {
     for (;;) {
-      const early = failed();
-      if (early !== undefined && settings.signal?.aborted === true) throw early.error;
+      // Cancellation wins over results already waiting to be read.
+      throwIfAborted(settings.signal);
       let value: unknown;
       let have = false;
       if (shape.ordered) {

@@ -56,6 +56,7 @@ export class Pool<T> {
   #stopped = false;
   #nextIndex = 0;
   #inFlight = 0;
+  #pulling = 0;
   readonly #controllers: Set<AbortController> | undefined;
   #resolve: () => void = noop;
   #reject: (error: unknown) => void = noop;
@@ -83,9 +84,9 @@ export class Pool<T> {
     return this.#inFlight;
   }
 
-  /** Items taken from the input so far. */
-  get taken(): number {
-    return this.#nextIndex;
+  /** Items taken from the input so far, plus pulls from an async input under way. */
+  get reserved(): number {
+    return this.#nextIndex + this.#pulling;
   }
 
   /** Starts pulling. Call once. */
@@ -196,7 +197,16 @@ export class Pool<T> {
         if (this.#halted()) return;
         let step: IteratorResult<T>;
         try {
-          step = this.#sync ? (this.#iterator as Iterator<T>).next() : await this.#pull();
+          if (this.#sync) {
+            step = (this.#iterator as Iterator<T>).next();
+          } else {
+            this.#pulling++;
+            try {
+              step = await this.#pull();
+            } finally {
+              this.#pulling--;
+            }
+          }
           if (typeof step !== "object" || (step as unknown) === null) {
             throw new TypeError("Iterator result is not an object");
           }

@@ -48,6 +48,18 @@ export function nonNegativeInteger(name: string, value: unknown): number {
   return count;
 }
 
+/** A count that must be an integer of at least 0, or `Infinity` (`buffer`). */
+export function countOrInfinity(name: string, value: unknown): number {
+  const count = requireNumber(name, value);
+  if (count < 0) {
+    throw new RangeError(`${name} must be greater than or equal to 0, got ${show(count)}`);
+  }
+  if (count !== Infinity && !Number.isInteger(count)) {
+    throw new RangeError(`${name} must be an integer or Infinity, got ${show(count)}`);
+  }
+  return count;
+}
+
 /** `concurrency`: an integer of at least 1, or `Infinity`. */
 export function concurrencyLimit(value: unknown): number {
   const limit = requireNumber("concurrency", value);

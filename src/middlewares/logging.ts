@@ -14,7 +14,9 @@ import type { Middleware } from "../middleware.js";
  * ```
  */
 export interface Logger {
+  /** Receives the `started` and `succeeded in … ms` lines. */
   info(message: string, ...details: unknown[]): unknown;
+  /** Receives the `failed in … ms` line, then the error. */
   error(message: string, ...details: unknown[]): unknown;
 }
 

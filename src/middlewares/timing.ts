@@ -14,6 +14,11 @@ import type { Middleware } from "../middleware.js";
  * ```
  */
 export interface TimingContext {
+  /**
+   * Each stage's durations in ms, by stage name, in the order the runs ended. Created on first
+   * use when missing.
+   * @default undefined
+   */
   timings?: Record<string, number[]>;
 }
 

@@ -6,7 +6,7 @@ import {
 } from "@opentelemetry/api";
 import type { Context, RunOptions } from "../types.js";
 import { INPUT_TYPE, traceAttributesOf, typeName } from "./attributes.js";
-import { optionsBag, resolveTracer, stringOption } from "./options.js";
+import { nonEmptyString, optionsBag, resolveTracer } from "./options.js";
 import { runInSpan } from "./span.js";
 
 /**
@@ -141,8 +141,7 @@ export interface TracedRunOptions<C extends object = Context> extends RunOptions
 export async function tracedRun<I, O, C extends object = Context>(
   pipeline: Runnable<I, O, C>,
   input: I,
-  // NoInfer: the context type comes from the pipeline, and the given context is checked against it.
-  options?: TracedRunOptions<NoInfer<C>>,
+  options?: TracedRunOptions<C>,
 ): Promise<O> {
   if (
     typeof pipeline !== "object" ||
@@ -152,8 +151,8 @@ export async function tracedRun<I, O, C extends object = Context>(
     throw new TypeError("pipeline must be a Pipeline or a Stage (an object with a run method)");
   }
   const opts = optionsBag("options", options);
-  const spanName = stringOption("spanName", opts.spanName, "pipeline.run");
-  if (spanName === "") throw new RangeError("spanName must not be empty");
+  const spanName =
+    opts.spanName === undefined ? "pipeline.run" : nonEmptyString("spanName", opts.spanName);
   const tracer = resolveTracer(opts.tracer, opts.tracerName);
   const extra = optionsBag("attributes", opts.attributes);
   const { context, signal } = opts;
