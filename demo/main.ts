@@ -1,0 +1,159 @@
+/**
+ * The demo: a real, if small, batch job. It starts a local quote service that answers slowly
+ * and fails some requests, then prices a few hundred order lines through a pipeline
+ * (parse → fetch → transform → collect) with retries, timeouts and `mapSettled`, shows a live
+ * progress line, and prints a summary. Ctrl-C cancels the batch through an AbortSignal, prints
+ * what finished, and exits with code 130.
+ *
+ * Run: npm run demo (or npx tsx demo/main.ts --records 300 --concurrency 16 --seed 42)
+ */
+import { parseArgs } from "node:util";
+import { makePipeline, type PricedOrder } from "./pipeline.js";
+import { makeRecords } from "./records.js";
+import {
+  ProgressLine,
+  Tally,
+  describeError,
+  durationLines,
+  failureReason,
+  seconds,
+  serverLine,
+  tallyLines,
+} from "./report.js";
+import { startServer } from "./server.js";
+
+/** The abort reason of a Ctrl-C. */
+class Interrupted extends Error {
+  override name = "Interrupted" as const;
+}
+
+function integerOption(name: string, value: string, min: number): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < min) {
+    console.error(`--${name} must be an integer of at least ${String(min)}, got ${value}`);
+    process.exit(2);
+  }
+  return number;
+}
+
+const { values: args } = parseArgs({
+  options: {
+    records: { type: "string", default: "300" },
+    concurrency: { type: "string", default: "16" },
+    seed: { type: "string", default: "42" },
+  },
+});
+const count = integerOption("records", args.records, 1);
+const concurrency = integerOption("concurrency", args.concurrency, 1);
+const seed = integerOption("seed", args.seed, 0);
+
+const server = await startServer(seed);
+const records = makeRecords(count, seed);
+const out = process.stdout;
+// `npm run demo | head` closes the pipe early: stop quietly, as command-line tools do.
+out.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+  process.exit(0);
+});
+const log = (line = ""): void => {
+  out.write(`${line}\n`);
+};
+
+const retries = new Tally();
+const collected: PricedOrder[] = [];
+const pipeline = makePipeline({
+  baseUrl: server.url,
+  onRetry: ({ error }) => {
+    retries.add(describeError(error));
+  },
+  collect: (order) => collected.push(order),
+});
+const stageNames = pipeline.stages.map((stage) => stage.name);
+const fetchStage = pipeline.stages.find((stage) => stage.name === "fetch");
+
+log(
+  `async-pipeline demo: ${String(count)} records, concurrency ${String(concurrency)}, seed ${String(seed)}`,
+);
+log(`pipeline: ${stageNames.join(" → ")}`);
+log(`quote server at ${server.url}: 100–300 ms per answer, some 404, 500, 503 and hangs`);
+if (fetchStage !== undefined) {
+  log(
+    `fetch: timeout ${String(fetchStage.timeout)} ms per attempt, ${String(fetchStage.retries)} ` +
+      `retries, ${fetchStage.backoff} backoff from ${String(fetchStage.retryDelay)} ms` +
+      (fetchStage.jitter ? " with jitter" : ""),
+  );
+}
+log("press Ctrl-C to stop early");
+
+// Ctrl-C aborts the batch: nothing new starts, in-flight requests are dropped through their
+// `call.signal`, and mapSettled rejects with this reason. A second Ctrl-C (half a second later
+// or more: a terminal may deliver the first one twice, through npm and tsx) exits at once.
+const controller = new AbortController();
+let interruptedAt: number | undefined;
+const onSigint = (): void => {
+  if (interruptedAt === undefined) {
+    interruptedAt = performance.now();
+    controller.abort(new Interrupted("interrupted by Ctrl-C (SIGINT)"));
+  } else if (performance.now() - interruptedAt > 500) {
+    process.stderr.write("\nforced exit\n");
+    process.exit(130);
+  }
+};
+process.on("SIGINT", onSigint);
+
+const started = performance.now();
+const progressLine = new ProgressLine(out, records.length, () => retries.total);
+// A template context: every record's run gets a shallow copy of it, so they all share this one
+// `timings` object, and timingMiddleware gathers every record's durations in one place.
+const timings: Record<string, number[]> = {};
+
+let settled: PromiseSettledResult<PricedOrder>[] | undefined;
+try {
+  settled = await pipeline.mapSettled(records, concurrency, {
+    signal: controller.signal,
+    context: { timings },
+    onProgress: (progress) => {
+      progressLine.update(progress);
+    },
+  });
+} catch (error) {
+  if (error !== controller.signal.reason) throw error;
+} finally {
+  process.off("SIGINT", onSigint);
+  progressLine.end();
+  // Closing drops the requests still pending (a cancelled batch leaves some), so the server's
+  // counts are final once it has closed.
+  await server.close();
+}
+const elapsed = seconds(performance.now() - started);
+
+log();
+if (settled === undefined) {
+  const { done, failed } = progressLine.last;
+  log(`interrupted after ${elapsed}: stopped cleanly`);
+  log(
+    `finished: ${String(done)} of ${String(records.length)} records ` +
+      `(${String(done - failed)} succeeded, ${String(failed)} failed); ` +
+      `the other ${String(records.length - done)} were cancelled or never started`,
+  );
+  log(`retries: ${String(retries.total)}`);
+  for (const line of durationLines(timings, stageNames)) log(line);
+  log(serverLine(server.stats));
+  log(`output: ${String(collected.length)} priced orders collected before the interruption`);
+  process.exitCode = 130;
+} else {
+  const failures = new Tally();
+  for (const entry of settled) {
+    if (entry.status === "rejected") failures.add(failureReason(entry.reason));
+  }
+  const totalEur = collected.reduce((sum, order) => sum + order.totalEur, 0);
+  log(`summary: ${String(records.length)} records in ${elapsed}`);
+  log(`succeeded: ${String(settled.length - failures.total)}`);
+  log(`failed: ${String(failures.total)}, by reason:`);
+  for (const line of tallyLines(failures)) log(line);
+  log(`retries: ${String(retries.total)}, after:`);
+  for (const line of tallyLines(retries)) log(line);
+  for (const line of durationLines(timings, stageNames)) log(line);
+  log(serverLine(server.stats));
+  log(`output: ${String(collected.length)} priced orders, ${totalEur.toFixed(2)} EUR in all`);
+}

@@ -1,0 +1,125 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+// The demo (`npm run demo`) runs end to end in a child process, its stdout a pipe (not a
+// TTY), as in CI. The records and the server's failures derive from the seed alone, so every
+// run ends with the same counts; only durations and retry totals vary.
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Starts the demo with `node --import tsx` (what `npm run demo` runs, without npm's and tsx's
+ * wrapper processes, so a signal reaches the demo itself). `onOutput` sees stdout as it grows.
+ */
+function startDemo(
+  onOutput: (stdout: string, kill: (signal: NodeJS.Signals) => void) => void = () => {},
+): Promise<Finished> {
+  const child = spawn(process.execPath, ["--import", "tsx", "demo/main.ts"], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+    onOutput(stdout, (signal) => child.kill(signal));
+  });
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code, signal) => {
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+describe.concurrent("demo", () => {
+  it("prices every record and prints the summary", { timeout: 30_000 }, async () => {
+    const { code, stdout, stderr } = await startDemo();
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+
+    expect(stdout).toMatch(/^async-pipeline demo: 300 records, concurrency 16, seed 42$/m);
+    expect(stdout).toMatch(/^quote server at http:\/\/127\.0\.0\.1:\d+: /m);
+    // Not a TTY: plain progress lines, one per tenth, no carriage returns.
+    expect(stdout).not.toContain("\r");
+    const progress = stdout.match(
+      /^progress: \d+\/300 done, \d+ failed, \d+ in flight, retries: \d+, \d+\.\d s$/gm,
+    );
+    // One line per tenth of the way; fewer when items settling together skip a tenth.
+    expect(progress?.length).toBeGreaterThanOrEqual(2);
+    expect(progress?.length).toBeLessThanOrEqual(10);
+    expect(stdout).toMatch(/^progress: 300\/300 done, 29 failed, 0 in flight, /m);
+
+    const summary = stdout.slice(stdout.indexOf("\nsummary: ") + 1);
+    expect(summary).toMatch(/^summary: 300 records in \d+\.\d s$/m);
+    expect(summary).toMatch(/^succeeded: 271$/m);
+    expect(summary).toMatch(/^failed: 29, by reason:$/m);
+    expect(summary).toMatch(/^ {2}fetch: HTTP 404 +9$/m);
+    expect(summary).toMatch(/^ {2}transform: no exchange rate for XYZ +9$/m);
+    expect(summary).toMatch(/^ {2}fetch: timed out \(800 ms\) after 4 attempts +4$/m);
+    expect(summary).toMatch(/^ {2}fetch: HTTP 500 after 4 attempts +3$/m);
+    expect(summary).toMatch(/^ {2}parse: invalid record +2$/m);
+    expect(summary).toMatch(/^ {2}parse: not JSON +2$/m);
+    expect(summary).toMatch(/^retries: \d+, after:$/m);
+    expect(summary).toMatch(/^ {2}HTTP 503 +\d+$/m);
+    expect(summary).toMatch(/^ {2}timed out \(800 ms\) +\d+$/m);
+    expect(summary).toMatch(/^stage durations \(ms, timingMiddleware\):$/m);
+    expect(summary).toMatch(/^ {2}stage +runs +p50 +p95$/m);
+    expect(summary).toMatch(/^ {2}parse +300 +\d+\.\d +\d+\.\d$/m);
+    expect(summary).toMatch(/^ {2}fetch +296 +\d+\.\d +\d+\.\d$/m);
+    expect(summary).toMatch(/^ {2}transform +280 +\d+\.\d +\d+\.\d$/m);
+    expect(summary).toMatch(/^ {2}collect +271 +\d+\.\d +\d+\.\d$/m);
+    expect(summary).toMatch(
+      /^quote server: \d+ requests \(200 ×\d+, 404 ×9, 500 ×\d+, 503 ×\d+\), \d+ never answered/m,
+    );
+    expect(summary).toMatch(/^output: 271 priced orders, 88237\.81 EUR in all$/m);
+  });
+
+  it("stops cleanly on Ctrl-C (SIGINT) and exits with 130", { timeout: 30_000 }, async () => {
+    let armed = false;
+    const { code, signal, stdout, stderr } = await startDemo((output, kill) => {
+      // Once the batch has started, let it run for a second, then interrupt it.
+      if (armed || !output.includes("press Ctrl-C to stop early")) return;
+      armed = true;
+      setTimeout(() => {
+        kill("SIGINT");
+      }, 1_000);
+    });
+    expect(armed).toBe(true);
+    expect(stderr).toBe("");
+    expect(signal).toBeNull(); // it exited by itself, not killed by the signal
+    expect(code).toBe(130);
+
+    expect(stdout).toMatch(/^interrupted after \d+\.\d s: stopped cleanly$/m);
+    const finished =
+      /^finished: (\d+) of 300 records \((\d+) succeeded, (\d+) failed\); the other (\d+) were cancelled or never started$/m.exec(
+        stdout,
+      );
+    expect(finished).not.toBeNull();
+    const [done, succeeded, failed, rest] = finished!.slice(1).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    expect(done).toBeLessThan(300);
+    expect(succeeded + failed).toBe(done);
+    expect(done + rest).toBe(300);
+    expect(stdout).toMatch(/^stage durations \(ms, timingMiddleware\):$/m);
+    expect(stdout).toContain(
+      `output: ${String(succeeded)} priced orders collected before the interruption`,
+    );
+    expect(stdout).not.toContain("summary:");
+  });
+});
