@@ -12,6 +12,7 @@ export type {
   MapOptions,
   PipelineConstructor,
   PipelineOptions,
+  RunWrapper,
   StreamOptions,
 } from "./pipeline.js";
 export type { AfterStageHook, BeforeStageHook } from "./hooks.js";

@@ -78,7 +78,50 @@ export interface PipelineOptions<C extends object = Context> {
    * ```
    */
   middlewares?: readonly Middleware<C>[] | undefined;
+  /**
+   * Wraps each whole run: one `run` call, or one item of `map`, `mapSettled` or `stream`.
+   * Called with `run` (which runs every stage, hooks and middleware included, and returns a
+   * promise of the output), the input, the run's context and its signal; it must return the
+   * output (or a promise of it), normally `run()`'s. What it throws is the run's error. For a
+   * per-run trace span (`openTelemetryRunSpan`), an `AsyncLocalStorage` scope, or per-item
+   * logging.
+   * @default undefined
+   * @example
+   * ```ts
+   * import { AsyncLocalStorage } from "node:async_hooks";
+   *
+   * const requestIds = new AsyncLocalStorage<string>();
+   * new Pipeline(stages, {
+   *   aroundRun: (run, input) => requestIds.run(String((input as { id: string }).id), run),
+   * });
+   * ```
+   */
+  aroundRun?: RunWrapper<C> | undefined;
 }
+
+/**
+ * The type of {@link PipelineOptions.aroundRun}: wraps one whole run of the pipeline.
+ *
+ * @example
+ * ```ts
+ * import type { RunWrapper } from "async-pipeline";
+ *
+ * const timed: RunWrapper = async (run, input) => {
+ *   const started = performance.now();
+ *   try {
+ *     return await run();
+ *   } finally {
+ *     console.log(`${JSON.stringify(input)} took ${(performance.now() - started).toFixed(1)} ms`);
+ *   }
+ * };
+ * ```
+ */
+export type RunWrapper<C extends object = Context> = (
+  run: () => Promise<unknown>,
+  input: unknown,
+  context: C,
+  signal: AbortSignal | undefined,
+) => unknown;
 
 /**
  * Options of {@link Pipeline.map} and {@link Pipeline.mapSettled}.
@@ -193,6 +236,7 @@ class PipelineImpl<I, O, C extends object = Context> {
   readonly #needsContext: boolean;
   readonly #hooked: boolean;
   readonly #chain: ComposedChain<C> | undefined;
+  readonly #aroundRun: RunWrapper<C> | undefined;
 
   constructor(stages: readonly AnyStage[], options?: PipelineOptions<C>) {
     if (!Array.isArray(stages)) {
@@ -229,7 +273,9 @@ class PipelineImpl<I, O, C extends object = Context> {
       this.#beforeStage !== undefined ||
       this.#afterStage !== undefined ||
       this.#chain !== undefined;
+    this.#aroundRun = optionalFunction("aroundRun", opts.aroundRun);
     this.#needsContext =
+      this.#aroundRun !== undefined ||
       this.#chain !== undefined ||
       this.#beforeTakesContext ||
       this.#afterTakesContext ||
@@ -272,7 +318,7 @@ class PipelineImpl<I, O, C extends object = Context> {
     const signal = optionalSignal(opts?.signal);
     const context = optionalContext(opts?.context) ?? this.#newContext();
     throwIfAborted(signal);
-    return (await this.#runItem(input, context, signal, signal !== undefined)) as O;
+    return (await this.#runWrapped(input, context, signal, signal !== undefined)) as O;
   }
 
   /**
@@ -425,7 +471,7 @@ class PipelineImpl<I, O, C extends object = Context> {
     // them nothing could tell, and not racing saves a listener per attempt.
     const race = this.#hooked;
     return (item, signal) =>
-      this.#runItem(
+      this.#runWrapped(
         item,
         template === undefined ? this.#newContext() : copyContext(template),
         signal,
@@ -435,6 +481,24 @@ class PipelineImpl<I, O, C extends object = Context> {
 
   #newContext(): C {
     return (this.#needsContext ? {} : undefined) as C;
+  }
+
+  /** One whole run, through `aroundRun` when set. May throw synchronously. */
+  #runWrapped(input: unknown, context: C, signal: AbortSignal | undefined, race: boolean): unknown {
+    const around = this.#aroundRun;
+    if (around === undefined) return this.#runItem(input, context, signal, race);
+    return around(
+      () => {
+        try {
+          return Promise.resolve(this.#runItem(input, context, signal, race));
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      },
+      input,
+      context,
+      signal,
+    );
   }
 
   /**

@@ -21,6 +21,7 @@ import { Pipeline, Stage, StageExecutionError, TimeoutError } from "../src/index
 import { retryMiddleware, timeoutMiddleware } from "../src/middlewares/index.js";
 import {
   openTelemetryMiddleware,
+  openTelemetryRunSpan,
   recordRetry,
   tracedRun,
   type TraceAttributesContext,
@@ -871,6 +872,63 @@ describe("tracedRun: one span per run", () => {
     };
     expect(await rejectionOf(tracedRun(runnable, 1))).toBe(error);
     expect(only("pipeline.run").status.code).toBe(SpanStatusCode.ERROR);
+  });
+});
+
+describe("openTelemetryRunSpan: one span per run and per batch item", () => {
+  const stages = [
+    new Stage("parse", (line: string) => Number(line)),
+    new Stage("double", async (value: number) => {
+      await sleep(3 - value);
+      if (value === 2) throw new Error("two");
+      return value * 2;
+    }),
+  ] as const;
+
+  it("gives each map item its own run span and trace, with its stages under it", async () => {
+    const pipeline = new Pipeline(stages, {
+      middlewares: [openTelemetryMiddleware()],
+      aroundRun: openTelemetryRunSpan({ spanName: "item", attributes: { batch: "b1" } }),
+    });
+    const settled = await pipeline.mapSettled(["0", "1", "2"], 3);
+    expect(settled.map((entry) => entry.status)).toEqual(["fulfilled", "fulfilled", "rejected"]);
+
+    const items = finished().filter((span) => span.name === "item");
+    expect(items).toHaveLength(3);
+    expect(new Set(items.map(traceId)).size).toBe(3);
+    for (const item of items) {
+      expect(parentOf(item)).toBeUndefined();
+      expect(item.attributes.batch).toBe("b1");
+      const stagesOfItem = finished().filter(
+        (span) => span.name.startsWith("pipeline.stage.") && traceId(span) === traceId(item),
+      );
+      expect(stagesOfItem.map((span) => span.name).sort()).toEqual([
+        "pipeline.stage.double",
+        "pipeline.stage.parse",
+      ]);
+      for (const stage of stagesOfItem) expect(parentOf(stage)).toBe(spanId(item));
+    }
+    const failed = items.filter((span) => span.status.code === SpanStatusCode.ERROR);
+    expect(failed).toHaveLength(1);
+  });
+
+  it("wraps run() the same way, and records a cancelled run as cancelled", async () => {
+    const pipeline = new Pipeline(
+      [new Stage("wait", (_value: number, _context, call) => untilAborted(call.signal))],
+      { aroundRun: openTelemetryRunSpan() },
+    );
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    const pending = rejectionOf(pipeline.run(1, { signal: controller.signal }));
+    controller.abort(reason);
+    expect(await pending).toBe(reason);
+    const run = only("pipeline.run");
+    expect(run.attributes["async_pipeline.cancelled"]).toBe(true);
+    expect(run.status.code).toBe(SpanStatusCode.UNSET);
+  });
+
+  it("checks its options when called", () => {
+    expect(() => openTelemetryRunSpan({ spanName: "" })).toThrow(RangeError);
   });
 });
 

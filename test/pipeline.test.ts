@@ -616,3 +616,68 @@ describe("Pipeline.run: cancellation", () => {
     });
   });
 });
+
+describe("aroundRun", () => {
+  it("wraps each run with its input, context and signal, and may change the output", async () => {
+    const seen: unknown[] = [];
+    const pipeline = new Pipeline([new Stage("double", async (value: number) => value * 2)], {
+      aroundRun: async (run, input, context, signal) => {
+        seen.push({ input, context, signal });
+        return `${String(await run())}!`;
+      },
+    });
+    const context = { id: 1 };
+    const controller = new AbortController();
+    await expect(pipeline.run(4, { context, signal: controller.signal })).resolves.toBe("8!");
+    expect(seen).toEqual([{ input: 4, context, signal: controller.signal }]);
+    expect((seen[0] as { context: unknown }).context).toBe(context);
+  });
+
+  it("wraps every map item with that item's own context copy", async () => {
+    const contexts: unknown[] = [];
+    const pipeline = new Pipeline([new Stage("id", (value: number) => value)], {
+      aroundRun: (run, _input, context) => {
+        contexts.push(context);
+        return run();
+      },
+    });
+    const template = { tenant: "acme" };
+    await expect(pipeline.map([1, 2, 3], 2, { context: template })).resolves.toEqual([1, 2, 3]);
+    expect(contexts).toHaveLength(3);
+    expect(new Set(contexts).size).toBe(3);
+    for (const context of contexts) {
+      expect(context).not.toBe(template);
+      expect(context).toEqual(template);
+    }
+  });
+
+  it("passes a stage's failure through run(), and its own errors, sync or async, to the caller", async () => {
+    const failing = new Pipeline(
+      [
+        new Stage("boom", (): number => {
+          throw new Error("boom");
+        }),
+      ],
+      { aroundRun: (run) => run() },
+    );
+    await expect(failing.run(1)).rejects.toBeInstanceOf(StageExecutionError);
+    const own = new Error("wrapper");
+    const throwing = new Pipeline([new Stage("id", (value: number) => value)], {
+      aroundRun: () => {
+        throw own;
+      },
+    });
+    await expect(throwing.run(1)).rejects.toBe(own);
+    const settled = await throwing.mapSettled([1]);
+    expect(settled).toEqual([{ status: "rejected", reason: own }]);
+  });
+
+  it("is checked at construction", () => {
+    expect(
+      () =>
+        new Pipeline([new Stage("id", (value: number) => value)], {
+          aroundRun: "no" as never,
+        }),
+    ).toThrow(new TypeError('aroundRun must be a function, got "no"'));
+  });
+});

@@ -4,6 +4,7 @@ import {
   type Span,
   type Tracer,
 } from "@opentelemetry/api";
+import type { RunWrapper } from "../pipeline.js";
 import type { Context, RunOptions } from "../types.js";
 import { INPUT_TYPE, traceAttributesOf, typeName } from "./attributes.js";
 import { nonEmptyString, optionsBag, resolveTracer } from "./options.js";
@@ -51,7 +52,21 @@ export interface Runnable<I, O, C extends object = Context> {
  * });
  * ```
  */
-export interface TracedRunOptions<C extends object = Context> extends RunOptions<C> {
+export interface TracedRunOptions<C extends object = Context>
+  extends RunOptions<C>, RunSpanOptions {}
+
+/**
+ * How a run span is named and recorded: the options of {@link openTelemetryRunSpan}, and the
+ * span half of {@link TracedRunOptions}.
+ *
+ * @example
+ * ```ts
+ * import { openTelemetryRunSpan } from "async-pipeline/opentelemetry";
+ *
+ * openTelemetryRunSpan({ spanName: "orders.import", attributes: { "pipeline.name": "orders" } });
+ * ```
+ */
+export interface RunSpanOptions {
   /**
    * The tracer that starts the run span. When omitted, the global tracer provider's tracer
    * named `tracerName` is used.
@@ -151,22 +166,71 @@ export async function tracedRun<I, O, C extends object = Context>(
     throw new TypeError("pipeline must be a Pipeline or a Stage (an object with a run method)");
   }
   const opts = optionsBag("options", options);
-  const spanName =
-    opts.spanName === undefined ? "pipeline.run" : nonEmptyString("spanName", opts.spanName);
-  const tracer = resolveTracer(opts.tracer, opts.tracerName);
-  const extra = optionsBag("attributes", opts.attributes);
   const { context, signal } = opts;
-  const base: Attributes = { ...extra, [INPUT_TYPE]: typeName(input) };
-  let span: Span;
-  try {
-    span = tracer.startSpan(
-      spanName,
-      { attributes: { ...traceAttributesOf(context), ...base } },
-      otelContext.active(),
-    );
-  } catch {
-    // A faulty tracer: run untraced rather than fail.
-    return pipeline.run(input, { context, signal });
-  }
-  return runInSpan(span, base, context, signal, () => pipeline.run(input, { context, signal }));
+  return (await runSpanWrapper(opts)(
+    () => pipeline.run(input, { context, signal }),
+    input,
+    context,
+    signal,
+  )) as O;
+}
+
+/**
+ * A run span for every run of a pipeline, items of `map`, `mapSettled` and `stream`
+ * included: give it as the pipeline's `aroundRun` option. Each run (each item) gets one span,
+ * made active while it runs, so that its stage spans share one trace and concurrent items
+ * never mix. The span is named, attributed and ended as {@link tracedRun}'s is.
+ *
+ * @param options - the span's `spanName`, `attributes`, `tracer` or `tracerName`
+ * @returns an `aroundRun` wrapper
+ * @throws TypeError or RangeError for a bad option, when called
+ * @default spanName: "pipeline.run", tracerName: "async_pipeline"
+ * @example
+ * ```ts
+ * import { Pipeline, Stage } from "async-pipeline";
+ * import { openTelemetryMiddleware, openTelemetryRunSpan } from "async-pipeline/opentelemetry";
+ *
+ * const pipeline = new Pipeline(
+ *   [new Stage("parse", (line: string) => Number(line)), new Stage("double", (n: number) => n * 2)],
+ *   { middlewares: [openTelemetryMiddleware()], aroundRun: openTelemetryRunSpan() },
+ * );
+ * await pipeline.map(["1", "2"], 2);
+ * // "pipeline.run" ─ "pipeline.stage.parse", "pipeline.stage.double"   (one trace per item)
+ * ```
+ */
+export function openTelemetryRunSpan(options?: RunSpanOptions): RunWrapper<object> {
+  return runSpanWrapper(optionsBag("options", options));
+}
+
+/**
+ * Validates the span options once and returns the wrapper that opens a span per run. Its
+ * context may be `undefined`: `tracedRun` leaves the context to the pipeline when none is given.
+ */
+function runSpanWrapper(
+  options: Partial<RunSpanOptions>,
+): (
+  run: () => Promise<unknown>,
+  input: unknown,
+  context: unknown,
+  signal: AbortSignal | undefined,
+) => Promise<unknown> {
+  const spanName =
+    options.spanName === undefined ? "pipeline.run" : nonEmptyString("spanName", options.spanName);
+  const tracer = resolveTracer(options.tracer, options.tracerName);
+  const extra = optionsBag("attributes", options.attributes);
+  return (run, input, context, signal) => {
+    const base: Attributes = { ...extra, [INPUT_TYPE]: typeName(input) };
+    let span: Span;
+    try {
+      span = tracer.startSpan(
+        spanName,
+        { attributes: { ...traceAttributesOf(context), ...base } },
+        otelContext.active(),
+      );
+    } catch {
+      // A faulty tracer: run untraced rather than fail.
+      return run();
+    }
+    return runInSpan(span, base, context, signal, run);
+  };
 }
