@@ -312,11 +312,12 @@ export class Stage<I, O, C extends object = Context> {
       let result: O | PromiseLike<O>;
       try {
         result = this.#attempt(value, context, signal, race, 1);
+        // Inside the try: reading `then` is user code too (a getter may throw).
+        if (!isThenable(result)) return result;
       } catch (error) {
         throwIfAborted(signal);
         throw new StageExecutionError(this.#name, error, 1);
       }
-      if (!isThenable(result)) return result;
       return Promise.resolve(result).then(
         undefined,
         signal === undefined

@@ -7,7 +7,7 @@ import { startTimer, stopTimer, type TimerHandle } from "./timers.js";
  *
  * - `invoke` gets the signal the work should watch: a fresh controller's signal when a timeout
  *   is set and `deriveSignal` is true (it aborts on timeout or when `signal` aborts), else
- *   `signal` itself.
+ *   `signal` itself. `invoke` may throw: nothing is set up before it returns.
  * - A synchronous result is returned as is: it is never timed out.
  * - A promise result is raced against the timer (rejecting with {@link TimeoutError}) and,
  *   when `race` is true or a timeout is set, against `signal` (rejecting with its reason).
@@ -25,32 +25,11 @@ export function guardAttempt<T>(
   deriveSignal: boolean,
 ): T | Promise<T> {
   const controller = timeout !== undefined && deriveSignal ? new AbortController() : undefined;
-  let unlink: (() => void) | undefined;
-  if (controller !== undefined && signal !== undefined) {
-    const forward = (): void => {
-      controller.abort(signal.reason);
-    };
-    signal.addEventListener("abort", forward, { once: true });
-    unlink = () => {
-      signal.removeEventListener("abort", forward);
-    };
-  }
-
-  let result: T | PromiseLike<T>;
-  try {
-    result = invoke(controller === undefined ? signal : controller.signal);
-    if (!isThenable(result)) {
-      unlink?.();
-      return result;
-    }
-  } catch (error) {
-    unlink?.();
-    throw error;
-  }
+  const result = invoke(controller === undefined ? signal : controller.signal);
+  if (!isThenable(result)) return result;
   const watchSignal = signal !== undefined && (race || timeout !== undefined);
   if (timeout === undefined && !watchSignal) return Promise.resolve(result);
 
-  const pending = result;
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     let timer: TimerHandle | undefined;
@@ -59,9 +38,9 @@ export function guardAttempt<T>(
       settled = true;
       if (timer !== undefined) stopTimer(timer);
       if (watchSignal) signal.removeEventListener("abort", onAbort);
-      unlink?.();
       return true;
     };
+    // One listener does both jobs: abort the attempt's own signal and lose the race.
     const onAbort = (): void => {
       if (!finish()) return;
       const reason: unknown = signal?.reason;
@@ -76,15 +55,12 @@ export function guardAttempt<T>(
         reject(error);
       });
     }
-    if (watchSignal) {
-      if (signal.aborted) {
-        onAbort();
-        return;
-      }
-      signal.addEventListener("abort", onAbort, { once: true });
-    }
+    if (watchSignal && !signal.aborted) signal.addEventListener("abort", onAbort, { once: true });
+    // Subscribed before an already-aborted signal is acted on, so that the work's rejection is
+    // handled whatever wins the race. A thenable that settles inside `then` clears the timer
+    // and the listener through `finish`.
     try {
-      pending.then(
+      result.then(
         (value) => {
           if (finish()) resolve(value);
         },
@@ -95,5 +71,6 @@ export function guardAttempt<T>(
     } catch (error) {
       if (finish()) reject(error);
     }
+    if (watchSignal && signal.aborted) onAbort();
   });
 }

@@ -104,8 +104,9 @@ export function collect(
     source: items,
     concurrency: settings.concurrency,
     signal,
-    // mapSettled never stops for a failure, so without a caller signal its items need none.
-    itemSignals: !settled || signal !== undefined,
+    // Also for mapSettled: an input that throws stops the batch, and its in-flight items must
+    // stop too. One controller per worker, not per item.
+    itemSignals: true,
     run: (item, _index, itemSignal) => run(item, itemSignal),
     settle: settled
       ? (index, ok, outcome) => {
