@@ -1,10 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Pipeline, Stage } from "../src/index.js";
-
-const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
+import { sleep } from "./support/time.js";
 
 afterEach(() => {
   vi.useRealTimers();

@@ -1,18 +1,10 @@
 import { describe, expect, it, vi } from "vitest";
 import { PipelineError, Stage, StageExecutionError, TimeoutError } from "../src/index.js";
+import { rejectionOf } from "./support/promises.js";
 
 const SEE_BRAND = Symbol.for("async-pipeline.StageExecutionError");
 const PIPELINE_BRAND = Symbol.for("async-pipeline.PipelineError");
 const TIMEOUT_BRAND = Symbol.for("async-pipeline.TimeoutError");
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the promise to reject");
-}
 
 async function failureOf(thrown: unknown, name = "stage"): Promise<StageExecutionError> {
   const stage = new Stage(name, (): number => {

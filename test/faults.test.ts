@@ -6,7 +6,6 @@
  * unhandled rejection run in a child process with `--unhandled-rejections=strict`
  * (test/fixtures/unhandled.ts).
  */
-import { getEventListeners } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   Pipeline,
@@ -17,48 +16,9 @@ import {
   type StageOptions,
 } from "../src/index.js";
 import { reports, runFixture } from "./fixtures/child.js";
-
-/** The real `setImmediate`, captured before any test installs fake timers. */
-const realSetImmediate = globalThis.setImmediate;
-
-/** Lets every pending microtask run, and one real macrotask turn. Works under fake timers. */
-function flush(): Promise<void> {
-  return new Promise((resolve) => realSetImmediate(resolve));
-}
-
-interface Observed<T> {
-  status: "pending" | "fulfilled" | "rejected";
-  value: T | undefined;
-  reason: unknown;
-}
-
-/** Records how a promise settles, without leaving its rejection unhandled. */
-function observe<T>(promise: Promise<T>): Observed<T> {
-  const state: Observed<T> = { status: "pending", value: undefined, reason: undefined };
-  void promise.then(
-    (value) => {
-      state.status = "fulfilled";
-      state.value = value;
-    },
-    (reason: unknown) => {
-      state.status = "rejected";
-      state.reason = reason;
-    },
-  );
-  return state;
-}
-
-async function rejectionOf(promise: PromiseLike<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected a rejection");
-}
-
-const never = <T>(): Promise<T> => new Promise<T>(() => undefined);
-const abortListeners = (signal: AbortSignal): number => getEventListeners(signal, "abort").length;
+import { never, observe, rejectionOf } from "./support/promises.js";
+import { abortListeners } from "./support/signals.js";
+import { flush } from "./support/time.js";
 
 afterEach(() => {
   vi.useRealTimers();

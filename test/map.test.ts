@@ -1,5 +1,4 @@
 import { spawnSync } from "node:child_process";
-import { getEventListeners } from "node:events";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
@@ -10,37 +9,10 @@ import {
   type Context,
   type StageCall,
 } from "../src/index.js";
-
-const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
-
-interface Observed<T> {
-  status: "pending" | "fulfilled" | "rejected";
-  value: T | undefined;
-  reason: unknown;
-}
-
-/** Records how a promise settles, without leaving its rejection unhandled. */
-function observe<T>(promise: Promise<T>): Observed<T> {
-  const state: Observed<T> = { status: "pending", value: undefined, reason: undefined };
-  void promise.then(
-    (value) => {
-      state.status = "fulfilled";
-      state.value = value;
-    },
-    (reason: unknown) => {
-      state.status = "rejected";
-      state.reason = reason;
-    },
-  );
-  return state;
-}
-
-const abortListeners = (signal: AbortSignal): number => getEventListeners(signal, "abort").length;
-
-const range = (length: number): number[] => Array.from({ length }, (_, index) => index);
+import { counted, range } from "./support/iterables.js";
+import { observe } from "./support/promises.js";
+import { abortListeners } from "./support/signals.js";
+import { sleep } from "./support/time.js";
 
 /** A one-stage pipeline that records how many items run at once. */
 function probe(delay: (value: number) => number = (value) => 10 + (value % 4) * 7) {
@@ -56,22 +28,6 @@ function probe(delay: (value: number) => number = (value) => 10 + (value % 4) * 
     }),
   ]);
   return { pipeline, state };
-}
-
-/** An endless generator that records how many items were pulled and whether it was closed. */
-function naturals() {
-  const source = { pulled: 0, closed: false };
-  function* generate(): Generator<number> {
-    try {
-      for (let index = 0; ; index++) {
-        source.pulled++;
-        yield index;
-      }
-    } finally {
-      source.closed = true;
-    }
-  }
-  return { source, items: generate() };
 }
 
 afterEach(() => {
@@ -354,7 +310,7 @@ describe("map: lazy consumption", () => {
 
   it("pulls only what it needs from an endless generator before it is stopped", async () => {
     vi.useFakeTimers();
-    const { source, items } = naturals();
+    const { source, items } = counted();
     const controller = new AbortController();
     const pipeline = new Pipeline([
       new Stage("work", async (value: number) => {
@@ -518,7 +474,7 @@ describe("map: fails fast", () => {
 
   it("starts nothing new, aborts in-flight items' signals and closes the source", async () => {
     vi.useFakeTimers();
-    const { source, items } = naturals();
+    const { source, items } = counted();
     const signals: AbortSignal[] = [];
     const boom = new Error("boom");
     const pipeline = new Pipeline([
@@ -547,7 +503,7 @@ describe("map: fails fast", () => {
   });
 
   it("fails fast on a synchronous throw too", async () => {
-    const { source, items } = naturals();
+    const { source, items } = counted();
     let calls = 0;
     const pipeline = new Pipeline([
       new Stage("work", (value: number) => {
@@ -616,7 +572,7 @@ describe("map: fails fast", () => {
 
 describe("map: the caller's signal", () => {
   it("rejects with the reason of an already-aborted signal and pulls nothing", async () => {
-    const { source, items } = naturals();
+    const { source, items } = counted();
     const handler = vi.fn((value: number) => value);
     const pipeline = new Pipeline([new Stage("s", handler)]);
     const reason = new Error("too late");
@@ -629,7 +585,7 @@ describe("map: the caller's signal", () => {
 
   it("rejects promptly with signal.reason, starts nothing new, aborts in-flight signals and closes the source", async () => {
     vi.useFakeTimers();
-    const { source, items } = naturals();
+    const { source, items } = counted();
     const controller = new AbortController();
     const reason = new Error("user cancelled");
     const signals: AbortSignal[] = [];
@@ -853,7 +809,7 @@ describe("map: bad arguments reject instead of throwing", () => {
     ["NaN", NaN, RangeError, /concurrency/],
     ['"5"', "5", TypeError, /concurrency/],
   ] as const)("rejects concurrency %s", async (_label, concurrency, type, message) => {
-    const { source, items } = naturals();
+    const { source, items } = counted();
     await expectRejection(() => pipeline.map(items, concurrency as number), type, message);
     await expectRejection(
       () => pipeline.map([1], { concurrency: concurrency as number }),

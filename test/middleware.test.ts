@@ -9,48 +9,9 @@ import {
   type Next,
   type StageCall,
 } from "../src/index.js";
-
-interface Observed<T> {
-  status: "pending" | "fulfilled" | "rejected";
-  value: T | undefined;
-  reason: unknown;
-}
-
-/** Records how a promise settles, without leaving its rejection unhandled. */
-function observe<T>(promise: Promise<T>): Observed<T> {
-  const state: Observed<T> = { status: "pending", value: undefined, reason: undefined };
-  void promise.then(
-    (value) => {
-      state.status = "fulfilled";
-      state.value = value;
-    },
-    (reason: unknown) => {
-      state.status = "rejected";
-      state.reason = reason;
-    },
-  );
-  return state;
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the promise to reject");
-}
-
-function never<T>(): Promise<T> {
-  return new Promise<T>(() => {});
-}
-
-/** Lets every pending microtask and one macrotask run (real timers). */
-function flush(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-const abortListeners = (signal: AbortSignal): number => getEventListeners(signal, "abort").length;
+import { never, observe, rejectionOf, type Observed } from "./support/promises.js";
+import { abortListeners } from "./support/signals.js";
+import { flush } from "./support/time.js";
 
 afterEach(() => {
   vi.useRealTimers();

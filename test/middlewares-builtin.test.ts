@@ -1,4 +1,3 @@
-import { getEventListeners } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   Pipeline,
@@ -19,47 +18,9 @@ import {
   type Logger,
   type TimingContext,
 } from "../src/middlewares/index.js";
-
-interface Observed<T> {
-  status: "pending" | "fulfilled" | "rejected";
-  value: T | undefined;
-  reason: unknown;
-}
-
-/** Records how a promise settles, without leaving its rejection unhandled. */
-function observe<T>(promise: Promise<T>): Observed<T> {
-  const state: Observed<T> = { status: "pending", value: undefined, reason: undefined };
-  void promise.then(
-    (value) => {
-      state.status = "fulfilled";
-      state.value = value;
-    },
-    (reason: unknown) => {
-      state.status = "rejected";
-      state.reason = reason;
-    },
-  );
-  return state;
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the promise to reject");
-}
-
-function never<T>(): Promise<T> {
-  return new Promise<T>(() => {});
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-const abortListeners = (signal: AbortSignal): number => getEventListeners(signal, "abort").length;
+import { never, observe, rejectionOf } from "./support/promises.js";
+import { abortListeners } from "./support/signals.js";
+import { sleep } from "./support/time.js";
 
 /** A logger that records every call. */
 function recordingLogger(): Logger & { lines: { level: string; args: unknown[] }[] } {

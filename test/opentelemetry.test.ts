@@ -26,6 +26,8 @@ import {
   tracedRun,
   type TraceAttributesContext,
 } from "../src/opentelemetry/index.js";
+import { rejectionOf } from "./support/promises.js";
+import { sleep } from "./support/time.js";
 
 // Made before any provider is registered: the global tracer must still reach the provider
 // registered in beforeAll (the API's proxy tracer delegates once one is set).
@@ -65,26 +67,12 @@ const spanId = (span: ReadableSpan): string => span.spanContext().spanId;
 const traceId = (span: ReadableSpan): string => span.spanContext().traceId;
 const parentOf = (span: ReadableSpan): string | undefined => span.parentSpanContext?.spanId;
 
-const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
-
 const untilAborted = (signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     signal.addEventListener("abort", () => {
       resolve();
     });
   });
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the promise to reject");
-}
 
 /** Runs `work` inside a span of the "app" tracer, as a handler calling `fetch` would. */
 function child<T>(name: string, work: () => T | Promise<T>, attributes = {}): Promise<T> {

@@ -1,36 +1,9 @@
-import { getEventListeners } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Pipeline, Stage, StageExecutionError, TimeoutError } from "../src/index.js";
 import type { StageCall } from "../src/index.js";
-
-const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
-
-interface Observed<T> {
-  status: "pending" | "fulfilled" | "rejected";
-  value: T | undefined;
-  reason: unknown;
-}
-
-/** Records how a promise settles, without leaving its rejection unhandled. */
-function observe<T>(promise: Promise<T>): Observed<T> {
-  const state: Observed<T> = { status: "pending", value: undefined, reason: undefined };
-  void promise.then(
-    (value) => {
-      state.status = "fulfilled";
-      state.value = value;
-    },
-    (reason: unknown) => {
-      state.status = "rejected";
-      state.reason = reason;
-    },
-  );
-  return state;
-}
-
-const abortListeners = (signal: AbortSignal): number => getEventListeners(signal, "abort").length;
+import { observe } from "./support/promises.js";
+import { abortListeners } from "./support/signals.js";
+import { sleep } from "./support/time.js";
 
 afterEach(() => {
   vi.useRealTimers();

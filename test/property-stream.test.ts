@@ -23,9 +23,7 @@ import {
   type Expected,
   type Val,
 } from "./fixtures/scenario.js";
-
-const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? 150);
-const TIMEOUT = 20_000 + NUM_RUNS * 100;
+import { NUM_RUNS, TIMEOUT } from "./support/property.js";
 
 afterEach(() => {
   vi.useRealTimers();

@@ -26,10 +26,7 @@ import {
   type Scenario,
   type Settlement,
 } from "./fixtures/scenario.js";
-
-const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? 150);
-/** Generous: a property takes about 10 ms per run here. */
-const TIMEOUT = 20_000 + NUM_RUNS * 100;
+import { NUM_RUNS, TIMEOUT } from "./support/property.js";
 
 afterEach(() => {
   vi.useRealTimers();

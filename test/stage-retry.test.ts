@@ -8,33 +8,7 @@ import {
   type StageCall,
   type StageOptions,
 } from "../src/index.js";
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the promise to reject");
-}
-
-interface Tracked<T> {
-  readonly promise: Promise<T>;
-  settled: boolean;
-}
-
-function track<T>(promise: Promise<T>): Tracked<T> {
-  const tracked: Tracked<T> = { promise, settled: false };
-  promise.then(
-    () => {
-      tracked.settled = true;
-    },
-    () => {
-      tracked.settled = true;
-    },
-  );
-  return tracked;
-}
+import { rejectionOf, track, type Tracked } from "./support/promises.js";
 
 /** A stage whose handler always rejects with a new Error naming the attempt. */
 function failing(options: StageOptions, name = "flaky") {

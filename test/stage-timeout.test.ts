@@ -8,41 +8,8 @@ import {
   type Context,
   type StageCall,
 } from "../src/index.js";
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the promise to reject");
-}
-
-function never<T>(): Promise<T> {
-  return new Promise<T>(() => {});
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-interface Tracked<T> {
-  readonly promise: Promise<T>;
-  settled: boolean;
-}
-
-function track<T>(promise: Promise<T>): Tracked<T> {
-  const tracked: Tracked<T> = { promise, settled: false };
-  promise.then(
-    () => {
-      tracked.settled = true;
-    },
-    () => {
-      tracked.settled = true;
-    },
-  );
-  return tracked;
-}
+import { never, rejectionOf, track } from "./support/promises.js";
+import { sleep } from "./support/time.js";
 
 beforeEach(() => {
   vi.useFakeTimers();

@@ -1,89 +1,9 @@
-import { getEventListeners } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Pipeline, Stage, StageExecutionError, type StageCall } from "../src/index.js";
-
-const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
-
-/** A promise that never settles: a handler that hangs until its signal aborts. */
-const never = <T>(): Promise<T> =>
-  new Promise<T>(() => {
-    // Never settles.
-  });
-
-interface Observed<T> {
-  status: "pending" | "fulfilled" | "rejected";
-  value: T | undefined;
-  reason: unknown;
-}
-
-/** Records how a promise settles, without leaving its rejection unhandled. */
-function observe<T>(promise: Promise<T>): Observed<T> {
-  const state: Observed<T> = { status: "pending", value: undefined, reason: undefined };
-  void promise.then(
-    (value) => {
-      state.status = "fulfilled";
-      state.value = value;
-    },
-    (reason: unknown) => {
-      state.status = "rejected";
-      state.reason = reason;
-    },
-  );
-  return state;
-}
-
-const abortListeners = (signal: AbortSignal): number => getEventListeners(signal, "abort").length;
-
-const range = (length: number): number[] => Array.from({ length }, (_, index) => index);
-
-/** Reads a whole stream into an array. */
-async function drain<T>(stream: AsyncIterable<T>): Promise<T[]> {
-  const values: T[] = [];
-  for await (const value of stream) values.push(value);
-  return values;
-}
-
-interface Source {
-  /** Items the generator produced (pulled from it). */
-  pulled: number;
-  /** Whether its `finally` ran. */
-  closed: boolean;
-}
-
-/** A generator of `count` numbers (endless by default) that counts pulls and records closing. */
-function counted(count = Infinity): { source: Source; items: Generator<number> } {
-  const source: Source = { pulled: 0, closed: false };
-  function* generate(): Generator<number> {
-    try {
-      for (let index = 0; index < count; index++) {
-        source.pulled++;
-        yield index;
-      }
-    } finally {
-      source.closed = true;
-    }
-  }
-  return { source, items: generate() };
-}
-
-/** The async version of {@link counted}. */
-function countedAsync(count = Infinity): { source: Source; items: AsyncGenerator<number> } {
-  const source: Source = { pulled: 0, closed: false };
-  async function* generate(): AsyncGenerator<number> {
-    try {
-      for (let index = 0; index < count; index++) {
-        source.pulled++;
-        yield index;
-      }
-    } finally {
-      source.closed = true;
-    }
-  }
-  return { source, items: generate() };
-}
+import { counted, countedAsync, drain, range, type Source } from "./support/iterables.js";
+import { never, observe } from "./support/promises.js";
+import { abortListeners } from "./support/signals.js";
+import { sleep } from "./support/time.js";
 
 /** A one-stage pipeline that records calls, items in flight and each call's signal. */
 function probe(delay: (value: number) => number = () => 10) {

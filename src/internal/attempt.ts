@@ -14,7 +14,8 @@ import { startTimer, stopTimer, type TimerHandle } from "./timers.js";
  * - The losing promise is abandoned with a rejection handler attached, and the timer and the
  *   listener are removed whichever way the attempt settles.
  *
- * Nothing is allocated beyond the call itself when there is no timeout and no race.
+ * Callers come here only with something to guard (a timeout, or a signal to race): the plain
+ * call is theirs to make, so that it allocates nothing.
  */
 export function guardAttempt<T>(
   invoke: (signal: AbortSignal | undefined) => T | PromiseLike<T>,
@@ -28,7 +29,6 @@ export function guardAttempt<T>(
   const result = invoke(controller === undefined ? signal : controller.signal);
   if (!isThenable(result)) return result;
   const watchSignal = signal !== undefined && (race || timeout !== undefined);
-  if (timeout === undefined && !watchSignal) return Promise.resolve(result);
 
   return new Promise<T>((resolve, reject) => {
     let settled = false;
