@@ -8,7 +8,7 @@ import type {
 } from "./chain.js";
 import type { AfterStageHook, BeforeStageHook } from "./hooks.js";
 import { copyContext } from "./internal/context.js";
-import { execute, readsContext } from "./internal/execute.js";
+import { begin, execute, readsContext, recover, settle } from "./internal/execute.js";
 import {
   batchSettings,
   collect,
@@ -16,7 +16,7 @@ import {
   type BatchSettings,
   type ItemRunner,
 } from "./internal/batch.js";
-import { callIgnoringErrors, isThenable } from "./internal/thenable.js";
+import { isThenable, noop } from "./internal/thenable.js";
 import { composeMiddlewares, type ComposedChain, type Middleware } from "./middleware.js";
 import {
   optionalContext,
@@ -313,12 +313,18 @@ class PipelineImpl<I, O, C extends object = Context> {
    * await pipeline.run(10); // 22
    * ```
    */
-  async run(input: I, options?: RunOptions<C>): Promise<O> {
-    const opts = optionsObject<NonNullable<typeof options>>("options", options);
-    const signal = optionalSignal(opts?.signal);
-    const context = optionalContext(opts?.context) ?? this.#newContext();
-    throwIfAborted(signal);
-    return (await this.#runWrapped(input, context, signal, signal !== undefined)) as O;
+  run(input: I, options?: RunOptions<C>): Promise<O> {
+    // Not an async method: the run's own promise is returned as it is, which saves an async
+    // frame and a microtask per run. Every throw still becomes a rejection.
+    try {
+      const opts = optionsObject<NonNullable<typeof options>>("options", options);
+      const signal = optionalSignal(opts?.signal);
+      const context = optionalContext(opts?.context) ?? this.#newContext();
+      throwIfAborted(signal);
+      return Promise.resolve(this.#runWrapped(input, context, signal, signal !== undefined) as O);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -508,31 +514,76 @@ class PipelineImpl<I, O, C extends object = Context> {
   #runItem(input: unknown, context: C, signal: AbortSignal | undefined, race: boolean): unknown {
     if (this.#hooked) return this.#runHooked(input, context, signal, race);
     const stages = this.#stages;
+    const last = stages.length - 1;
     let value = input;
-    for (let index = 0; index < stages.length; index++) {
-      const output: unknown = (stages[index] as AnyStage)[execute](value, context, signal, race);
-      if (isThenable(output)) {
-        return index + 1 === stages.length
-          ? output
-          : this.#runRest(output, index + 1, context, signal, race);
+    for (let index = 0; index <= last; index++) {
+      const stage = stages[index] as AnyStage;
+      // The caller checked the signal before the first stage; a synchronous stage may abort it.
+      if (index > 0) throwIfAborted(signal);
+      let output: unknown;
+      let pending: boolean;
+      try {
+        output = stage[begin](value, context, signal, race);
+        // Inside the try: reading `then` is user code too (a getter may throw).
+        pending = isThenable(output);
+      } catch (error) {
+        // Mapped by the stage: a synchronous throw, or a promise of its retries.
+        const retried = stage[recover](error, value, context, signal, race);
+        return index === last
+          ? retried
+          : this.#runRest(retried, index, value, context, signal, race, true);
+      }
+      if (pending) {
+        return index === last
+          ? stage[settle](output as PromiseLike<unknown>, value, context, signal, race)
+          : this.#runRest(
+              output as PromiseLike<unknown>,
+              index,
+              value,
+              context,
+              signal,
+              race,
+              false,
+            );
       }
       value = output;
     }
     return value;
   }
 
+  /**
+   * The rest of a run, from stage `from`, whose promise `pending` (on `input`) is the first
+   * one of the run: raw from `stage[begin]`, or already mapped (`mapped`). Each later stage's
+   * own promise is awaited here and a failure handed to the stage, rather than every stage
+   * wrapping its promise in another.
+   */
   async #runRest(
     pending: PromiseLike<unknown>,
     from: number,
+    input: unknown,
     context: C,
     signal: AbortSignal | undefined,
     race: boolean,
+    mapped: boolean,
   ): Promise<unknown> {
     const stages = this.#stages;
-    let value = await pending;
-    for (let index = from; index < stages.length; index++) {
-      value = (stages[index] as AnyStage)[execute](value, context, signal, race);
-      if (isThenable(value)) value = await value;
+    let value: unknown;
+    try {
+      value = await pending;
+    } catch (error) {
+      if (mapped) throw error;
+      value = await (stages[from] as AnyStage)[recover](error, input, context, signal, race);
+    }
+    for (let index = from + 1; index < stages.length; index++) {
+      const stage = stages[index] as AnyStage;
+      const stageInput = value;
+      throwIfAborted(signal);
+      try {
+        value = stage[begin](stageInput, context, signal, race);
+        if (isThenable(value)) value = await value;
+      } catch (error) {
+        value = await stage[recover](error, stageInput, context, signal, race);
+      }
     }
     return value;
   }
@@ -545,20 +596,23 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): Promise<unknown> {
     const before = this.#beforeStage;
     const after = this.#afterStage;
+    const beforeTakesContext = this.#beforeTakesContext;
+    const afterTakesContext = this.#afterTakesContext;
     const chain = this.#chain;
     // Middlewares always get a signal: one that never aborts when the run has none.
     const chainSignal = chain === undefined ? undefined : (signal ?? new AbortController().signal);
+    const stages = this.#stages;
     let value = input;
-    for (const stage of this.#stages) {
+    // An indexed loop: an array iterator held across awaits costs an allocation per stage.
+    // eslint-disable-next-line @typescript-eslint/prefer-for-of
+    for (let index = 0; index < stages.length; index++) {
+      const stage = stages[index] as AnyStage;
       throwIfAborted(signal);
       const { name } = stage;
       if (before !== undefined) {
-        const input = value;
-        await callIgnoringErrors(() =>
-          this.#beforeTakesContext
-            ? before(name, input, context)
-            : (before as (stageName: string, input: unknown) => unknown)(name, input),
-        );
+        // Awaited only when the hook returned a promise: a sync hook costs no microtask.
+        const pending = callBefore(before, beforeTakesContext, name, value, context);
+        if (pending !== undefined) await pending;
       }
       let output: unknown;
       let error: unknown;
@@ -568,8 +622,12 @@ class PipelineImpl<I, O, C extends object = Context> {
         // afterStage sees it cancelled.
         throwIfAborted(signal);
         if (chain === undefined) {
-          output = stage[execute](value, context, signal, race);
-          if (isThenable(output)) output = await output;
+          try {
+            output = stage[begin](value, context, signal, race);
+            if (isThenable(output)) output = await output;
+          } catch (failure) {
+            output = await stage[recover](failure, value, context, signal, race);
+          }
         } else {
           const chained = chain(stage, value, context, chainSignal as AbortSignal);
           // A middleware that ignores its signal must not delay the caller's cancellation.
@@ -581,22 +639,60 @@ class PipelineImpl<I, O, C extends object = Context> {
         output = undefined;
       }
       if (after !== undefined) {
-        const input = value;
-        await callIgnoringErrors(() =>
-          this.#afterTakesContext
-            ? after(name, input, output, error, context)
-            : (after as (n: string, i: unknown, o: unknown, e: unknown) => unknown)(
-                name,
-                input,
-                output,
-                error,
-              ),
-        );
+        const pending = callAfter(after, afterTakesContext, name, value, output, error, context);
+        if (pending !== undefined) await pending;
       }
       if (failed) throw error;
       value = output;
     }
     return value;
+  }
+}
+
+/**
+ * Calls `beforeStage`, ignoring its failure: returns its promise, guarded, when it returned
+ * one, so that the run awaits it, and `undefined` otherwise. No closure, and no microtask
+ * for a synchronous hook.
+ */
+function callBefore<C extends object>(
+  hook: BeforeStageHook<C>,
+  takesContext: boolean,
+  name: string,
+  input: unknown,
+  context: C,
+): PromiseLike<unknown> | undefined {
+  try {
+    const result = takesContext
+      ? hook(name, input, context)
+      : (hook as (stageName: string, input: unknown) => unknown)(name, input);
+    return isThenable(result) ? Promise.resolve(result).then(noop, noop) : undefined;
+  } catch {
+    return undefined; // A hook's failure is documented as ignored.
+  }
+}
+
+/** {@link callBefore} for `afterStage`. */
+function callAfter<C extends object>(
+  hook: AfterStageHook<C>,
+  takesContext: boolean,
+  name: string,
+  input: unknown,
+  output: unknown,
+  error: unknown,
+  context: C,
+): PromiseLike<unknown> | undefined {
+  try {
+    const result = takesContext
+      ? hook(name, input, output, error, context)
+      : (hook as (n: string, i: unknown, o: unknown, e: unknown) => unknown)(
+          name,
+          input,
+          output,
+          error,
+        );
+    return isThenable(result) ? Promise.resolve(result).then(noop, noop) : undefined;
+  } catch {
+    return undefined; // A hook's failure is documented as ignored.
   }
 }
 

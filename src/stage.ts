@@ -2,7 +2,7 @@ import { throwIfAborted } from "./internal/abort.js";
 import { StageExecutionError } from "./errors/StageExecutionError.js";
 import { guardAttempt } from "./internal/attempt.js";
 import { AttemptCall } from "./internal/call.js";
-import { execute, readsContext } from "./internal/execute.js";
+import { begin, execute, readsContext, recover, settle } from "./internal/execute.js";
 import {
   retry,
   retryPolicy,
@@ -307,33 +307,74 @@ export class Stage<I, O, C extends object = Context> {
    * @internal
    */
   [execute](value: I, context: C, signal: AbortSignal | undefined, race: boolean): O | Promise<O> {
-    if (this.#policy.retries === 0) {
-      throwIfAborted(signal);
-      let result: O | PromiseLike<O>;
-      try {
-        result = this.#attempt(value, context, signal, race, 1);
-        // Inside the try: reading `then` is user code too (a getter may throw).
-        if (!isThenable(result)) return result;
-      } catch (error) {
-        throwIfAborted(signal);
-        throw new StageExecutionError(this.#name, error, 1);
-      }
-      return Promise.resolve(result).then(
-        undefined,
-        signal === undefined
-          ? this.#failOnce
-          : (error: unknown) => {
-              throwIfAborted(signal);
-              return this.#failOnce(error);
-            },
-      );
+    throwIfAborted(signal);
+    let result: O | PromiseLike<O>;
+    try {
+      result = this[begin](value, context, signal, race);
+      // Inside the try: reading `then` is user code too (a getter may throw).
+      if (!isThenable(result)) return result;
+    } catch (error) {
+      return this[recover](error, value, context, signal, race);
     }
+    return this[settle](result, value, context, signal, race);
+  }
+
+  /**
+   * The first attempt, raw: its output, its own promise, or a synchronous throw of what it
+   * threw. Does not check `signal` first: the caller does. A failure must go through
+   * {@link Stage[recover]} (or the promise through {@link Stage[settle]}).
+   * @internal
+   */
+  [begin](
+    value: I,
+    context: C,
+    signal: AbortSignal | undefined,
+    race: boolean,
+  ): O | PromiseLike<O> {
+    return this.#attempt(value, context, signal, race, 1);
+  }
+
+  /**
+   * The stage's promise for a pending first attempt: its output, or its failure mapped (or
+   * its retries run) by {@link Stage[recover]}.
+   * @internal
+   */
+  [settle](
+    pending: PromiseLike<O>,
+    value: I,
+    context: C,
+    signal: AbortSignal | undefined,
+    race: boolean,
+  ): Promise<O> {
+    return Promise.resolve(pending).then(
+      undefined,
+      signal === undefined && this.#policy.retries === 0
+        ? this.#failOnce
+        : (error: unknown) => this[recover](error, value, context, signal, race),
+    );
+  }
+
+  /**
+   * After a failed first attempt: the retries (a promise of the output), or a throw of what
+   * the stage fails with (`signal.reason` when cancelled).
+   * @internal
+   */
+  [recover](
+    error: unknown,
+    value: I,
+    context: C,
+    signal: AbortSignal | undefined,
+    race: boolean,
+  ): Promise<O> {
+    throwIfAborted(signal);
+    if (this.#policy.retries === 0) throw new StageExecutionError(this.#name, error, 1);
     return retry(
       (attempt) => this.#attempt(value, context, signal, race, attempt),
       this.#policy,
       this.#name,
       signal,
       this.#wrap,
+      { error },
     );
   }
 

@@ -66,6 +66,8 @@ export function retryPolicy(
  *   with `signal.reason` (cancellation is never retried nor wrapped).
  * - When the attempts are used up, or `shouldRetry` says no (or throws), the loop rejects with
  *   `fail(lastError, attemptsMade)`.
+ * - `failedFirst`, when given (the caller ran attempt 1 itself, and it failed with
+ *   `failedFirst.error`), skips attempt 1 and goes straight to deciding on a retry.
  */
 export async function retry<T>(
   attempt: (attempt: number) => T | PromiseLike<T>,
@@ -73,27 +75,34 @@ export async function retry<T>(
   stageName: string,
   signal: AbortSignal | undefined,
   fail: (error: unknown, attempts: number) => unknown,
+  failedFirst?: { readonly error: unknown },
 ): Promise<T> {
   for (let number = 1; ; number++) {
-    throwIfAborted(signal);
-    try {
-      return await attempt(number);
-    } catch (error) {
+    let error: unknown;
+    if (number === 1 && failedFirst !== undefined) {
+      error = failedFirst.error;
+    } else {
       throwIfAborted(signal);
-      const again =
-        number <= policy.retries &&
-        (await untilAborted(allowsRetry(policy.shouldRetry, error, number), signal));
-      // Cancellation wins over the verdict: the signal may have aborted while it was awaited.
-      throwIfAborted(signal);
-      if (!again) throw fail(error, number);
-      const wait = retryDelayFor(policy, number);
-      const { onRetry } = policy;
-      if (onRetry !== undefined) {
-        const event: RetryEvent = Object.freeze({ stageName, error, attempt: number, delay: wait });
-        callIgnoringErrors(() => onRetry(event));
+      try {
+        return await attempt(number);
+      } catch (caught) {
+        error = caught;
       }
-      if (wait > 0) await delay(wait, signal);
     }
+    throwIfAborted(signal);
+    const again =
+      number <= policy.retries &&
+      (await untilAborted(allowsRetry(policy.shouldRetry, error, number), signal));
+    // Cancellation wins over the verdict: the signal may have aborted while it was awaited.
+    throwIfAborted(signal);
+    if (!again) throw fail(error, number);
+    const wait = retryDelayFor(policy, number);
+    const { onRetry } = policy;
+    if (onRetry !== undefined) {
+      const event: RetryEvent = Object.freeze({ stageName, error, attempt: number, delay: wait });
+      callIgnoringErrors(() => onRetry(event));
+    }
+    if (wait > 0) await delay(wait, signal);
   }
 }
 
