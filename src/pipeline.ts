@@ -492,11 +492,11 @@ class PipelineImpl<I, O, C extends object = Context> {
   /** One whole run, through `aroundRun` when set. May throw synchronously. */
   #runWrapped(input: unknown, context: C, signal: AbortSignal | undefined, race: boolean): unknown {
     const around = this.#aroundRun;
-    if (around === undefined) return this.#runItem(input, context, signal, race);
+    if (around === undefined) return this.#runOne(input, context, signal, race);
     return around(
       () => {
         try {
-          return Promise.resolve(this.#runItem(input, context, signal, race));
+          return Promise.resolve(this.#runOne(input, context, signal, race));
         } catch (error) {
           return Promise.reject(error);
         }
@@ -505,6 +505,20 @@ class PipelineImpl<I, O, C extends object = Context> {
       context,
       signal,
     );
+  }
+
+  /**
+   * One run of the stages, racing `signal` when `race` is set. With hooks or middleware each
+   * stage races it, so that afterStage learns of a cancellation at once; without them nothing
+   * can tell a stage's race from the run's, so the whole run races it: one listener per run
+   * instead of one per stage. Stages still see the signal (call.signal, timeouts), and none
+   * starts after it aborts. May throw synchronously.
+   */
+  #runOne(input: unknown, context: C, signal: AbortSignal | undefined, race: boolean): unknown {
+    if (!race || signal === undefined || this.#hooked) {
+      return this.#runItem(input, context, signal, race);
+    }
+    return untilAborted(Promise.resolve(this.#runItem(input, context, signal, false)), signal);
   }
 
   /**

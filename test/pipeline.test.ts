@@ -654,3 +654,18 @@ describe("aroundRun", () => {
     ).toThrow(new TypeError('aroundRun must be a function, got "no"'));
   });
 });
+
+describe("run with a signal: one listener per run", () => {
+  it("adds one listener to the caller's signal for a whole run of several stages", async () => {
+    const controller = new AbortController();
+    const added = vi.spyOn(controller.signal, "addEventListener");
+    const stages = Array.from(
+      { length: 5 },
+      (_, index) => new Stage(`s${String(index)}`, async (value: number) => value + 1),
+    );
+    const pipeline = new Pipeline(stages as unknown as [Stage<number, number>]);
+    await expect(pipeline.run(0, { signal: controller.signal })).resolves.toBe(5);
+    expect(added).toHaveBeenCalledTimes(1);
+    expect(abortListeners(controller.signal)).toBe(0);
+  });
+});
