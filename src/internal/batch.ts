@@ -183,13 +183,17 @@ export async function* streamResults(
   let finished = false;
   let failure: { error: unknown } | undefined;
   let wakeConsumer: (() => void) | undefined;
-  // Every worker blocked by the read-ahead window waits here; a read wakes them all to
-  // re-check it (each takes at most what the window allows).
+  // Every worker blocked by the read-ahead window waits here, each on its own promise. A read
+  // frees one place, so it wakes one worker (which re-checks the window); the end of the
+  // stream wakes them all. Waking all on every read would cost O(concurrency) per item.
   let blocked: (() => void)[] = [];
   const nudge = (): void => {
     const wake = wakeConsumer;
     wakeConsumer = undefined;
     wake?.();
+  };
+  const releaseOne = (): void => {
+    blocked.shift()?.();
   };
   const release = (): void => {
     if (blocked.length === 0) return;
@@ -264,7 +268,7 @@ export async function* streamResults(
       }
       if (have) {
         read++;
-        release();
+        releaseOne();
         yield value;
         continue;
       }

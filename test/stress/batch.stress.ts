@@ -1,8 +1,8 @@
 /**
  * Stress and soak: `npm run test:stress` (see vitest.stress.config.ts). STRESS_ITEMS items
  * (default 1,000,000) through `map` and `mapSettled` at once, sharing one caller signal, over
- * a stage with a timeout; then as many single runs, a few at a time, on one long-lived
- * signal. Checked: results, no MaxListenersExceededWarning (or any other warning), no
+ * a stage with a timeout; a stream of as many items read to the end with flat memory; then
+ * single runs, a few at a time, on one long-lived signal. Checked: results, no MaxListenersExceededWarning (or any other warning), no
  * listener left on the signal, the heap back within a few MB of the start after GC, no
  * unhandled rejection (the process runs with --unhandled-rejections=strict).
  */
@@ -195,6 +195,59 @@ describe(`stress: ${String(ITEMS)} items`, () => {
     });
     expect(getEventListeners(signal, "abort")).toHaveLength(0);
     expect(heapAfter - heapBefore).toBeLessThan(HEAP_SLACK_MB * MB);
+    expect(warnings).toEqual([]);
+    expect(unhandled).toEqual([]);
+  });
+
+  it("a stream of every item keeps memory flat: nothing held but the read-ahead window", async () => {
+    const controller = new AbortController();
+    const { signal } = controller;
+    const heapBefore = await settledHeap();
+    const started = performance.now();
+    let pulled = 0;
+    function* counting(): Generator<number> {
+      for (const value of naturals(ITEMS)) {
+        pulled++;
+        yield value;
+      }
+    }
+    const pipeline = new Pipeline([
+      new Stage("work", async (value: number) => value * 2, { timeout: 60_000 }),
+    ]);
+    const concurrency = 64;
+    const buffer = 64;
+    let read = 0;
+    let sum = 0;
+    let ordered = true;
+    let maxAhead = 0;
+    let heapMidway = 0;
+    for await (const output of pipeline.stream(counting(), concurrency, { buffer, signal })) {
+      if (output !== read * 2) ordered = false;
+      sum += output;
+      read++;
+      maxAhead = Math.max(maxAhead, pulled - read);
+      if (read === Math.floor(ITEMS / 2)) heapMidway = await settledHeap();
+    }
+    const elapsed = performance.now() - started;
+    const heapAfter = await settledHeap();
+    report("stream", {
+      items: String(ITEMS),
+      seconds: elapsed / 1_000,
+      heapBeforeMB: heapBefore / MB,
+      heapMidwayMB: heapMidway / MB,
+      heapAfterMB: heapAfter / MB,
+      maxAhead,
+      listeners: getEventListeners(signal, "abort").length,
+    });
+    expect(read).toBe(ITEMS);
+    expect(ordered, "every output in input order").toBe(true);
+    expect(sum).toBe(ITEMS * (ITEMS - 1));
+    // Pulled but not yet read: never more than the window (plus the item being read).
+    expect(maxAhead).toBeLessThanOrEqual(concurrency + buffer);
+    // Half-way through a million items the heap holds no more than at the start.
+    expect(heapMidway - heapBefore).toBeLessThan(HEAP_SLACK_MB * MB);
+    expect(heapAfter - heapBefore).toBeLessThan(HEAP_SLACK_MB * MB);
+    expect(getEventListeners(signal, "abort")).toHaveLength(0);
     expect(warnings).toEqual([]);
     expect(unhandled).toEqual([]);
   });
