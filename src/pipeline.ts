@@ -16,7 +16,7 @@ import {
   type BatchSettings,
   type ItemRunner,
 } from "./internal/batch.js";
-import { isThenable, noop } from "./internal/thenable.js";
+import { isThenable, handled } from "./internal/thenable.js";
 import { composeMiddlewares, type ComposedChain, type Middleware } from "./middleware.js";
 import {
   optionalContext,
@@ -679,7 +679,7 @@ function callBefore<C extends object>(
     const result = takesContext
       ? hook(name, input, context)
       : (hook as (stageName: string, input: unknown) => unknown)(name, input);
-    return isThenable(result) ? Promise.resolve(result).then(noop, noop) : undefined;
+    return handled(result);
   } catch {
     return undefined; // A hook's failure is documented as ignored.
   }
@@ -704,7 +704,7 @@ function callAfter<C extends object>(
           output,
           error,
         );
-    return isThenable(result) ? Promise.resolve(result).then(noop, noop) : undefined;
+    return handled(result);
   } catch {
     return undefined; // A hook's failure is documented as ignored.
   }

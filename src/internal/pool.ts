@@ -1,4 +1,4 @@
-import { isThenable, noop } from "./thenable.js";
+import { isThenable, noop, handled } from "./thenable.js";
 
 /** What the pool does with each item and each outcome. */
 export interface PoolTask<T> {
@@ -134,8 +134,7 @@ export class Pool<T> {
     const iterator = this.#iterator;
     if (iterator?.return === undefined) return;
     try {
-      const closing = iterator.return();
-      if (isThenable(closing)) Promise.resolve(closing).then(noop, noop);
+      handled(iterator.return());
     } catch {
       // A failing return() cannot change the outcome the caller already has.
     }

@@ -13,15 +13,21 @@ export function noop(): void {
 }
 
 /**
+ * For a thenable `result`, a promise that settles when it does and never rejects (its
+ * rejection handled); `undefined` for any other value, so that the caller awaits nothing.
+ */
+export function handled(result: unknown): PromiseLike<unknown> | undefined {
+  return isThenable(result) ? Promise.resolve(result).then(noop, noop) : undefined;
+}
+
+/**
  * Calls `callback`, ignoring whatever it throws or rejects with. Returns the callback's
  * promise (already guarded) when it returned one, so the caller can await it.
  */
 export function callIgnoringErrors(callback: () => unknown): PromiseLike<unknown> | undefined {
   try {
-    const result = callback();
-    if (isThenable(result)) return Promise.resolve(result).then(noop, noop);
+    return handled(callback());
   } catch {
-    // A callback's failure is documented as ignored.
+    return undefined; // A callback's failure is documented as ignored.
   }
-  return undefined;
 }
