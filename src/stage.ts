@@ -161,12 +161,13 @@ export class Stage<I, O, C extends object = Context> {
   readonly #takesContext: boolean;
   readonly #timeout: number | undefined;
   readonly #policy: RetryPolicy;
-  /** Rejection handler of the no-signal fast path, made once rather than per call. */
-  readonly #failOnce = (error: unknown): never => {
-    throw new StageExecutionError(this.#name, error, 1);
-  };
+  /** The stage's failure after `attempts` attempts; also the retry loop's `fail`. */
   readonly #wrap = (error: unknown, attempts: number): StageExecutionError =>
     new StageExecutionError(this.#name, error, attempts);
+  /** Rejection handler of the no-signal fast path, made once rather than per call. */
+  readonly #failOnce = (error: unknown): never => {
+    throw this.#wrap(error, 1);
+  };
 
   /**
    * @param name - names the stage in errors, hooks and middleware
@@ -367,7 +368,7 @@ export class Stage<I, O, C extends object = Context> {
     race: boolean,
   ): Promise<O> {
     throwIfAborted(signal);
-    if (this.#policy.retries === 0) throw new StageExecutionError(this.#name, error, 1);
+    if (this.#policy.retries === 0) throw this.#wrap(error, 1);
     return retry(
       (attempt) => this.#attempt(value, context, signal, race, attempt),
       this.#policy,
