@@ -4,7 +4,8 @@
  * option and quotes the value it got.
  */
 
-function show(value: unknown): string {
+/** How a bad value is quoted in a message: strings in quotes, objects by their kind. */
+export function show(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "bigint") return `${value.toString()}n`;
   if (typeof value === "symbol") return value.toString();
@@ -128,6 +129,14 @@ export function optionalContext<C>(value: C | undefined): C | undefined {
   if (value !== undefined && (typeof value !== "object" || value === null)) {
     throw new TypeError(`context must be an object, got ${show(value)}`);
   }
+  return value;
+}
+
+/** A string option; `fallback` when not given. */
+export function optionalString(name: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== "string")
+    throw new TypeError(`${name} must be a string, got ${show(value)}`);
   return value;
 }
 

@@ -1,4 +1,5 @@
 import { callIgnoringErrors } from "../internal/thenable.js";
+import { optionsObject } from "../internal/validate.js";
 import type { Middleware } from "../middleware.js";
 
 /**
@@ -61,9 +62,7 @@ export interface LoggingOptions {
  * ```
  */
 export function loggingMiddleware(options: LoggingOptions = {}): Middleware<object> {
-  if (typeof options !== "object" || (options as unknown) === null) {
-    throw new TypeError("options must be an object");
-  }
+  optionsObject("options", options);
   const logger = options.logger ?? console;
   if (typeof logger.info !== "function" || typeof logger.error !== "function") {
     throw new TypeError("logger must have info and error methods");

@@ -1,3 +1,4 @@
+import { optionsObject } from "../internal/validate.js";
 import type { Middleware } from "../middleware.js";
 import { retry, retryPolicy, type OnRetry, type ShouldRetry } from "../internal/retry.js";
 import type { Backoff } from "../types.js";
@@ -97,9 +98,7 @@ export interface RetryMiddlewareOptions {
  * ```
  */
 export function retryMiddleware(options: RetryMiddlewareOptions = {}): Middleware<object> {
-  if (typeof options !== "object" || (options as unknown) === null) {
-    throw new TypeError("options must be an object");
-  }
+  optionsObject("options", options);
   const policy = retryPolicy(
     {
       retries: options.retries,

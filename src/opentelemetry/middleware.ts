@@ -1,7 +1,8 @@
 import { context as otelContext, type Span, type Tracer } from "@opentelemetry/api";
 import type { Middleware } from "../middleware.js";
 import { INPUT_TYPE, STAGE_NAME, traceAttributesOf, typeName } from "./attributes.js";
-import { optionsBag, resolveTracer, stringOption } from "./options.js";
+import { optionalString } from "../internal/validate.js";
+import { optionsBag, resolveTracer } from "./options.js";
 import { runInSpan } from "./span.js";
 
 /**
@@ -126,7 +127,7 @@ export function openTelemetryMiddleware(
   options: OpenTelemetryMiddlewareOptions = {},
 ): Middleware<object> {
   const opts = optionsBag("options", options);
-  const spanPrefix = stringOption("spanPrefix", opts.spanPrefix, "pipeline.stage");
+  const spanPrefix = optionalString("spanPrefix", opts.spanPrefix, "pipeline.stage");
   const tracer = resolveTracer(opts.tracer, opts.tracerName);
   const prefix = spanPrefix === "" ? "" : `${spanPrefix}.`;
   return (next, stageName, value, context, signal) => {

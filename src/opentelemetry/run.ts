@@ -7,7 +7,8 @@ import {
 import type { RunWrapper } from "../pipeline.js";
 import type { Context, RunOptions } from "../types.js";
 import { INPUT_TYPE, traceAttributesOf, typeName } from "./attributes.js";
-import { nonEmptyString, optionsBag, resolveTracer } from "./options.js";
+import { nonEmptyString } from "../internal/validate.js";
+import { optionsBag, resolveTracer } from "./options.js";
 import { runInSpan } from "./span.js";
 
 /**
