@@ -95,7 +95,7 @@ describe("cancellation: an abort made synchronously inside user code", () => {
       vi.useFakeTimers();
       const controller = new AbortController();
       const pipeline = new Pipeline([new Stage("s", abortingHandler(controller, "hang"))]);
-      const batch = observe(pipeline[method]([1, 2, 3], 2, { signal: controller.signal }));
+      const batch = observe<unknown>(pipeline[method]([1, 2, 3], 2, { signal: controller.signal }));
       await vi.advanceTimersByTimeAsync(0);
       expect(batch.status).toBe("rejected");
       expect(batch.reason).toBe(controller.signal.reason);
