@@ -51,8 +51,8 @@ export interface Score {
   readonly wall: Summary;
   /** Time ÷ reference by process CPU time, per round. */
   readonly cpu: Summary;
-  /** The ratio's target: the median must be at most this. */
-  readonly goal: number;
+  /** The ratio's target, if it has one: the median must be at most this. */
+  readonly goal?: number | undefined;
 }
 
 /** Sizes and durations, full or quick. */
@@ -112,7 +112,7 @@ export function formatRatioRange(summary: Summary): string {
  */
 export function score(
   measurement: Measurement,
-  row: { id: string; label: string; ours: string; reference: string; goal: number },
+  row: { id: string; label: string; ours: string; reference: string; goal?: number | undefined },
 ): Score {
   return {
     id: row.id,
@@ -179,8 +179,8 @@ export function scorecard(scores: readonly Score[], before?: readonly Score[]): 
         ...(withBefore ? [old === undefined ? "—" : formatRatioRange(old.wall)] : []),
         formatRatioRange(entry.wall),
         formatRatio(entry.cpu.median),
-        `≤ ${entry.goal.toFixed(2)}`,
-        entry.wall.median <= entry.goal ? "yes" : "no",
+        entry.goal === undefined ? "—" : `≤ ${entry.goal.toFixed(2)}`,
+        entry.goal === undefined ? "—" : entry.wall.median <= entry.goal ? "yes" : "**no**",
       ];
     }),
   };

@@ -29,8 +29,14 @@ import {
 } from "./report.js";
 import { loadCase, measureInChild } from "./suite.js";
 
-/** The cases, in report order: file names under bench/cases. */
-const CASES = ["run-overhead", "map-throughput", "memory", "retry-timeout"] as const;
+/** The cases, in report order: file names under bench/cases, one per line. */
+const CASES = [
+  "run-overhead", // 1. pipeline.run overhead
+  "map-throughput", // 2. map over an array, concurrency 1 / 16 / 256
+  "memory", // 3. map memory, 250k and 1M items
+  "retry-timeout", // 4. stage.run with a timeout, retries
+  "batch-variants", // 5. generator input, mapSettled, stream, timed and retried map
+] as const;
 
 const COMMAND = "npm run bench";
 const REPORT = fileURLToPath(new URL("../BENCHMARKS.md", import.meta.url));
