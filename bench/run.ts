@@ -127,8 +127,9 @@ function markdown(results: Results, baseline: Results | undefined): string {
       "the median, and in brackets the lowest and highest round. " +
         (baseline === undefined
           ? "No saved baseline (bench/results/baseline-main.json) to compare with."
-          : `"Before" is the saved run of ${baseline.machine.date} (${baseline.machine.library}, ` +
-            `load ${baseline.machine.load.toFixed(2)} at its start): bench/results/baseline-main.json.`),
+          : `"Before" is the saved run of ${baseline.machine.date} (commit ` +
+            `${baseline.machine.commit ?? "unknown"}, load average ${baseline.machine.load.toFixed(2)} ` +
+            `at its start), bench/results/baseline-main.json.`),
       "",
       markdownTable(
         scorecard(

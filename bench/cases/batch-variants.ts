@@ -35,7 +35,7 @@ const TRANSIENT = new Error("transient failure");
 const increment: Mapper = async (value) => value + 1;
 
 function itemCount(settings: ChildSettings): number {
-  return settings.quick ? 20_000 : 1_000_000;
+  return settings.quick ? 10_000 : 1_000_000;
 }
 
 function* numbers(count: number): Generator<number> {
