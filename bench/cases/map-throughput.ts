@@ -7,6 +7,7 @@
 import { PromisePool } from "@supercharge/promise-pool";
 import pLimit from "p-limit";
 import pMap from "p-map";
+import { arrayPool } from "../floors.js";
 import { ratio, type Contender, type Measurement } from "../harness.js";
 import { Pipeline, Stage } from "../lib.js";
 import {
@@ -32,20 +33,6 @@ const SUPERCHARGE = "@supercharge/promise-pool";
 
 const increment = async (value: number): Promise<number> => value + 1;
 
-/** The floor: `concurrency` workers pulling the next index of the array. */
-async function workerPool(items: readonly number[], concurrency: number): Promise<number[]> {
-  const results = new Array<number>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await increment(items[index] as number);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
-  return results;
-}
-
 /**
  * The contenders of one group: the floor and `async-pipeline` always, then p-map (the main
  * group) or p-limit and @supercharge/promise-pool (the `others` group).
@@ -57,7 +44,11 @@ function contenders(items: readonly number[], concurrency: number, others: boole
     output.length === items.length &&
     output[0] === 1 &&
     output[items.length - 1] === items.length;
-  const floor: Contender = { name: FLOOR, op: () => workerPool(items, concurrency), check };
+  const floor: Contender = {
+    name: FLOOR,
+    op: () => arrayPool(items, concurrency, increment),
+    check,
+  };
   const ours: Contender = { name: OURS, op: () => pipeline.map(items, concurrency), check };
   if (!others) {
     return [floor, { name: P_MAP, op: () => pMap(items, increment, { concurrency }), check }, ours];
