@@ -18,17 +18,21 @@ export interface Machine {
   readonly date: string;
   /** 1-minute load average when the run started: other work on the machine. */
   readonly load: number;
-  /** The git commit measured (short hash, "+changes" when the work tree differs), if known. */
+  /** The last commit that changed src/, "+changes" when src/ differs from it, if known. */
   readonly commit?: string | undefined;
 }
 
-/** The checked-out commit, or undefined outside a git work tree. */
+/**
+ * The library code measured: the last commit that changed src/ (short hash), with "+changes"
+ * when src/ differs from it; undefined outside a git work tree. Commits that only touch the
+ * benchmark do not change what it measures, so they are not what a baseline names.
+ */
 function gitCommit(): string | undefined {
   const git = (...args: string[]): string =>
     execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
   try {
-    const hash = git("rev-parse", "--short", "HEAD");
-    return git("status", "--porcelain", "--untracked-files=no") === "" ? hash : `${hash}+changes`;
+    const hash = git("log", "-1", "--format=%h", "--", "src");
+    return git("status", "--porcelain", "--", "src") === "" ? hash : `${hash}+changes`;
   } catch {
     return undefined;
   }
@@ -62,7 +66,7 @@ export function machineLines(machine: Machine): string[] {
     `OS: ${machine.os}`,
     `Node.js: ${machine.node} (V8 ${machine.v8})`,
     `Library: ${machine.library}, built: ${machine.libraryFile}` +
-      (machine.commit === undefined ? "" : ` from commit ${machine.commit}`),
+      (machine.commit === undefined ? "" : ` from src/ at commit ${machine.commit}`),
     `Date: ${machine.date}`,
     `Load average (1 min) at the start: ${machine.load.toFixed(2)} on ${String(machine.cores)} cores`,
   ];

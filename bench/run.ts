@@ -1,7 +1,7 @@
 /**
  * The benchmark entry point: `npm run bench` (full run, writes BENCHMARKS.md,
  * bench/chart.svg and bench/results/latest.json) or `npm run bench -- --quick` (tiny sizes,
- * prints only; CI runs it so that this code cannot rot). `--only=map-throughput,stream` runs a
+ * prints only; CI runs it so that this code cannot rot). `--only=map-throughput,batch-variants` runs a
  * subset (prints only); `--clock=cpu` makes CPU time the headline clock instead of wall time;
  * `--baseline=path.json` compares with another saved run than bench/results/baseline-main.json;
  * `--render` redraws BENCHMARKS.md and the chart from bench/results/latest.json without
@@ -38,6 +38,14 @@ const CASES = [
   "batch-variants", // 5. generator input, mapSettled, stream, timed and retried map
 ] as const;
 
+/** The short names `--only` took before the cases were named by file. */
+const ALIASES: Readonly<Record<string, string>> = {
+  run: "run-overhead",
+  map: "map-throughput",
+  retry: "retry-timeout",
+  batch: "batch-variants",
+};
+
 const COMMAND = "npm run bench";
 const REPORT = fileURLToPath(new URL("../BENCHMARKS.md", import.meta.url));
 const CHART = fileURLToPath(new URL("./chart.svg", import.meta.url));
@@ -68,9 +76,10 @@ function parseArguments(argv: readonly string[]): Arguments {
       only = argument
         .slice("--only=".length)
         .split(",")
-        .map((name) => {
+        .map((given) => {
+          const name = ALIASES[given] ?? given;
           if (!(CASES as readonly string[]).includes(name))
-            throw new Error(`unknown case ${name}: ${CASES.join(", ")}`);
+            throw new Error(`unknown case ${given}: ${CASES.join(", ")}`);
           return name;
         });
     } else {
@@ -127,7 +136,7 @@ function markdown(results: Results, baseline: Results | undefined): string {
       "the median, and in brackets the lowest and highest round. " +
         (baseline === undefined
           ? "No saved baseline (bench/results/baseline-main.json) to compare with."
-          : `"Before" is the saved run of ${baseline.machine.date} (commit ` +
+          : `"Before" is the saved run of ${baseline.machine.date} (src/ at commit ` +
             `${baseline.machine.commit ?? "unknown"}, load average ${baseline.machine.load.toFixed(2)} ` +
             `at its start), bench/results/baseline-main.json.`),
       "",

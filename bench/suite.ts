@@ -8,6 +8,14 @@
  * a child, which imports the same file, calls `groups(settings)` again, builds that one
  * group's contenders (so a million-item input is only ever built in the child) and measures
  * them interleaved (harness.ts).
+ *
+ * Adding a case: a file `bench/cases/<name>.ts` whose default export is
+ * `defineCase({ groups, section })`, and one line `"<name>", // what it measures` in run.ts's
+ * CASES. `groups(settings)` lists the groups (id, rounds and sample options, a `contenders()`
+ * factory, building large inputs there); `section(settings, measure)` awaits `measure(id)` per
+ * group and turns the measurements into tables, chart panels, headlines and, for rows of the
+ * scorecard, `score(measurement, { id, label, ours, reference, goal })` entries.
+ * bench/cases/batch-variants.ts is a compact example.
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";

@@ -8,6 +8,7 @@
 import pMap, { pMapIterable, pMapSettled } from "p-map";
 import pRetry from "p-retry";
 import pTimeout from "p-timeout";
+import { arrayPool, withTimeout } from "../floors.js";
 import { ratio, type Contender, type Measurement } from "../harness.js";
 import { Pipeline, Stage } from "../lib.js";
 import {
@@ -42,24 +43,6 @@ function* numbers(count: number): Generator<number> {
   for (let index = 0; index < count; index++) yield index;
 }
 
-/** The floor of `map`: `concurrency` workers pulling the next index of the array. */
-async function arrayPool<T>(
-  items: readonly number[],
-  concurrency: number,
-  run: (item: number) => Promise<T>,
-): Promise<T[]> {
-  const results = new Array<T>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await run(items[index] as number);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
-  return results;
-}
-
 /** The floor of `map` over an iterable: workers pulling the next item from one iterator. */
 async function iteratorPool(items: Iterable<number>, concurrency: number): Promise<number[]> {
   const iterator = items[Symbol.iterator]();
@@ -86,25 +69,6 @@ function settledPool(
     } catch (reason) {
       return { status: "rejected", reason };
     }
-  });
-}
-
-/** The hand-written timeout: a timer raced against the attempt, cleared when it settles. */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new Error(`timed out after ${String(ms)} ms`));
-    }, ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
   });
 }
 
@@ -168,8 +132,17 @@ const P_MAP_ITERABLE = `p-map pMapIterable, backpressure ${String(2 * CONCURRENC
  */
 const ALTERNATIVE_FRACTION = 0.1;
 
-function timedPipeline(): { map(items: number[], concurrency: number): Promise<number[]> } {
-  return new Pipeline([new Stage("timed", increment, { timeout: TIMEOUT_MS })]);
+function timedOurs(items: readonly number[]): Contender {
+  const pipeline = new Pipeline([new Stage("timed", increment, { timeout: TIMEOUT_MS })]);
+  return { name: OURS, op: () => pipeline.map(items, CONCURRENCY) };
+}
+
+/** The timeout floor: the array pool, racing each attempt against a cleared timer. */
+function timeoutPool(items: readonly number[]): Contender {
+  return {
+    name: TIMEOUT_POOL,
+    op: () => arrayPool(items, CONCURRENCY, (item) => withTimeout(increment(item), TIMEOUT_MS)),
+  };
 }
 
 /** The retry floor: the array pool, retrying once in a `catch`, with its own flaky mapper. */
@@ -323,16 +296,7 @@ const VARIANTS: readonly Variant[] = [
     contenders: (count) => {
       const items = array(count);
       const check = mapped(count);
-      const pipeline = timedPipeline();
-      return [
-        {
-          name: TIMEOUT_POOL,
-          op: () =>
-            arrayPool(items, CONCURRENCY, (item) => withTimeout(increment(item), TIMEOUT_MS)),
-          check,
-        },
-        { name: OURS, op: () => pipeline.map(items, CONCURRENCY), check },
-      ];
+      return [timeoutPool(items), timedOurs(items)].map((contender) => ({ ...contender, check }));
     },
   },
   {
@@ -351,14 +315,8 @@ const VARIANTS: readonly Variant[] = [
     contenders: (count) => {
       const items = array(count);
       const check = mapped(count);
-      const pipeline = timedPipeline();
       return [
-        {
-          name: TIMEOUT_POOL,
-          op: () =>
-            arrayPool(items, CONCURRENCY, (item) => withTimeout(increment(item), TIMEOUT_MS)),
-          check,
-        },
+        { ...timeoutPool(items), check },
         {
           name: "p-map + p-timeout",
           op: () =>
@@ -367,7 +325,7 @@ const VARIANTS: readonly Variant[] = [
             }),
           check,
         },
-        { name: OURS, op: () => pipeline.map(items, CONCURRENCY), check },
+        { ...timedOurs(items), check },
       ];
     },
   },

@@ -5,6 +5,7 @@
 import pRetry from "p-retry";
 import pTimeout from "p-timeout";
 import { ratio, type Contender, type Measurement } from "../harness.js";
+import { withTimeout } from "../floors.js";
 import { Stage } from "../lib.js";
 import {
   OURS,
@@ -39,24 +40,6 @@ function flaky(): Handler {
     if (calls % ATTEMPTS !== 0) throw TRANSIENT;
     return value + 1;
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new Error(`timed out after ${String(ms)} ms`));
-    }, ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }
 
 async function retryLoop(attempt: () => Promise<number>): Promise<number> {

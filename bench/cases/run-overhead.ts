@@ -9,6 +9,7 @@ import pPipe from "p-pipe";
 import pRetry from "p-retry";
 import pTimeout from "p-timeout";
 import { ratio, find, type Contender, type Measurement } from "../harness.js";
+import { withTimeout } from "../floors.js";
 import { Pipeline, Stage } from "../lib.js";
 import {
   OURS,
@@ -140,25 +141,6 @@ async function hookedLoop(input: number): Promise<number> {
     value = output as number;
   }
   return value;
-}
-
-/** The hand-written timeout: a timer raced against the promise, cleared when it settles. */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new Error(`timed out after ${String(ms)} ms`));
-    }, ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }
 
 async function timeoutLoop(input: number): Promise<number> {
