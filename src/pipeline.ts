@@ -25,6 +25,7 @@ import {
   optionsObject,
 } from "./internal/validate.js";
 import type { Context, Progress, RunOptions } from "./types.js";
+import type { PerKeyOptions } from "./flow/per-key.js";
 
 /**
  * Options of a {@link Pipeline}.
@@ -132,7 +133,7 @@ export type RunWrapper<C extends object = Context> = (
  * const results = await pipeline.map(ids, { concurrency: 8, context: { tenant: "acme" }, signal: controller.signal });
  * ```
  */
-export interface MapOptions<C extends object = Context> {
+export interface MapOptions<C extends object = Context, I = unknown> {
   /**
    * How many items run at once: an integer of at least 1, or `Infinity`. A positional
    * `concurrency` argument wins over this one.
@@ -177,6 +178,20 @@ export interface MapOptions<C extends object = Context> {
    * ```
    */
   onProgress?: ((progress: Progress) => unknown) | undefined;
+  /**
+   * A bound per key, within `concurrency`: at most `perKey.concurrency` items whose
+   * `perKey.key(item, index)` are equal (`SameValueZero`) run at once, for example two per
+   * host. An item waiting for its key does not hold up items of other keys: the batch reads
+   * ahead past it, keeping at most `concurrency` such items waiting (so at most
+   * 2 × `concurrency` items are taken and not finished). Results keep input order. A `key`
+   * that throws fails its item as a stage failure would.
+   * @default undefined (no bound per key)
+   * @example
+   * ```ts
+   * await pipeline.map(urls, { concurrency: 32, perKey: { key: (url) => new URL(url).host, concurrency: 2 } });
+   * ```
+   */
+  perKey?: PerKeyOptions<I> | undefined;
 }
 
 /**
@@ -189,7 +204,7 @@ export interface MapOptions<C extends object = Context> {
  * }
  * ```
  */
-export interface StreamOptions<C extends object = Context> extends MapOptions<C> {
+export interface StreamOptions<C extends object = Context, I = unknown> extends MapOptions<C, I> {
   /**
    * How many finished results may wait to be read beyond the `concurrency` in flight: no item
    * is taken from the input while `concurrency + buffer` are taken and not yet read. An integer
@@ -348,13 +363,13 @@ class PipelineImpl<I, O, C extends object = Context> {
   map(
     items: Iterable<I> | AsyncIterable<I>,
     concurrency?: number,
-    options?: MapOptions<C>,
+    options?: MapOptions<C, I>,
   ): Promise<O[]>;
-  map(items: Iterable<I> | AsyncIterable<I>, options?: MapOptions<C>): Promise<O[]>;
+  map(items: Iterable<I> | AsyncIterable<I>, options?: MapOptions<C, I>): Promise<O[]>;
   map(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrencyOrOptions?: number | MapOptions<C>,
-    options?: MapOptions<C>,
+    concurrencyOrOptions?: number | MapOptions<C, I>,
+    options?: MapOptions<C, I>,
   ): Promise<O[]> {
     return this.#batch(items, concurrencyOrOptions, options, false) as Promise<O[]>;
   }
@@ -377,16 +392,16 @@ class PipelineImpl<I, O, C extends object = Context> {
   mapSettled(
     items: Iterable<I> | AsyncIterable<I>,
     concurrency?: number,
-    options?: MapOptions<C>,
+    options?: MapOptions<C, I>,
   ): Promise<PromiseSettledResult<O>[]>;
   mapSettled(
     items: Iterable<I> | AsyncIterable<I>,
-    options?: MapOptions<C>,
+    options?: MapOptions<C, I>,
   ): Promise<PromiseSettledResult<O>[]>;
   mapSettled(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrencyOrOptions?: number | MapOptions<C>,
-    options?: MapOptions<C>,
+    concurrencyOrOptions?: number | MapOptions<C, I>,
+    options?: MapOptions<C, I>,
   ): Promise<PromiseSettledResult<O>[]> {
     return this.#batch(items, concurrencyOrOptions, options, true) as Promise<
       PromiseSettledResult<O>[]
@@ -423,34 +438,34 @@ class PipelineImpl<I, O, C extends object = Context> {
   stream(
     items: Iterable<I> | AsyncIterable<I>,
     concurrency: number | undefined,
-    options: StreamOptions<C> & { settled: true },
+    options: StreamOptions<C, I> & { settled: true },
   ): AsyncGenerator<PromiseSettledResult<O>, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
-    options: StreamOptions<C> & { settled: true },
+    options: StreamOptions<C, I> & { settled: true },
   ): AsyncGenerator<PromiseSettledResult<O>, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
     concurrency?: number,
-    options?: StreamOptions<C> & { settled?: false | undefined },
+    options?: StreamOptions<C, I> & { settled?: false | undefined },
   ): AsyncGenerator<O, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
-    options?: StreamOptions<C> & { settled?: false | undefined },
+    options?: StreamOptions<C, I> & { settled?: false | undefined },
   ): AsyncGenerator<O, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
     concurrency?: number,
-    options?: StreamOptions<C>,
+    options?: StreamOptions<C, I>,
   ): AsyncGenerator<O | PromiseSettledResult<O>, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
-    options?: StreamOptions<C>,
+    options?: StreamOptions<C, I>,
   ): AsyncGenerator<O | PromiseSettledResult<O>, void, undefined>;
   async *stream(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrencyOrOptions?: number | StreamOptions<C>,
-    options?: StreamOptions<C>,
+    concurrencyOrOptions?: number | StreamOptions<C, I>,
+    options?: StreamOptions<C, I>,
   ): AsyncGenerator<unknown, void, undefined> {
     const settings = batchSettings<C>(items, concurrencyOrOptions, options);
     yield* streamResults(items, settings, this.#itemRunner(settings.template));
@@ -458,8 +473,8 @@ class PipelineImpl<I, O, C extends object = Context> {
 
   #batch(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrencyOrOptions: number | MapOptions<C> | undefined,
-    options: MapOptions<C> | undefined,
+    concurrencyOrOptions: number | MapOptions<C, I> | undefined,
+    options: MapOptions<C, I> | undefined,
     settled: boolean,
   ): Promise<unknown[]> {
     let settings: BatchSettings<C>;

@@ -1,5 +1,6 @@
 import type { Progress } from "../types.js";
 import { throwIfAborted } from "./abort.js";
+import { KeyedAdmission, perKeyOption, type PerKeyOptions } from "../flow/per-key.js";
 import { Pool } from "./pool.js";
 import { knownSize, ProgressReporter } from "./progress.js";
 import {
@@ -24,6 +25,7 @@ export interface RawBatchOptions {
   buffer?: unknown;
   ordered?: unknown;
   settled?: unknown;
+  perKey?: unknown;
 }
 
 /** Validated batch settings. */
@@ -32,6 +34,7 @@ export interface BatchSettings<C> {
   readonly template: C | undefined;
   readonly signal: AbortSignal | undefined;
   readonly onProgress: ((progress: Progress) => unknown) | undefined;
+  readonly perKey: PerKeyOptions | undefined;
   readonly options: RawBatchOptions;
 }
 
@@ -72,6 +75,7 @@ export function batchSettings<C>(
       "onProgress",
       options.onProgress as ((progress: Progress) => unknown) | undefined,
     ),
+    perKey: perKeyOption(options.perKey),
     options,
   };
 }
@@ -121,6 +125,7 @@ export function collect(
           return false;
         },
     ...progressHooks(reporterFor(items, settings, () => pool.inFlight)),
+    admission: admissionFor(settings),
   });
   pool.start();
   return pool.done.then(() => results);
@@ -139,6 +144,15 @@ function progressHooks(reporter: ProgressReporter | undefined): {
       reporter.flush();
     },
   };
+}
+
+/**
+ * The `perKey` admission of one batch: at most `concurrency` items wait for their keys, so at
+ * most 2 × `concurrency` items are taken and not finished.
+ */
+function admissionFor(settings: BatchSettings<unknown>): KeyedAdmission<unknown> | undefined {
+  const { perKey } = settings;
+  return perKey === undefined ? undefined : new KeyedAdmission(perKey, settings.concurrency);
 }
 
 /** Stream-only options, validated. */
@@ -231,6 +245,7 @@ export async function* streamResults(
             blocked.push(resolve);
           }),
     ...progressHooks(reporterFor(items, settings, () => pool.inFlight)),
+    admission: admissionFor(settings),
   });
   pool.done.then(
     () => {

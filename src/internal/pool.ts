@@ -1,3 +1,4 @@
+import { WAIT, type KeyedAdmission, type Waiting } from "../flow/per-key.js";
 import { isThenable, noop, handled } from "./thenable.js";
 
 /** What the pool does with each item and each outcome. */
@@ -29,6 +30,12 @@ export interface PoolTask<T> {
   readonly onSettled?: ((ok: boolean) => void) | undefined;
   /** Optional: told once when the pool ends, whichever way, before `done` settles. */
   readonly onEnd?: (() => void) | undefined;
+  /**
+   * Optional per-key admission (`perKey`): an item whose key is busy waits in it while the
+   * workers go on to other items, and runs when an item of its key finishes; no item is taken
+   * while it is full.
+   */
+  readonly admission?: KeyedAdmission<T> | undefined;
 }
 
 /** The reason in-flight items' signals abort with when another item failed (fail-fast). */
@@ -160,7 +167,8 @@ export class Pool<T> {
       !this.#stopped &&
       !this.#exhausted &&
       this.#workers < this.#task.concurrency &&
-      (this.#sync || this.#pending === undefined)
+      (this.#sync || this.#pending === undefined) &&
+      this.#task.admission?.full !== true
     ) {
       this.#workers++;
       // #work handles every failure it expects; anything else stops the pool rather than
@@ -185,51 +193,85 @@ export class Pool<T> {
 
   async #work(): Promise<void> {
     const task = this.#task;
+    const { admission } = task;
     const controller = this.#controllers === undefined ? undefined : new AbortController();
     if (controller !== undefined) this.#controllers?.add(controller);
     const signal = controller === undefined ? task.signal : controller.signal;
+    /** With `admission`: an item handed over when this worker's last one finished, and its key. */
+    let handedOver: Waiting<T> | undefined;
+    let key: unknown;
     try {
       for (;;) {
-        if (task.wait !== undefined) {
-          for (let gate = task.wait(); gate !== undefined; gate = task.wait()) await gate;
-        }
-        if (this.#halted()) return;
-        let step: IteratorResult<T>;
-        try {
-          if (this.#sync) {
-            step = (this.#iterator as Iterator<T>).next();
-          } else {
-            this.#pulling++;
-            try {
-              step = await this.#pull();
-            } finally {
-              this.#pulling--;
-            }
-          }
-          if (typeof step !== "object" || (step as unknown) === null) {
-            throw new TypeError("Iterator result is not an object");
-          }
-        } catch (error) {
-          this.#exhausted = true;
-          this.stop(error, false);
-          return;
-        }
-        if (step.done === true) {
-          this.#exhausted = true;
-          return;
-        }
-        if (this.#halted()) return;
-        const index = this.#nextIndex++;
-        this.#inFlight++;
-        this.#fill();
+        let item: T;
+        let index: number;
         let ok = true;
         let outcome: unknown;
-        try {
-          outcome = task.run(step.value, index, signal);
-          if (isThenable(outcome)) outcome = await outcome;
-        } catch (error) {
-          ok = false;
-          outcome = error;
+        if (handedOver === undefined) {
+          // Enough items wait for their keys: take no more. The workers running items of
+          // those keys hand them over, and start new workers when there is room again.
+          if (admission?.full === true) return;
+          if (task.wait !== undefined) {
+            for (let gate = task.wait(); gate !== undefined; gate = task.wait()) await gate;
+          }
+          if (this.#halted()) return;
+          let step: IteratorResult<T>;
+          try {
+            if (this.#sync) {
+              step = (this.#iterator as Iterator<T>).next();
+            } else {
+              this.#pulling++;
+              try {
+                step = await this.#pull();
+              } finally {
+                this.#pulling--;
+              }
+            }
+            if (typeof step !== "object" || (step as unknown) === null) {
+              throw new TypeError("Iterator result is not an object");
+            }
+          } catch (error) {
+            this.#exhausted = true;
+            this.stop(error, false);
+            return;
+          }
+          if (step.done === true) {
+            this.#exhausted = true;
+            return;
+          }
+          if (this.#halted()) return;
+          item = step.value;
+          index = this.#nextIndex++;
+          this.#inFlight++;
+          if (admission !== undefined) {
+            let entered: unknown;
+            try {
+              entered = admission.enter(item, index);
+            } catch (error) {
+              // A throwing `key` fails its item like a stage failure; it holds no place.
+              ok = false;
+              outcome = error;
+            }
+            // The item waits for its key: go on to the next one (the check below stops this
+            // worker when enough items wait).
+            if (entered === WAIT) continue;
+            key = entered;
+          }
+          this.#fill();
+        } else {
+          ({ item, index } = handedOver);
+          handedOver = undefined;
+          if (this.#halted()) return;
+          this.#fill();
+        }
+        if (ok) {
+          try {
+            outcome = task.run(item, index, signal);
+            if (isThenable(outcome)) outcome = await outcome;
+          } catch (error) {
+            ok = false;
+            outcome = error;
+          }
+          if (admission !== undefined) handedOver = admission.leave(key);
         }
         this.#inFlight--;
         if (this.#halted()) return;

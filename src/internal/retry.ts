@@ -2,6 +2,7 @@ import { throwIfAborted, untilAborted } from "./abort.js";
 import type { RetryEvent } from "../types.js";
 import { retryDelayFor, type DelayPolicy } from "./backoff.js";
 import { delay } from "./delay.js";
+import { retryAfterWait, type RetryAfter } from "../flow/retry-after.js";
 import { callIgnoringErrors } from "./thenable.js";
 import {
   nonNegativeDuration,
@@ -22,6 +23,7 @@ export interface RetryPolicy extends DelayPolicy {
   readonly retries: number;
   readonly shouldRetry: ShouldRetry | undefined;
   readonly onRetry: OnRetry | undefined;
+  readonly retryAfter: RetryAfter | undefined;
 }
 
 /** Raw retry settings, as the user gave them, under the names `Stage` uses. */
@@ -33,6 +35,7 @@ export interface RetrySettings {
   jitter?: unknown;
   shouldRetry?: unknown;
   onRetry?: unknown;
+  retryAfter?: unknown;
 }
 
 /**
@@ -56,6 +59,7 @@ export function retryPolicy(
     jitter: optionalBoolean(label("jitter"), settings.jitter, false),
     shouldRetry: optionalFunction(label("shouldRetry"), settings.shouldRetry as ShouldRetry),
     onRetry: optionalFunction(label("onRetry"), settings.onRetry as OnRetry),
+    retryAfter: optionalFunction(label("retryAfter"), settings.retryAfter as RetryAfter),
   });
 }
 
@@ -96,7 +100,11 @@ export async function retry<T>(
     // Cancellation wins over the verdict: the signal may have aborted while it was awaited.
     throwIfAborted(signal);
     if (!again) throw fail(error, number);
-    const wait = retryDelayFor(policy, number);
+    const { retryAfter } = policy;
+    const wait =
+      retryAfter === undefined
+        ? retryDelayFor(policy, number)
+        : retryAfterWait(retryAfter, policy, error, number, fail);
     const { onRetry } = policy;
     if (onRetry !== undefined) {
       const event: RetryEvent = Object.freeze({ stageName, error, attempt: number, delay: wait });

@@ -61,12 +61,12 @@ export function countOrInfinity(name: string, value: unknown): number {
   return count;
 }
 
-/** `concurrency`: an integer of at least 1, or `Infinity`. */
-export function concurrencyLimit(value: unknown): number {
-  const limit = requireNumber("concurrency", value);
-  if (limit < 1) throw new RangeError(`concurrency must be at least 1, got ${show(limit)}`);
+/** `concurrency` (or another such bound, `name`): an integer of at least 1, or `Infinity`. */
+export function concurrencyLimit(value: unknown, name = "concurrency"): number {
+  const limit = requireNumber(name, value);
+  if (limit < 1) throw new RangeError(`${name} must be at least 1, got ${show(limit)}`);
   if (limit !== Infinity && !Number.isInteger(limit)) {
-    throw new RangeError(`concurrency must be an integer or Infinity, got ${show(limit)}`);
+    throw new RangeError(`${name} must be an integer or Infinity, got ${show(limit)}`);
   }
   return limit;
 }
@@ -146,4 +146,13 @@ export function nonEmptyString(name: string, value: unknown): string {
     throw new TypeError(`${name} must be a string, got ${show(value)}`);
   if (value === "") throw new RangeError(`${name} must not be empty`);
   return value;
+}
+
+/** A count that must be an integer of at least 1 (`limit`, `threshold`). */
+export function positiveInteger(name: string, value: unknown): number {
+  const count = requireNumber(name, value);
+  if (count < 1) throw new RangeError(`${name} must be at least 1, got ${show(count)}`);
+  if (!Number.isInteger(count))
+    throw new RangeError(`${name} must be an integer, got ${show(count)}`);
+  return count;
 }
