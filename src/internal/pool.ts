@@ -133,6 +133,7 @@ export class Pool<T> {
       for (const controller of this.#controllers) controller.abort(abortReason);
     }
     if (closeSource && !this.#exhausted) this.#close();
+    this.#task.admission?.wakeAll();
     this.#task.onEnd?.();
     this.#reject(reason);
   }
@@ -207,9 +208,12 @@ export class Pool<T> {
         let ok = true;
         let outcome: unknown;
         if (handedOver === undefined) {
-          // Enough items wait for their keys: take no more. The workers running items of
-          // those keys hand them over, and start new workers when there is room again.
-          if (admission?.full === true) return;
+          // Enough items wait for their keys: take no more until one of them is handed over
+          // to the worker that ran an item of its key.
+          if (admission?.full === true && !this.#stopped && !this.#exhausted) {
+            await admission.room();
+            continue;
+          }
           if (task.wait !== undefined) {
             for (let gate = task.wait(); gate !== undefined; gate = task.wait()) await gate;
           }
@@ -236,6 +240,7 @@ export class Pool<T> {
           }
           if (step.done === true) {
             this.#exhausted = true;
+            admission?.wakeAll();
             return;
           }
           if (this.#halted()) return;
