@@ -96,9 +96,10 @@ const expected: Record<string, (string | RegExp)[]> = {
   ],
   "flow-control.ts": [
     "rate limit (4 starts per 200 ms), concurrency 12:",
+    "  started at once: 4, waiting: 8",
     "  attempt 1 failed (Error: HTTP 429), retry in 1000 ms",
     "  fetched 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
-    "  13 attempts (the retry counts too), at most 4 in any 200 ms",
+    "  13 attempts (the retry of item 3 counts too)",
     "  waiting now: 0",
     "circuit breaker (threshold 3, cooldown 300 ms), service down:",
     "  6 items: 3 failed, 3 refused",

@@ -1,7 +1,7 @@
 /**
  * A first-in, first-out queue as a doubly linked list: `push`, `shift` and `remove` (of any
- * entry, by the node `push` returned) all cost O(1), however long the queue. Shared by the
- * rate limiter (waiters that may abort) and per-key admission (items waiting for their key).
+ * entry, by the node `push` returned) all cost O(1), however long the queue: the rate
+ * limiter's waiters, any of which may abort and leave.
  */
 
 /** One entry of a {@link Fifo}; keep it to remove the entry later. */

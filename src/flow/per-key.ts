@@ -1,5 +1,5 @@
 import { concurrencyLimit, optionalFunction, optionsObject, show } from "../internal/validate.js";
-import { Fifo } from "./fifo.js";
+import { Queue } from "../internal/queue.js";
 
 /**
  * The `perKey` batch option: at most `concurrency` items whose keys are equal run at once.
@@ -47,7 +47,7 @@ export interface Waiting<T> {
 
 interface KeyState<T> {
   running: number;
-  waiting: Fifo<Waiting<T>> | undefined;
+  waiting: Queue<Waiting<T>> | undefined;
 }
 
 /**
@@ -107,7 +107,7 @@ export class KeyedAdmission<T> {
       state.running++;
       return key;
     }
-    (state.waiting ??= new Fifo()).push({ item, index });
+    (state.waiting ??= new Queue()).push({ item, index });
     this.#waiting++;
     return WAIT;
   }

@@ -1,3 +1,4 @@
+import { whenAborted, type Subscription } from "../internal/abort.js";
 import { startTimer, stopTimer, type TimerHandle } from "../internal/timers.js";
 import { optionsObject, positiveDuration, positiveInteger, show } from "../internal/validate.js";
 import { Fifo, type FifoNode } from "./fifo.js";
@@ -45,8 +46,7 @@ export interface RateLimitOptions {
 
 interface Waiter {
   readonly resolve: () => void;
-  readonly signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+  subscription: Subscription | undefined;
 }
 
 /**
@@ -145,16 +145,16 @@ export class RateLimiter {
     }
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { resolve, signal, onAbort: undefined };
+      const waiter: Waiter = { resolve, subscription: undefined };
       const node = this.#waiters.push(waiter);
+      this.#arm();
       if (signal !== undefined) {
-        waiter.onAbort = () => {
+        // Through the library's signal registry: one listener per signal, however many wait.
+        waiter.subscription = whenAborted(signal, () => {
           this.#leave(node);
           reject(signal.reason as Error);
-        };
-        signal.addEventListener("abort", waiter.onAbort, { once: true });
+        });
       }
-      this.#arm();
     });
   }
 
@@ -187,7 +187,7 @@ export class RateLimiter {
     const now = Date.now();
     while (this.#waiters.size > 0 && this.#freeAt() <= now) {
       const waiter = this.#waiters.shift() as Waiter;
-      if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener("abort", waiter.onAbort);
+      waiter.subscription?.cancel();
       this.#record(now);
       waiter.resolve();
     }

@@ -1,5 +1,6 @@
+import { untilAborted, whenAborted, type Subscription } from "./abort.js";
 import { WAIT, type KeyedAdmission, type Waiting } from "../flow/per-key.js";
-import { isThenable, noop, handled } from "./thenable.js";
+import { isThenable, noop } from "./thenable.js";
 
 /** What the pool does with each item and each outcome. */
 export interface PoolTask<T> {
@@ -9,13 +10,8 @@ export interface PoolTask<T> {
   readonly concurrency: number;
   /** The caller's signal: aborting it stops the pool with its reason. */
   readonly signal: AbortSignal | undefined;
-  /**
-   * Give each worker a signal of its own, aborted when the pool stops, for the items it runs.
-   * Needed when the pool can stop for a reason other than the caller's signal (fail-fast).
-   */
-  readonly itemSignals: boolean;
-  /** Runs one item; may return a promise. `signal` is the worker's, else the caller's. */
-  run(item: T, index: number, signal: AbortSignal | undefined): unknown;
+  /** Runs one item; may return a promise. `signal` is the batch's (see {@link Pool.signal}). */
+  run(item: T, signal: AbortSignal): unknown;
   /**
    * Receives one item's outcome (its output, or what it threw), in completion order.
    * Returning `true` stops the pool with `outcome` as the reason: this is how fail-fast works.
@@ -38,6 +34,9 @@ export interface PoolTask<T> {
   readonly admission?: KeyedAdmission<T> | undefined;
 }
 
+/** What closing the input threw, if anything: see {@link Pool.stop}. */
+export type CloseOutcome = { readonly error: unknown } | undefined;
+
 /** The reason in-flight items' signals abort with when another item failed (fail-fast). */
 function failedElsewhere(): DOMException {
   return new DOMException("Stopped because another item of the batch failed", "AbortError");
@@ -45,33 +44,41 @@ function failedElsewhere(): DOMException {
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
+/** The array iterator every array has unless someone replaced it: then indexes can be read. */
+const arrayValues = Array.prototype[Symbol.iterator];
+
 /**
- * A pool of at most `concurrency` workers pulling items from one iterator: the engine behind
+ * A pool of at most `concurrency` workers pulling items from one input: the engine behind
  * `map`, `mapSettled` and `stream`. Workers start one per item taken, up to the limit, so a
- * short input starts few. Pulls from an async iterator are serialised. When the pool stops
- * early (fail-fast, the caller's signal, or {@link Pool.stop}) it starts nothing new, aborts
- * the workers' signals, and closes the iterator with `return()`.
+ * short input starts few. An array is read by index; any other input through its iterator,
+ * never asked again once it said `done`; pulls from an async iterator are serialised.
+ *
+ * When the pool stops early (fail-fast, the caller's signal, or {@link Pool.stop}) it starts
+ * nothing new, aborts the batch's signal (which every item's stages and `call.signal`s watch),
+ * and closes the input with `return()`, awaiting it before `done` settles.
  */
 export class Pool<T> {
   readonly #task: PoolTask<T>;
-  #iterator: Iterator<T> | AsyncIterator<T> | undefined;
+  /** The batch's signal: aborts when the pool stops early. One controller per batch. */
+  readonly #controller = new AbortController();
+  /** The input when it is a plain array: read by index, no iterator result per item. */
+  #array: readonly T[] | undefined = undefined;
+  #iterator: Iterator<T> | AsyncIterator<T> | undefined = undefined;
   #sync = true;
   #workers = 0;
   #filling = false;
-  #pending: Promise<void> | undefined;
+  #pending: Promise<void> | undefined = undefined;
   #exhausted = false;
   #stopped = false;
   #nextIndex = 0;
   #inFlight = 0;
   #pulling = 0;
-  readonly #controllers: Set<AbortController> | undefined;
+  #subscription: Subscription | undefined = undefined;
+  readonly #hold: Subscription;
   #resolve: () => void = noop;
   #reject: (error: unknown) => void = noop;
   readonly #crash = (error: unknown): void => {
-    this.stop(error, true);
-  };
-  readonly #onAbort = (): void => {
-    this.stop(this.#task.signal?.reason, true);
+    void this.stop(error, true);
   };
 
   /** Settles when every item has settled, or rejects with the reason the pool stopped. */
@@ -79,7 +86,9 @@ export class Pool<T> {
 
   constructor(task: PoolTask<T>) {
     this.#task = task;
-    this.#controllers = task.itemSignals ? new Set() : undefined;
+    // Held for the pool's life: the batch signal's registry entry (and its one listener)
+    // stays while attempts subscribe and leave one at a time, instead of coming and going.
+    this.#hold = whenAborted(this.#controller.signal, noop);
     this.done = new Promise<void>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -100,7 +109,7 @@ export class Pool<T> {
   start(): void {
     const { signal, source } = this.#task;
     if (signal?.aborted === true) {
-      this.stop(signal.reason, false);
+      void this.stop(signal.reason, false);
       return;
     }
     try {
@@ -108,50 +117,85 @@ export class Pool<T> {
       if (typeof asyncFactory === "function") {
         this.#sync = false;
         this.#iterator = asyncFactory.call(source);
+      } else if (Array.isArray(source) && source[Symbol.iterator] === arrayValues) {
+        this.#array = source as readonly T[];
       } else {
         this.#iterator = (source as Iterable<T>)[Symbol.iterator]();
       }
     } catch (error) {
-      this.stop(error, false);
+      void this.stop(error, false);
       return;
     }
-    signal?.addEventListener("abort", this.#onAbort, { once: true });
+    if (signal !== undefined) {
+      this.#subscription = whenAborted(signal, () => {
+        void this.stop(signal.reason, true);
+      });
+    }
     this.#fill();
     if (this.#workers === 0) this.#finish();
   }
 
   /**
-   * Stops early with `reason`: nothing new starts, workers' signals abort (with `abortReason`,
-   * by default `reason`), the input is closed (when `closeSource`), and `done` rejects with
-   * `reason`. Later calls do nothing.
+   * Stops early with `reason`: nothing new starts, the batch's signal aborts (with
+   * `abortReason`, by default `reason`), the input is closed (when `closeSource`), and `done`
+   * rejects with `reason` once the close has settled: the reason wins over what the close
+   * threw. Returns what the close threw, for a caller for whom no other reason exists (a
+   * stream's consumer leaving). Later calls do nothing and return `undefined`.
+   *
+   * When a pull from an async input is under way, `return()` is still called at once (an
+   * iterator may use it to cut that pull short; an async generator queues it behind the
+   * pull) and `done` waits for the pull and the close, as `for await` would, unless the
+   * caller's signal aborts (or has): cancellation never waits for an input that may not
+   * answer.
    */
-  stop(reason: unknown, closeSource: boolean, abortReason: unknown = reason): void {
-    if (this.#stopped) return;
+  stop(
+    reason: unknown,
+    closeSource: boolean,
+    abortReason: unknown = reason,
+  ): Promise<CloseOutcome> {
+    if (this.#stopped) return Promise.resolve(undefined);
     this.#stopped = true;
-    this.#task.signal?.removeEventListener("abort", this.#onAbort);
-    if (this.#controllers !== undefined) {
-      for (const controller of this.#controllers) controller.abort(abortReason);
-    }
-    if (closeSource && !this.#exhausted) this.#close();
+    this.#subscription?.cancel();
+    this.#controller.abort(abortReason);
     this.#task.admission?.wakeAll();
-    this.#task.onEnd?.();
-    this.#reject(reason);
+    const closing =
+      closeSource && !this.#exhausted ? this.#close() : Promise.resolve<CloseOutcome>(undefined);
+    // With a pull under way the close waits for it; so does the batch, unless the caller's
+    // signal aborts (or has): cancellation never waits for an input that may not answer.
+    const settleAfter =
+      this.#pending === undefined ? closing : untilAborted(closing, this.#task.signal);
+    void settleAfter.then(this.#settleStopped(reason), this.#settleStopped(reason));
+    return closing;
   }
 
-  #close(): void {
+  #settleStopped(reason: unknown): () => void {
+    return () => {
+      this.#task.onEnd?.();
+      this.#reject(reason);
+    };
+  }
+
+  /** Calls the input's `return()` and awaits it; never rejects. */
+  #close(): Promise<CloseOutcome> {
     const iterator = this.#iterator;
-    if (iterator?.return === undefined) return;
     try {
-      handled(iterator.return());
-    } catch {
-      // A failing return() cannot change the outcome the caller already has.
+      if (iterator?.return === undefined) return Promise.resolve(undefined);
+      const result = iterator.return();
+      if (!isThenable(result)) return Promise.resolve(undefined);
+      return Promise.resolve(result).then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      );
+    } catch (error) {
+      return Promise.resolve({ error });
     }
   }
 
   #finish(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#task.signal?.removeEventListener("abort", this.#onAbort);
+    this.#subscription?.cancel();
+    this.#hold.cancel();
     this.#task.onEnd?.();
     this.#resolve();
   }
@@ -195,9 +239,7 @@ export class Pool<T> {
   async #work(): Promise<void> {
     const task = this.#task;
     const { admission } = task;
-    const controller = this.#controllers === undefined ? undefined : new AbortController();
-    if (controller !== undefined) this.#controllers?.add(controller);
-    const signal = controller === undefined ? task.signal : controller.signal;
+    const signal = this.#controller.signal;
     /** With `admission`: an item handed over when this worker's last one finished, and its key. */
     let handedOver: Waiting<T> | undefined;
     let key: unknown;
@@ -207,44 +249,59 @@ export class Pool<T> {
         let index: number;
         let ok = true;
         let outcome: unknown;
-        if (handedOver === undefined) {
-          // Enough items wait for their keys: take no more until one of them is handed over
-          // to the worker that ran an item of its key.
-          if (admission?.full === true && !this.#stopped && !this.#exhausted) {
+        if (handedOver !== undefined) {
+          ({ item, index } = handedOver);
+          handedOver = undefined;
+          if (this.#halted()) return;
+          this.#fill();
+        } else {
+          // Enough items wait for their keys: take no more until one of them is handed over to
+          // the worker that ran an item of its key.
+          if (admission?.full === true && !this.#halted() && !this.#exhausted) {
             await admission.room();
             continue;
           }
           if (task.wait !== undefined) {
             for (let gate = task.wait(); gate !== undefined; gate = task.wait()) await gate;
           }
-          if (this.#halted()) return;
-          let step: IteratorResult<T>;
+          // Once the input said `done`, nobody asks it again.
+          if (this.#halted() || this.#exhausted) return;
           try {
-            if (this.#sync) {
-              step = (this.#iterator as Iterator<T>).next();
-            } else {
-              this.#pulling++;
-              try {
-                step = await this.#pull();
-              } finally {
-                this.#pulling--;
+            const array = this.#array;
+            if (array !== undefined) {
+              if (this.#nextIndex >= array.length) {
+                this.#exhausted = true;
+                return;
               }
-            }
-            if (typeof step !== "object" || (step as unknown) === null) {
-              throw new TypeError("Iterator result is not an object");
+              item = array[this.#nextIndex] as T;
+            } else {
+              let step: IteratorResult<T>;
+              if (this.#sync) {
+                step = (this.#iterator as Iterator<T>).next();
+              } else {
+                this.#pulling++;
+                try {
+                  step = await this.#pull();
+                } finally {
+                  this.#pulling--;
+                }
+              }
+              if (typeof step !== "object" || (step as unknown) === null) {
+                throw new TypeError("Iterator result is not an object");
+              }
+              if (step.done === true) {
+                this.#exhausted = true;
+                return;
+              }
+              // Inside the try: a throwing `value` getter is the input failing, not the item.
+              item = step.value;
             }
           } catch (error) {
             this.#exhausted = true;
-            this.stop(error, false);
-            return;
-          }
-          if (step.done === true) {
-            this.#exhausted = true;
-            admission?.wakeAll();
+            void this.stop(error, false);
             return;
           }
           if (this.#halted()) return;
-          item = step.value;
           index = this.#nextIndex++;
           this.#inFlight++;
           if (admission !== undefined) {
@@ -256,21 +313,15 @@ export class Pool<T> {
               ok = false;
               outcome = error;
             }
-            // The item waits for its key: go on to the next one (the check below stops this
-            // worker when enough items wait).
+            // The item waits for its key: go on to the next one.
             if (entered === WAIT) continue;
             key = entered;
           }
           this.#fill();
-        } else {
-          ({ item, index } = handedOver);
-          handedOver = undefined;
-          if (this.#halted()) return;
-          this.#fill();
         }
         if (ok) {
           try {
-            outcome = task.run(item, index, signal);
+            outcome = task.run(item, signal);
             if (isThenable(outcome)) outcome = await outcome;
           } catch (error) {
             ok = false;
@@ -285,12 +336,13 @@ export class Pool<T> {
         if (failFast) {
           // The other items are aborted with an AbortError, not with this item's error, so
           // that their hooks and handlers do not report another item's failure as their own.
-          this.stop(outcome, true, failedElsewhere());
+          void this.stop(outcome, true, failedElsewhere());
           return;
         }
       }
     } finally {
-      if (controller !== undefined) this.#controllers?.delete(controller);
+      // The input has ended: the workers waiting for room will find nothing more to take.
+      if (this.#exhausted) admission?.wakeAll();
       this.#workers--;
       if (this.#workers === 0 && (this.#exhausted || this.#stopped)) this.#finish();
       else this.#fill();

@@ -1,4 +1,5 @@
 import { guardAttempt } from "../internal/attempt.js";
+import { AttemptCall } from "../internal/call.js";
 import { positiveDuration } from "../internal/validate.js";
 import type { Middleware } from "../middleware.js";
 
@@ -43,6 +44,8 @@ export function timeoutMiddleware(options: TimeoutMiddlewareOptions): Middleware
     throw new TypeError("options must be an object with a timeout");
   }
   const timeout = positiveDuration("timeout", options.timeout);
-  return (next, stageName, value, _context, signal) =>
-    guardAttempt((inner) => next(value, inner), stageName, timeout, signal, true, true);
+  return (next, stageName, value, _context, signal) => {
+    const call = new AttemptCall(signal, 1, stageName);
+    return guardAttempt(next(value, call.signal), stageName, timeout, signal, true, call);
+  };
 }
