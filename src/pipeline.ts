@@ -758,3 +758,7 @@ export type Pipeline<I, O, C extends object = Context> = PipelineImpl<I, O, C>;
 
 /** {@inheritDoc Pipeline:interface} */
 export const Pipeline = PipelineImpl as PipelineConstructor;
+
+// The class a user meets is `Pipeline` (in `console.log(pipeline)`, in stack traces), not the
+// name of its implementation.
+Object.defineProperty(PipelineImpl, "name", { value: "Pipeline" });
