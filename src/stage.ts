@@ -333,11 +333,13 @@ export class Stage<I, O, C extends object = Context> {
     try {
       result = this[begin](value, context, signal, race);
       // Inside the try: reading `then` is user code too (a getter may throw).
-      if (!isThenable(result)) return result;
+      if (isThenable(result)) return this[settle](result, value, context, signal, race);
     } catch (error) {
       return this[recover](error, value, context, signal, race);
     }
-    return this[settle](result, value, context, signal, race);
+    // A synchronous handler may have aborted the signal: cancellation wins over its output.
+    if (race) throwIfAborted(signal);
+    return result;
   }
 
   /**

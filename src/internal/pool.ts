@@ -1,4 +1,4 @@
-import { whenAborted, type Subscription } from "./abort.js";
+import { untilAborted, whenAborted, type Subscription } from "./abort.js";
 import { isThenable, noop } from "./thenable.js";
 
 /** What the pool does with each item and each outcome. */
@@ -137,8 +137,9 @@ export class Pool<T> {
    *
    * When a pull from an async input is under way, `return()` is still called at once (an
    * iterator may use it to cut that pull short; an async generator queues it behind the
-   * pull), but `done` does not wait for it: cancellation must not wait for an input that may
-   * never answer.
+   * pull) and `done` waits for the pull and the close, as `for await` would, unless the
+   * caller's signal aborts (or has): cancellation never waits for an input that may not
+   * answer.
    */
   stop(
     reason: unknown,
@@ -151,15 +152,19 @@ export class Pool<T> {
     this.#controller.abort(abortReason);
     const closing =
       closeSource && !this.#exhausted ? this.#close() : Promise.resolve<CloseOutcome>(undefined);
-    this.#settleStopped(reason, this.#pending === undefined ? closing : Promise.resolve());
+    // With a pull under way the close waits for it; so does the batch, unless the caller's
+    // signal aborts (or has): cancellation never waits for an input that may not answer.
+    const settleAfter =
+      this.#pending === undefined ? closing : untilAborted(closing, this.#task.signal);
+    void settleAfter.then(this.#settleStopped(reason), this.#settleStopped(reason));
     return closing;
   }
 
-  #settleStopped(reason: unknown, closing: Promise<unknown>): void {
-    void closing.then(() => {
+  #settleStopped(reason: unknown): () => void {
+    return () => {
       this.#task.onEnd?.();
       this.#reject(reason);
-    });
+    };
   }
 
   /** Calls the input's `return()` and awaits it; never rejects. */
