@@ -6,6 +6,7 @@ import { begin, execute, readsContext, recover, settle } from "./internal/execut
 import {
   retry,
   retryPolicy,
+  retrySettingKeys,
   type OnRetry,
   type RetryPolicy,
   type ShouldRetry,
@@ -137,13 +138,7 @@ export interface StageOptions {
 /** The keys of {@link StageOptions}; any other key is rejected. A new option goes here too. */
 const stageOptionKeys = {
   timeout: true,
-  retries: true,
-  retryDelay: true,
-  backoff: true,
-  maxRetryDelay: true,
-  jitter: true,
-  shouldRetry: true,
-  onRetry: true,
+  ...retrySettingKeys,
 } as const satisfies OptionKeys<StageOptions>;
 
 /**
