@@ -13,13 +13,16 @@ import { batchSettings, collect, type BatchSettings, type ItemRunner } from "./i
 import { PipelineStream } from "./internal/stream.js";
 import { isThenable, handled } from "./internal/thenable.js";
 import { composeMiddlewares, type ComposedChain, type Middleware } from "./middleware.js";
+import type { OptionKeys } from "./internal/known-keys.js";
 import {
+  isFunction,
+  listOf,
   optionalContext,
   optionalFunction,
   optionalSignal,
   optionsObject,
 } from "./internal/validate.js";
-import type { Context, Progress, RunOptions } from "./types.js";
+import { runOptionKeys, type Context, type Progress, type RunOptions } from "./types.js";
 import type { PerKeyOptions } from "./flow/per-key.js";
 
 /**
@@ -94,6 +97,14 @@ export interface PipelineOptions<C extends object = Context> {
    */
   aroundRun?: RunWrapper<C> | undefined;
 }
+
+/** The keys of {@link PipelineOptions}; any other key is rejected. A new option goes here too. */
+const pipelineOptionKeys = {
+  beforeStage: true,
+  afterStage: true,
+  middlewares: true,
+  aroundRun: true,
+} as const satisfies OptionKeys<PipelineOptions>;
 
 /**
  * The type of {@link PipelineOptions.aroundRun}: wraps one whole run of the pipeline.
@@ -189,6 +200,15 @@ export interface MapOptions<C extends object = Context, I = unknown> {
   perKey?: PerKeyOptions<I> | undefined;
 }
 
+/** The keys of {@link MapOptions}; any other key is rejected. A new option goes here too. */
+const mapOptionKeys = {
+  concurrency: true,
+  context: true,
+  signal: true,
+  onProgress: true,
+  perKey: true,
+} as const satisfies OptionKeys<MapOptions>;
+
 /**
  * Options of {@link Pipeline.stream}: those of `map`, plus how results are delivered.
  *
@@ -233,6 +253,23 @@ export interface StreamOptions<C extends object = Context, I = unknown> extends 
   settled?: boolean | undefined;
 }
 
+/** The keys of {@link StreamOptions}; any other key is rejected. A new option goes here too. */
+const streamOptionKeys = {
+  ...mapOptionKeys,
+  buffer: true,
+  ordered: true,
+  settled: true,
+} as const satisfies OptionKeys<StreamOptions>;
+
+/** Whether `value` is a stage (of any copy of the library): what `stages` must hold. */
+function isStage(value: unknown): boolean {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as Partial<AnyStage>)[execute] === "function"
+  );
+}
+
 /**
  * The implementation behind {@link Pipeline}; exported under that name with a constructor
  * type that infers `I`, `O` and `C` from the stages and checks that they chain.
@@ -249,36 +286,21 @@ class PipelineImpl<I, O, C extends object = Context> {
   readonly #aroundRun: RunWrapper<C> | undefined;
 
   constructor(stages: readonly AnyStage[], options?: PipelineOptions<C>) {
-    if (!Array.isArray(stages)) {
-      throw new TypeError("stages must be an array of Stage");
-    }
-    if (stages.length === 0) throw new RangeError("Pipeline requires at least one stage");
-    stages.forEach((stage: unknown, index) => {
-      if (
-        typeof stage !== "object" ||
-        stage === null ||
-        typeof (stage as Partial<AnyStage>)[execute] !== "function"
-      ) {
-        throw new TypeError(`stages[${String(index)}] must be a Stage`);
-      }
-    });
-    this.#stages = Object.freeze(Array.from<AnyStage>(stages));
-    const opts = optionsObject<NonNullable<typeof options>>("options", options) ?? {};
+    this.#stages = Object.freeze(listOf<AnyStage>("stages", stages, "a Stage", isStage));
+    if (this.#stages.length === 0) throw new RangeError("Pipeline requires at least one stage");
+    const opts =
+      optionsObject<NonNullable<typeof options>>("options", options, pipelineOptionKeys) ?? {};
     this.#beforeStage = optionalFunction("beforeStage", opts.beforeStage);
     this.#afterStage = optionalFunction("afterStage", opts.afterStage);
     this.#beforeTakesContext = (this.#beforeStage?.length ?? 0) >= 3;
     this.#afterTakesContext = (this.#afterStage?.length ?? 0) >= 5;
-    const middlewares = opts.middlewares ?? [];
-    if (!Array.isArray(middlewares)) {
-      throw new TypeError("middlewares must be an array of functions");
-    }
-    middlewares.forEach((middleware: unknown, index) => {
-      if (typeof middleware !== "function") {
-        throw new TypeError(`middlewares[${String(index)}] must be a function`);
-      }
-    });
-    this.#chain =
-      middlewares.length === 0 ? undefined : composeMiddlewares(Array.from(middlewares));
+    const middlewares = listOf<Middleware<C>>(
+      "middlewares",
+      opts.middlewares ?? [],
+      "a function",
+      isFunction,
+    );
+    this.#chain = middlewares.length === 0 ? undefined : composeMiddlewares(middlewares);
     this.#hooked =
       this.#beforeStage !== undefined ||
       this.#afterStage !== undefined ||
@@ -327,7 +349,7 @@ class PipelineImpl<I, O, C extends object = Context> {
     // Not an async method: the run's own promise is returned as it is, which saves an async
     // frame and a microtask per run. Every throw still becomes a rejection.
     try {
-      const opts = optionsObject<NonNullable<typeof options>>("options", options);
+      const opts = optionsObject<NonNullable<typeof options>>("options", options, runOptionKeys);
       const signal = optionalSignal(opts?.signal);
       const context = optionalContext(opts?.context) ?? this.#newContext();
       throwIfAborted(signal);
@@ -464,7 +486,7 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): AsyncGenerator<unknown, void, undefined> {
     return new PipelineStream(
       items,
-      () => batchSettings<C>(items, concurrencyOrOptions, options),
+      () => batchSettings<C>(items, concurrencyOrOptions, options, streamOptionKeys),
       (settings) => this.#itemRunner(settings.template as C | undefined),
     );
   }
@@ -477,7 +499,7 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): Promise<unknown[]> {
     let settings: BatchSettings<C>;
     try {
-      settings = batchSettings<C>(items, concurrencyOrOptions, options);
+      settings = batchSettings<C>(items, concurrencyOrOptions, options, mapOptionKeys);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -792,3 +814,7 @@ export type Pipeline<I, O, C extends object = Context> = PipelineImpl<I, O, C>;
 
 /** {@inheritDoc Pipeline:interface} */
 export const Pipeline = PipelineImpl as PipelineConstructor;
+
+// The class a user meets is `Pipeline` (in `console.log(pipeline)`, in stack traces), not the
+// name of its implementation.
+Object.defineProperty(PipelineImpl, "name", { value: "Pipeline" });

@@ -14,6 +14,7 @@ import { begin, execute, readsContext, recover, settle } from "./internal/execut
 import {
   retry,
   retryPolicy,
+  retrySettingKeys,
   type OnRetry,
   type RetryPolicy,
   type ShouldRetry,
@@ -26,7 +27,14 @@ import {
   optionsObject,
   positiveDuration,
 } from "./internal/validate.js";
-import type { Backoff, Context, Handler, RunOptions } from "./types.js";
+import type { OptionKeys } from "./internal/known-keys.js";
+import {
+  runOptionKeys,
+  type Backoff,
+  type Context,
+  type Handler,
+  type RunOptions,
+} from "./types.js";
 
 /**
  * How a stage times out and retries. Every option is checked when the stage is built: a bad
@@ -185,6 +193,14 @@ export interface StageOptions {
   circuitBreaker?: CircuitBreaker | undefined;
 }
 
+/** The keys of {@link StageOptions}; any other key is rejected. A new option goes here too. */
+const stageOptionKeys = {
+  timeout: true,
+  ...retrySettingKeys,
+  rateLimit: true,
+  circuitBreaker: true,
+} as const satisfies OptionKeys<StageOptions>;
+
 /**
  * One named step of a pipeline: a sync or async handler with an optional timeout, retries and
  * backoff.
@@ -244,7 +260,8 @@ export class Stage<I, O, C extends object = Context> {
     }
     this.#handler = handler;
     this.#takesContext = handler.length >= 2;
-    const opts = optionsObject<NonNullable<typeof options>>("options", options) ?? {};
+    const opts =
+      optionsObject<NonNullable<typeof options>>("options", options, stageOptionKeys) ?? {};
     this.#timeout =
       opts.timeout === undefined ? undefined : positiveDuration("timeout", opts.timeout);
     this.#policy = retryPolicy(opts);
@@ -353,7 +370,7 @@ export class Stage<I, O, C extends object = Context> {
    * ```
    */
   async run(value: I, options?: RunOptions<C>): Promise<O> {
-    const opts = optionsObject<NonNullable<typeof options>>("options", options);
+    const opts = optionsObject<NonNullable<typeof options>>("options", options, runOptionKeys);
     const signal = optionalSignal(opts?.signal);
     const context = optionalContext(opts?.context) ?? ({} as C);
     return this[execute](value, context, signal, true);

@@ -80,6 +80,15 @@ describe("CircuitBreaker", () => {
     expect(() => new CircuitBreaker(options as never)).toThrow(message);
   });
 
+  it("rejects an unknown option key", () => {
+    expect(() => new CircuitBreaker({ threshold: 1, cooldown: 1, cooldownMs: 5 } as never)).toThrow(
+      new TypeError('unknown option "cooldownMs" (did you mean "cooldown"?)'),
+    );
+    expect(() => new Stage("s", (value: number) => value, { circuitbreaker: 1 } as never)).toThrow(
+      'unknown option "circuitbreaker" (did you mean "circuitBreaker"?)',
+    );
+  });
+
   it("rejects a missing options argument", () => {
     expect(() => new CircuitBreaker(undefined as never)).toThrow(
       new TypeError("options must be an object, got undefined"),

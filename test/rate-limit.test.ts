@@ -56,6 +56,21 @@ describe("RateLimiter", () => {
     expect(() => new RateLimiter(options as never)).toThrow(message);
   });
 
+  it("rejects an unknown option key, in the limiter and in the stage option", () => {
+    expect(() => new RateLimiter({ limit: 1, interval: 1, intervall: 2 } as never)).toThrow(
+      new TypeError('unknown option "intervall" (did you mean "interval"?)'),
+    );
+    expect(
+      () =>
+        new Stage("s", (value: number) => value, {
+          rateLimit: { limit: 1, interval: 1, perSecond: true } as never,
+        }),
+    ).toThrow(TypeError);
+    expect(
+      () => new Stage("s", (value: number) => value, { ratelimit: { limit: 1 } } as never),
+    ).toThrow('unknown option "ratelimit" (did you mean "rateLimit"?)');
+  });
+
   it("rejects a missing or non-object options argument", () => {
     expect(() => new RateLimiter(undefined as never)).toThrow(TypeError);
     expect(() => new RateLimiter(5 as never)).toThrow("options must be an object, got 5");

@@ -318,6 +318,42 @@ describe("the retryAfter stage option", () => {
     expect(batch.value).toEqual([1, 2, 3]);
   });
 
+  it("works in retryMiddleware too, and fails it with the problem for a bad value", async () => {
+    const { retryMiddleware } = await import("../src/middlewares/index.js");
+    let calls = 0;
+    const stage = new Stage("flaky", async (value: number) => {
+      calls++;
+      if (calls < 3) throw new HttpError(503, "2");
+      return value;
+    });
+    const pipeline = new Pipeline([stage], {
+      middlewares: [
+        retryMiddleware({
+          retries: 2,
+          retryDelay: 10,
+          retryAfter: (error) =>
+            parseRetryAfter(((error as StageExecutionError).originalError as HttpError).retryAfter),
+        }),
+      ],
+    });
+    const run = observe(pipeline.run(7));
+    await vi.advanceTimersByTimeAsync(3_999);
+    expect(run.status).toBe("pending");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(run.status).toBe("fulfilled");
+    const bad = new Pipeline(
+      [
+        new Stage("down", (): number => {
+          throw new Error("down");
+        }),
+      ],
+      { middlewares: [retryMiddleware({ retries: 2, retryAfter: () => -5 })] },
+    );
+    const error = await rejectionOf(bad.run(1));
+    expect(error).toBeInstanceOf(RangeError);
+    expect((error as RangeError).cause).toBeInstanceOf(StageExecutionError);
+  });
+
   it("must be a function", () => {
     expect(() => new Stage("s", (value: number) => value, { retryAfter: 5 as never })).toThrow(
       new TypeError("retryAfter must be a function, got 5"),

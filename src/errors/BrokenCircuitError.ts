@@ -1,7 +1,5 @@
-import { brandOf, hasBrand } from "./brand.js";
+import { brandClass } from "./brand.js";
 import { PipelineError } from "./PipelineError.js";
-
-const brand = brandOf("BrokenCircuitError");
 
 /**
  * A stage execution was refused because its {@link CircuitBreaker} is open (or half-open
@@ -49,14 +47,7 @@ export class BrokenCircuitError extends PipelineError {
     );
     this.stageName = stageName;
   }
-
-  /**
-   * Makes `value instanceof BrokenCircuitError` true for an instance created by any copy of
-   * the library (the ESM or the CommonJS build, any entry point), not only by this one.
-   */
-  static override [Symbol.hasInstance](value: unknown): boolean {
-    return hasBrand(this, BrokenCircuitError, brand, value);
-  }
 }
 
-Object.defineProperty(BrokenCircuitError.prototype, brand, { value: true });
+// `instanceof BrokenCircuitError` holds for an instance made by any copy of the library.
+brandClass(BrokenCircuitError, "BrokenCircuitError");

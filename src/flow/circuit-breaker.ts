@@ -1,4 +1,5 @@
 import { BrokenCircuitError } from "../errors/BrokenCircuitError.js";
+import type { OptionKeys } from "../internal/known-keys.js";
 import { callIgnoringErrors, isThenable } from "../internal/thenable.js";
 import {
   optionalFunction,
@@ -75,6 +76,13 @@ export interface CircuitBreakerOptions {
  */
 export const guard: unique symbol = Symbol.for("async-pipeline.CircuitBreaker.guard") as never;
 
+/** The keys of {@link CircuitBreakerOptions}; any other key is rejected. */
+const circuitBreakerOptionKeys = {
+  threshold: true,
+  cooldown: true,
+  onStateChange: true,
+} as const satisfies OptionKeys<CircuitBreakerOptions>;
+
 /** The ticket of the half-open trial execution; other tickets are the epoch they began in. */
 const TRIAL = -1;
 
@@ -128,7 +136,11 @@ export class CircuitBreaker {
    *   number > 0
    */
   constructor(options: CircuitBreakerOptions) {
-    const opts = optionsObject<Partial<CircuitBreakerOptions>>("options", options);
+    const opts = optionsObject<Partial<CircuitBreakerOptions>>(
+      "options",
+      options,
+      circuitBreakerOptionKeys,
+    );
     if (opts === undefined) throw new TypeError("options must be an object, got undefined");
     this.#threshold = positiveInteger("threshold", opts.threshold);
     this.#cooldown = positiveDuration("cooldown", opts.cooldown);

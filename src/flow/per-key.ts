@@ -1,4 +1,5 @@
 import { concurrencyLimit, optionalFunction, optionsObject, show } from "../internal/validate.js";
+import type { OptionKeys } from "../internal/known-keys.js";
 import { Queue } from "../internal/queue.js";
 
 /**
@@ -130,10 +131,16 @@ export class KeyedAdmission<T> {
   }
 }
 
+/** The keys of {@link PerKeyOptions}; any other key is rejected. */
+const perKeyOptionKeys = {
+  key: true,
+  concurrency: true,
+} as const satisfies OptionKeys<PerKeyOptions>;
+
 /** The `perKey` batch option, validated; the messages name `perKey.key`, `perKey.concurrency`. */
 export function perKeyOption(value: unknown): PerKeyOptions | undefined {
   if (value === undefined) return undefined;
-  const options = optionsObject<Partial<PerKeyOptions>>("perKey", value) ?? {};
+  const options = optionsObject<Partial<PerKeyOptions>>("perKey", value, perKeyOptionKeys) ?? {};
   const key = optionalFunction("perKey.key", options.key);
   if (key === undefined) {
     throw new TypeError(`perKey.key must be a function, got ${show(key)}`);

@@ -1,4 +1,5 @@
 import { whenAborted, type Subscription } from "../internal/abort.js";
+import type { OptionKeys } from "../internal/known-keys.js";
 import { startTimer, stopTimer, type TimerHandle } from "../internal/timers.js";
 import { optionsObject, positiveDuration, positiveInteger, show } from "../internal/validate.js";
 import { Fifo, type FifoNode } from "./fifo.js";
@@ -204,8 +205,18 @@ export class RateLimiter {
   }
 }
 
+/** The keys of {@link RateLimitOptions}; any other key is rejected. */
+const rateLimitOptionKeys = {
+  limit: true,
+  interval: true,
+} as const satisfies OptionKeys<RateLimitOptions>;
+
 function rateLimitSettings(value: unknown, prefix: string): RateLimitOptions {
-  const options = optionsObject<Partial<RateLimitOptions>>(prefix || "options", value);
+  const options = optionsObject<Partial<RateLimitOptions>>(
+    prefix || "options",
+    value,
+    rateLimitOptionKeys,
+  );
   if (options === undefined) {
     throw new TypeError(`${prefix || "options"} must be an object, got undefined`);
   }

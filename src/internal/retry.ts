@@ -3,6 +3,7 @@ import type { RetryEvent } from "../types.js";
 import { retryDelayFor, type DelayPolicy } from "./backoff.js";
 import { delay } from "./delay.js";
 import { retryAfterWait, type RetryAfter } from "../flow/retry-after.js";
+import type { OptionKeys } from "./known-keys.js";
 import { callIgnoringErrors } from "./thenable.js";
 import {
   nonNegativeDuration,
@@ -37,6 +38,21 @@ export interface RetrySettings {
   onRetry?: unknown;
   retryAfter?: unknown;
 }
+
+/**
+ * The keys of {@link RetrySettings}, shared by the option-key lists of `Stage` and
+ * `retryMiddleware`: a new retry option goes here, and both take it.
+ */
+export const retrySettingKeys = {
+  retries: true,
+  retryDelay: true,
+  backoff: true,
+  maxRetryDelay: true,
+  jitter: true,
+  shouldRetry: true,
+  onRetry: true,
+  retryAfter: true,
+} as const satisfies OptionKeys<RetrySettings>;
 
 /**
  * Validates retry settings into a frozen policy, with defaults. `labels` renames options in
