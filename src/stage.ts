@@ -10,7 +10,7 @@ import {
 import type { RetryAfter } from "./flow/retry-after.js";
 import { guardAttempt } from "./internal/attempt.js";
 import { AttemptCall } from "./internal/call.js";
-import { begin, execute, readsContext, recover, settle } from "./internal/execute.js";
+import { begin, execute, fail, readsContext, recover, settle } from "./internal/execute.js";
 import {
   retry,
   retryPolicy,
@@ -374,6 +374,15 @@ export class Stage<I, O, C extends object = Context> {
     const signal = optionalSignal(opts?.signal);
     const context = optionalContext(opts?.context) ?? ({} as C);
     return this[execute](value, context, signal, true);
+  }
+
+  /**
+   * The error the stage fails with when its only attempt failed with `error`.
+   * @internal
+   */
+  [fail](error: unknown): unknown {
+    // Behind a circuit breaker, `begin`'s promise is the whole execution, already mapped.
+    return this.#breaker === undefined ? this.#wrap(error, 1) : error;
   }
 
   /** Whether the handler takes a context. @internal */

@@ -401,6 +401,13 @@ describe("the circuitBreaker stage option", () => {
     for (const entry of settled.slice(2)) {
       refusal((entry as PromiseRejectedResult).reason);
     }
+    // The two that ran failed once each, wrapped once.
+    for (const entry of settled.slice(0, 2)) {
+      const reason = (entry as PromiseRejectedResult).reason as StageExecutionError;
+      expect(reason.attempts).toBe(1);
+      expect(reason.originalError).not.toBeInstanceOf(StageExecutionError);
+      expect((reason.originalError as Error).message).toMatch(/^down/);
+    }
   });
 
   it("counts an item stopped by a failing batch (fail-fast) neither way", async () => {
