@@ -8,7 +8,7 @@ import type {
 } from "./chain.js";
 import type { AfterStageHook, BeforeStageHook } from "./hooks.js";
 import { copyContext } from "./internal/context.js";
-import { begin, execute, readsContext, recover, settle } from "./internal/execute.js";
+import { begin, execute, fail, readsContext, recover, settle } from "./internal/execute.js";
 import { batchSettings, collect, type BatchSettings, type ItemRunner } from "./internal/batch.js";
 import { PipelineStream } from "./internal/stream.js";
 import { isThenable, handled } from "./internal/thenable.js";
@@ -494,16 +494,43 @@ class PipelineImpl<I, O, C extends object = Context> {
    * Runs one batch item, with its own context: a copy of the template, or a new one. The
    * pool owns the batch's cancellation; with hooks or middleware each stage also races the
    * signal, so that afterStage learns of it promptly.
+   *
+   * A pipeline of one stage without retries, hooks, middleware or `aroundRun` hands the pool
+   * that stage's own promise, and the pool maps a rejection (always to the same kind of
+   * `StageExecutionError`) on the failure path only: no handler chained onto every item.
    */
   #itemRunner(template: C | undefined): ItemRunner {
+    const newContext = (): C =>
+      template === undefined ? this.#newContext() : copyContext(template);
+    const stages = this.#stages;
+    const only = stages[0] as AnyStage;
+    if (
+      stages.length === 1 &&
+      only.retries === 0 &&
+      !this.#hooked &&
+      this.#aroundRun === undefined
+    ) {
+      return {
+        run: (item, signal) => {
+          const context = newContext();
+          let output: unknown;
+          try {
+            output = only[begin](item, context, signal, false);
+            // Inside the try: reading `then` is user code too (a getter may throw).
+            if (!isThenable(output)) return output;
+          } catch (error) {
+            return only[recover](error, item, context, signal, false);
+          }
+          return output;
+        },
+        mapRejection: (error) => only[fail](error),
+      };
+    }
     const race = this.#hooked;
-    return (item, signal) =>
-      this.#runWrapped(
-        item,
-        template === undefined ? this.#newContext() : copyContext(template),
-        signal,
-        race,
-      );
+    return {
+      run: (item, signal) => this.#runWrapped(item, newContext(), signal, race),
+      mapRejection: undefined,
+    };
   }
 
   #newContext(): C {

@@ -2,7 +2,7 @@ import { throwIfAborted } from "./internal/abort.js";
 import { StageExecutionError } from "./errors/StageExecutionError.js";
 import { guardAttempt } from "./internal/attempt.js";
 import { AttemptCall } from "./internal/call.js";
-import { begin, execute, readsContext, recover, settle } from "./internal/execute.js";
+import { begin, execute, fail, readsContext, recover, settle } from "./internal/execute.js";
 import {
   retry,
   retryPolicy,
@@ -310,6 +310,14 @@ export class Stage<I, O, C extends object = Context> {
     const signal = optionalSignal(opts?.signal);
     const context = optionalContext(opts?.context) ?? ({} as C);
     return this[execute](value, context, signal, true);
+  }
+
+  /**
+   * The error the stage fails with when its only attempt failed with `error`.
+   * @internal
+   */
+  [fail](error: unknown): StageExecutionError {
+    return this.#wrap(error, 1);
   }
 
   /** Whether the handler takes a context. @internal */

@@ -32,8 +32,16 @@ export interface BatchSettings<C> {
   readonly options: RawBatchOptions;
 }
 
-/** Runs one item: the pipeline, with the item's own context. */
-export type ItemRunner = (item: unknown, signal: AbortSignal | undefined) => unknown;
+/** Runs one batch item: the pipeline, with the item's own context. */
+export interface ItemRunner {
+  /** Runs the item: its output or a promise of it. What it throws is the item's failure. */
+  readonly run: (item: unknown, signal: AbortSignal) => unknown;
+  /**
+   * Maps a rejection of the promise `run` returned into the item's failure, for a runner that
+   * returns its stage's own promise; `undefined` when that promise rejects with the failure.
+   */
+  readonly mapRejection: ((error: unknown) => unknown) | undefined;
+}
 
 /**
  * Reads `(items, concurrency?, options?)` or `(items, options?)`: a positional concurrency
@@ -92,7 +100,7 @@ export function reporterFor(
 export function collect(
   items: Iterable<unknown> | AsyncIterable<unknown>,
   settings: BatchSettings<unknown>,
-  run: ItemRunner,
+  runner: ItemRunner,
   settled: boolean,
 ): Promise<unknown[]> {
   // Pre-sized when the size is known: no regrowth while the results are written.
@@ -105,7 +113,8 @@ export function collect(
     source: items,
     concurrency: settings.concurrency,
     signal,
-    run,
+    run: runner.run,
+    mapRejection: runner.mapRejection,
     settle: settled
       ? (index, ok, outcome) => {
           results[index] = ok

@@ -34,5 +34,13 @@ export const recover: unique symbol = Symbol.for("async-pipeline.recover") as ne
  */
 export const settle: unique symbol = Symbol.for("async-pipeline.settle") as never;
 
+/**
+ * `stage[fail](error)`: the `StageExecutionError` a stage without retries fails with when its
+ * first attempt failed with `error` (what `stage[recover]` throws then, returned instead).
+ * Lets a batch map a rejection on the failure path only, instead of chaining a handler onto
+ * every item's promise.
+ */
+export const fail: unique symbol = Symbol.for("async-pipeline.fail") as never;
+
 /** `stage[readsContext]`: whether the handler takes a context (declares 2+ parameters). */
 export const readsContext: unique symbol = Symbol.for("async-pipeline.readsContext") as never;

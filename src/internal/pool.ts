@@ -12,6 +12,11 @@ export interface PoolTask<T> {
   /** Runs one item; may return a promise. `signal` is the batch's (see {@link Pool.signal}). */
   run(item: T, signal: AbortSignal): unknown;
   /**
+   * Maps a rejection of the promise `run` returned into the item's failure (what `settle`
+   * gets); `undefined` to take the rejection as it is. A synchronous throw is never mapped.
+   */
+  readonly mapRejection: ((error: unknown) => unknown) | undefined;
+  /**
    * Receives one item's outcome (its output, or what it threw), in completion order.
    * Returning `true` stops the pool with `outcome` as the reason: this is how fail-fast works.
    */
@@ -278,13 +283,18 @@ export class Pool<T> {
         this.#inFlight++;
         this.#fill();
         let ok = true;
+        let pending = false;
         let outcome: unknown;
         try {
           outcome = task.run(item, signal);
-          if (isThenable(outcome)) outcome = await outcome;
+          if (isThenable(outcome)) {
+            pending = true;
+            outcome = await outcome;
+          }
         } catch (error) {
           ok = false;
-          outcome = error;
+          const { mapRejection } = task;
+          outcome = pending && mapRejection !== undefined ? mapRejection(error) : error;
         }
         this.#inFlight--;
         if (this.#halted()) return;

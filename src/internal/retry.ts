@@ -105,11 +105,13 @@ export async function retry<T>(
       }
     }
     throwIfAborted(signal);
-    const again =
-      number <= policy.retries &&
-      (await untilAborted(allowsRetry(policy.shouldRetry, error, number), signal));
-    // Cancellation wins over the verdict: the signal may have aborted while it was awaited.
-    throwIfAborted(signal);
+    let again = number <= policy.retries;
+    if (again && policy.shouldRetry !== undefined) {
+      // Only a verdict to wait for is raced against the signal: no shouldRetry, no race.
+      again = await untilAborted(allowsRetry(policy.shouldRetry, error, number), signal);
+      // Cancellation wins over the verdict: the signal may have aborted while it was awaited.
+      throwIfAborted(signal);
+    }
     if (!again) throw fail(error, number);
     const wait = retryDelayFor(policy, number);
     const { onRetry } = policy;
@@ -122,11 +124,10 @@ export async function retry<T>(
 }
 
 async function allowsRetry(
-  shouldRetry: ShouldRetry | undefined,
+  shouldRetry: ShouldRetry,
   error: unknown,
   attempt: number,
 ): Promise<boolean> {
-  if (shouldRetry === undefined) return true;
   try {
     const verdict: unknown = await shouldRetry(error, attempt);
     return verdict !== false;

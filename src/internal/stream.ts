@@ -129,7 +129,7 @@ export class PipelineStream implements AsyncGenerator<unknown, void, undefined> 
   #start(): void {
     const settings = this.#makeSettings();
     const shape = streamShape(settings);
-    const run = this.#runnerFor(settings);
+    const runner = this.#runnerFor(settings);
     this.#signal = settings.signal;
     this.#ordered = shape.ordered;
     this.#settled = shape.settled;
@@ -140,7 +140,8 @@ export class PipelineStream implements AsyncGenerator<unknown, void, undefined> 
       source: this.#items,
       concurrency: settings.concurrency,
       signal: settings.signal,
-      run,
+      run: runner.run,
+      mapRejection: runner.mapRejection,
       settle: (index, ok, outcome) => this.#arrive(index, ok, outcome),
       wait: this.#wait,
       ...progressHooks(reporterFor(this.#items, settings, () => pool.inFlight)),
