@@ -53,7 +53,8 @@ describe("in the source", () => {
   });
 });
 
-describe("in the built files", () => {
+// Each test starts a Node process: seconds on a busy machine, so a wide timeout.
+describe("in the built files", { timeout: 60_000 }, () => {
   let workspace = "";
 
   beforeAll(() => {
