@@ -1067,3 +1067,17 @@ describe("stream: arguments", () => {
     expect(source.pulled).toBe(0);
   });
 });
+
+describe("stream: many results waiting", () => {
+  it("yields every result once, in completion order, when thousands wait to be read", async () => {
+    const pipeline = new Pipeline([new Stage("id", async (value: number) => value)]);
+    const stream = pipeline.stream(range(5_000), 50, { ordered: false, buffer: Infinity });
+    const first = await stream.next();
+    // Let every item finish before reading the rest: they all wait in the queue.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const rest = await drain(stream);
+    const all = [first.value as number, ...rest];
+    expect(all).toHaveLength(5_000);
+    expect([...all].sort((a, b) => a - b)).toEqual(range(5_000));
+  });
+});
