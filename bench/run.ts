@@ -36,6 +36,7 @@ const CASES = [
   "memory", // 3. map memory, 250k and 1M items
   "retry-timeout", // 4. stage.run with a timeout, retries
   "batch-variants", // 5. generator input, mapSettled, stream, timed and retried map
+  "flow-control", // 6. a rate-limited map, perKey
 ] as const;
 
 /** The short names `--only` took before the cases were named by file. */

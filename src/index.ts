@@ -42,5 +42,13 @@ export type { OnRetry, ShouldRetry } from "./internal/retry.js";
 export { PipelineError } from "./errors/PipelineError.js";
 export { StageExecutionError } from "./errors/StageExecutionError.js";
 export { TimeoutError } from "./errors/TimeoutError.js";
+export { BrokenCircuitError } from "./errors/BrokenCircuitError.js";
+export { RateLimiter } from "./flow/rate-limiter.js";
+export type { RateLimitOptions } from "./flow/rate-limiter.js";
+export { CircuitBreaker } from "./flow/circuit-breaker.js";
+export type { CircuitBreakerOptions, CircuitState } from "./flow/circuit-breaker.js";
+export { parseRetryAfter } from "./flow/retry-after.js";
+export type { RetryAfter } from "./flow/retry-after.js";
+export type { PerKeyOptions } from "./flow/per-key.js";
 // Not exported on purpose: the internal symbols `Pipeline` calls on a `Stage`, the pool, the
 // timer and delay helpers. They may change in any release.

@@ -13,13 +13,17 @@ import { batchSettings, collect, type BatchSettings, type ItemRunner } from "./i
 import { PipelineStream } from "./internal/stream.js";
 import { isThenable, handled } from "./internal/thenable.js";
 import { composeMiddlewares, type ComposedChain, type Middleware } from "./middleware.js";
+import type { OptionKeys } from "./internal/known-keys.js";
 import {
+  isFunction,
+  listOf,
   optionalContext,
   optionalFunction,
   optionalSignal,
   optionsObject,
 } from "./internal/validate.js";
-import type { Context, Progress, RunOptions } from "./types.js";
+import { runOptionKeys, type Context, type Progress, type RunOptions } from "./types.js";
+import type { PerKeyOptions } from "./flow/per-key.js";
 
 /**
  * Options of a {@link Pipeline}.
@@ -94,6 +98,14 @@ export interface PipelineOptions<C extends object = Context> {
   aroundRun?: RunWrapper<C> | undefined;
 }
 
+/** The keys of {@link PipelineOptions}; any other key is rejected. A new option goes here too. */
+const pipelineOptionKeys = {
+  beforeStage: true,
+  afterStage: true,
+  middlewares: true,
+  aroundRun: true,
+} as const satisfies OptionKeys<PipelineOptions>;
+
 /**
  * The type of {@link PipelineOptions.aroundRun}: wraps one whole run of the pipeline.
  *
@@ -127,7 +139,7 @@ export type RunWrapper<C extends object = Context> = (
  * const results = await pipeline.map(ids, { concurrency: 8, context: { tenant: "acme" }, signal: controller.signal });
  * ```
  */
-export interface MapOptions<C extends object = Context> {
+export interface MapOptions<C extends object = Context, I = unknown> {
   /**
    * How many items run at once: an integer of at least 1, or `Infinity`. A positional
    * `concurrency` argument wins over this one.
@@ -172,7 +184,30 @@ export interface MapOptions<C extends object = Context> {
    * ```
    */
   onProgress?: ((progress: Progress) => unknown) | undefined;
+  /**
+   * A bound per key, within `concurrency`: at most `perKey.concurrency` items whose
+   * `perKey.key(item, index)` are equal (`SameValueZero`) run at once, for example two per
+   * host. An item waiting for its key does not hold up items of other keys: the batch reads
+   * ahead past it, keeping at most `concurrency` such items waiting (so at most
+   * 2 × `concurrency` items are taken and not finished). Results keep input order. A `key`
+   * that throws fails its item as a stage failure would.
+   * @default undefined (no bound per key)
+   * @example
+   * ```ts
+   * await pipeline.map(urls, { concurrency: 32, perKey: { key: (url) => new URL(url).host, concurrency: 2 } });
+   * ```
+   */
+  perKey?: PerKeyOptions<I> | undefined;
 }
+
+/** The keys of {@link MapOptions}; any other key is rejected. A new option goes here too. */
+const mapOptionKeys = {
+  concurrency: true,
+  context: true,
+  signal: true,
+  onProgress: true,
+  perKey: true,
+} as const satisfies OptionKeys<MapOptions>;
 
 /**
  * Options of {@link Pipeline.stream}: those of `map`, plus how results are delivered.
@@ -184,7 +219,7 @@ export interface MapOptions<C extends object = Context> {
  * }
  * ```
  */
-export interface StreamOptions<C extends object = Context> extends MapOptions<C> {
+export interface StreamOptions<C extends object = Context, I = unknown> extends MapOptions<C, I> {
   /**
    * How many finished results may wait to be read beyond the `concurrency` in flight: no item
    * is taken from the input while `concurrency + buffer` are taken and not yet read. An integer
@@ -218,6 +253,23 @@ export interface StreamOptions<C extends object = Context> extends MapOptions<C>
   settled?: boolean | undefined;
 }
 
+/** The keys of {@link StreamOptions}; any other key is rejected. A new option goes here too. */
+const streamOptionKeys = {
+  ...mapOptionKeys,
+  buffer: true,
+  ordered: true,
+  settled: true,
+} as const satisfies OptionKeys<StreamOptions>;
+
+/** Whether `value` is a stage (of any copy of the library): what `stages` must hold. */
+function isStage(value: unknown): boolean {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as Partial<AnyStage>)[execute] === "function"
+  );
+}
+
 /**
  * The implementation behind {@link Pipeline}; exported under that name with a constructor
  * type that infers `I`, `O` and `C` from the stages and checks that they chain.
@@ -234,36 +286,21 @@ class PipelineImpl<I, O, C extends object = Context> {
   readonly #aroundRun: RunWrapper<C> | undefined;
 
   constructor(stages: readonly AnyStage[], options?: PipelineOptions<C>) {
-    if (!Array.isArray(stages)) {
-      throw new TypeError("stages must be an array of Stage");
-    }
-    if (stages.length === 0) throw new RangeError("Pipeline requires at least one stage");
-    stages.forEach((stage: unknown, index) => {
-      if (
-        typeof stage !== "object" ||
-        stage === null ||
-        typeof (stage as Partial<AnyStage>)[execute] !== "function"
-      ) {
-        throw new TypeError(`stages[${String(index)}] must be a Stage`);
-      }
-    });
-    this.#stages = Object.freeze(Array.from<AnyStage>(stages));
-    const opts = optionsObject<NonNullable<typeof options>>("options", options) ?? {};
+    this.#stages = Object.freeze(listOf<AnyStage>("stages", stages, "a Stage", isStage));
+    if (this.#stages.length === 0) throw new RangeError("Pipeline requires at least one stage");
+    const opts =
+      optionsObject<NonNullable<typeof options>>("options", options, pipelineOptionKeys) ?? {};
     this.#beforeStage = optionalFunction("beforeStage", opts.beforeStage);
     this.#afterStage = optionalFunction("afterStage", opts.afterStage);
     this.#beforeTakesContext = (this.#beforeStage?.length ?? 0) >= 3;
     this.#afterTakesContext = (this.#afterStage?.length ?? 0) >= 5;
-    const middlewares = opts.middlewares ?? [];
-    if (!Array.isArray(middlewares)) {
-      throw new TypeError("middlewares must be an array of functions");
-    }
-    middlewares.forEach((middleware: unknown, index) => {
-      if (typeof middleware !== "function") {
-        throw new TypeError(`middlewares[${String(index)}] must be a function`);
-      }
-    });
-    this.#chain =
-      middlewares.length === 0 ? undefined : composeMiddlewares(Array.from(middlewares));
+    const middlewares = listOf<Middleware<C>>(
+      "middlewares",
+      opts.middlewares ?? [],
+      "a function",
+      isFunction,
+    );
+    this.#chain = middlewares.length === 0 ? undefined : composeMiddlewares(middlewares);
     this.#hooked =
       this.#beforeStage !== undefined ||
       this.#afterStage !== undefined ||
@@ -312,7 +349,7 @@ class PipelineImpl<I, O, C extends object = Context> {
     // Not an async method: the run's own promise is returned as it is, which saves an async
     // frame and a microtask per run. Every throw still becomes a rejection.
     try {
-      const opts = optionsObject<NonNullable<typeof options>>("options", options);
+      const opts = optionsObject<NonNullable<typeof options>>("options", options, runOptionKeys);
       const signal = optionalSignal(opts?.signal);
       const context = optionalContext(opts?.context) ?? this.#newContext();
       throwIfAborted(signal);
@@ -343,13 +380,13 @@ class PipelineImpl<I, O, C extends object = Context> {
   map(
     items: Iterable<I> | AsyncIterable<I>,
     concurrency?: number,
-    options?: MapOptions<C>,
+    options?: MapOptions<C, I>,
   ): Promise<O[]>;
-  map(items: Iterable<I> | AsyncIterable<I>, options?: MapOptions<C>): Promise<O[]>;
+  map(items: Iterable<I> | AsyncIterable<I>, options?: MapOptions<C, I>): Promise<O[]>;
   map(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrencyOrOptions?: number | MapOptions<C>,
-    options?: MapOptions<C>,
+    concurrencyOrOptions?: number | MapOptions<C, I>,
+    options?: MapOptions<C, I>,
   ): Promise<O[]> {
     return this.#batch(items, concurrencyOrOptions, options, false) as Promise<O[]>;
   }
@@ -372,16 +409,16 @@ class PipelineImpl<I, O, C extends object = Context> {
   mapSettled(
     items: Iterable<I> | AsyncIterable<I>,
     concurrency?: number,
-    options?: MapOptions<C>,
+    options?: MapOptions<C, I>,
   ): Promise<PromiseSettledResult<O>[]>;
   mapSettled(
     items: Iterable<I> | AsyncIterable<I>,
-    options?: MapOptions<C>,
+    options?: MapOptions<C, I>,
   ): Promise<PromiseSettledResult<O>[]>;
   mapSettled(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrencyOrOptions?: number | MapOptions<C>,
-    options?: MapOptions<C>,
+    concurrencyOrOptions?: number | MapOptions<C, I>,
+    options?: MapOptions<C, I>,
   ): Promise<PromiseSettledResult<O>[]> {
     return this.#batch(items, concurrencyOrOptions, options, true) as Promise<
       PromiseSettledResult<O>[]
@@ -418,51 +455,51 @@ class PipelineImpl<I, O, C extends object = Context> {
   stream(
     items: Iterable<I> | AsyncIterable<I>,
     concurrency: number | undefined,
-    options: StreamOptions<C> & { settled: true },
+    options: StreamOptions<C, I> & { settled: true },
   ): AsyncGenerator<PromiseSettledResult<O>, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
-    options: StreamOptions<C> & { settled: true },
+    options: StreamOptions<C, I> & { settled: true },
   ): AsyncGenerator<PromiseSettledResult<O>, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
     concurrency?: number,
-    options?: StreamOptions<C> & { settled?: false | undefined },
+    options?: StreamOptions<C, I> & { settled?: false | undefined },
   ): AsyncGenerator<O, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
-    options?: StreamOptions<C> & { settled?: false | undefined },
+    options?: StreamOptions<C, I> & { settled?: false | undefined },
   ): AsyncGenerator<O, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
     concurrency?: number,
-    options?: StreamOptions<C>,
+    options?: StreamOptions<C, I>,
   ): AsyncGenerator<O | PromiseSettledResult<O>, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
-    options?: StreamOptions<C>,
+    options?: StreamOptions<C, I>,
   ): AsyncGenerator<O | PromiseSettledResult<O>, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrencyOrOptions?: number | StreamOptions<C>,
-    options?: StreamOptions<C>,
+    concurrencyOrOptions?: number | StreamOptions<C, I>,
+    options?: StreamOptions<C, I>,
   ): AsyncGenerator<unknown, void, undefined> {
     return new PipelineStream(
       items,
-      () => batchSettings<C>(items, concurrencyOrOptions, options),
+      () => batchSettings<C>(items, concurrencyOrOptions, options, streamOptionKeys),
       (settings) => this.#itemRunner(settings.template as C | undefined),
     );
   }
 
   #batch(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrencyOrOptions: number | MapOptions<C> | undefined,
-    options: MapOptions<C> | undefined,
+    concurrencyOrOptions: number | MapOptions<C, I> | undefined,
+    options: MapOptions<C, I> | undefined,
     settled: boolean,
   ): Promise<unknown[]> {
     let settings: BatchSettings<C>;
     try {
-      settings = batchSettings<C>(items, concurrencyOrOptions, options);
+      settings = batchSettings<C>(items, concurrencyOrOptions, options, mapOptionKeys);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -804,3 +841,7 @@ export type Pipeline<I, O, C extends object = Context> = PipelineImpl<I, O, C>;
 
 /** {@inheritDoc Pipeline:interface} */
 export const Pipeline = PipelineImpl as PipelineConstructor;
+
+// The class a user meets is `Pipeline` (in `console.log(pipeline)`, in stack traces), not the
+// name of its implementation.
+Object.defineProperty(PipelineImpl, "name", { value: "Pipeline" });

@@ -1,11 +1,20 @@
 import { throwIfAborted } from "./internal/abort.js";
 import { StageExecutionError } from "./errors/StageExecutionError.js";
+import { circuitBreakerOption, guard, type CircuitBreaker } from "./flow/circuit-breaker.js";
+import {
+  acquire,
+  rateLimiterOption,
+  type RateLimiter,
+  type RateLimitOptions,
+} from "./flow/rate-limiter.js";
+import type { RetryAfter } from "./flow/retry-after.js";
 import { guardAttempt } from "./internal/attempt.js";
 import { AttemptCall } from "./internal/call.js";
 import { begin, execute, fail, readsContext, recover, settle } from "./internal/execute.js";
 import {
   retry,
   retryPolicy,
+  retrySettingKeys,
   type OnRetry,
   type RetryPolicy,
   type ShouldRetry,
@@ -18,7 +27,14 @@ import {
   optionsObject,
   positiveDuration,
 } from "./internal/validate.js";
-import type { Backoff, Context, Handler, RunOptions } from "./types.js";
+import type { OptionKeys } from "./internal/known-keys.js";
+import {
+  runOptionKeys,
+  type Backoff,
+  type Context,
+  type Handler,
+  type RunOptions,
+} from "./types.js";
 
 /**
  * How a stage times out and retries. Every option is checked when the stage is built: a bad
@@ -125,7 +141,65 @@ export interface StageOptions {
    * ```
    */
   onRetry?: OnRetry | undefined;
+  /**
+   * After a failed attempt that will be retried, the wait before the next one in ms, in place
+   * of the backoff: for a server's `Retry-After` (see {@link parseRetryAfter}). A finite
+   * number ≥ 0 is used as it is (capped by `maxRetryDelay`, never jittered); `undefined`
+   * means the usual backoff. A throw or a bad value (negative, `NaN`, not a number) fails the
+   * stage with a `TypeError` or `RangeError` as its `originalError`. `onRetry` reports the
+   * wait actually used.
+   * @default undefined (the backoff decides)
+   * @example
+   * ```ts
+   * import { parseRetryAfter, Stage } from "async-pipeline";
+   *
+   * new Stage("fetch", fetchJson, {
+   *   retries: 4,
+   *   retryDelay: 500,
+   *   maxRetryDelay: 60_000,
+   *   retryAfter: (error) => parseRetryAfter((error as { retryAfter?: string }).retryAfter),
+   * });
+   * ```
+   */
+  retryAfter?: RetryAfter | undefined;
+  /**
+   * A limit on attempt starts: a {@link RateLimiter} (shared with every stage given the same
+   * one), or `{ limit, interval }` for a limiter of this stage's own. Each attempt, retries
+   * included, waits for its turn; the `timeout` starts when the attempt starts.
+   * @default undefined (no limit)
+   * @example
+   * ```ts
+   * import { RateLimiter, Stage } from "async-pipeline";
+   *
+   * const api = new RateLimiter({ limit: 10, interval: 1_000 });
+   * new Stage("fetch", fetchJson, { rateLimit: api, timeout: 5_000 });
+   * new Stage("ping", fetchJson, { rateLimit: { limit: 1, interval: 60_000 } });
+   * ```
+   */
+  rateLimit?: RateLimiter | RateLimitOptions | undefined;
+  /**
+   * A {@link CircuitBreaker} around each execution of the stage (all its attempts together):
+   * while it is open, the stage fails at once, without calling the handler, with a
+   * `StageExecutionError` whose `originalError` is a `BrokenCircuitError`.
+   * @default undefined (no breaker)
+   * @example
+   * ```ts
+   * import { CircuitBreaker, Stage } from "async-pipeline";
+   *
+   * const breaker = new CircuitBreaker({ threshold: 5, cooldown: 30_000 });
+   * new Stage("fetch", fetchJson, { circuitBreaker: breaker, retries: 2 });
+   * ```
+   */
+  circuitBreaker?: CircuitBreaker | undefined;
 }
+
+/** The keys of {@link StageOptions}; any other key is rejected. A new option goes here too. */
+const stageOptionKeys = {
+  timeout: true,
+  ...retrySettingKeys,
+  rateLimit: true,
+  circuitBreaker: true,
+} as const satisfies OptionKeys<StageOptions>;
 
 /**
  * One named step of a pipeline: a sync or async handler with an optional timeout, retries and
@@ -161,6 +235,8 @@ export class Stage<I, O, C extends object = Context> {
   readonly #takesContext: boolean;
   readonly #timeout: number | undefined;
   readonly #policy: RetryPolicy;
+  readonly #limiter: RateLimiter | undefined;
+  readonly #breaker: CircuitBreaker | undefined;
   /** The stage's failure after `attempts` attempts; also the retry loop's `fail`. */
   readonly #wrap = (error: unknown, attempts: number): StageExecutionError =>
     new StageExecutionError(this.#name, error, attempts);
@@ -184,10 +260,13 @@ export class Stage<I, O, C extends object = Context> {
     }
     this.#handler = handler;
     this.#takesContext = handler.length >= 2;
-    const opts = optionsObject<NonNullable<typeof options>>("options", options) ?? {};
+    const opts =
+      optionsObject<NonNullable<typeof options>>("options", options, stageOptionKeys) ?? {};
     this.#timeout =
       opts.timeout === undefined ? undefined : positiveDuration("timeout", opts.timeout);
     this.#policy = retryPolicy(opts);
+    this.#limiter = rateLimiterOption(opts.rateLimit);
+    this.#breaker = circuitBreakerOption(opts.circuitBreaker);
   }
 
   /**
@@ -291,7 +370,7 @@ export class Stage<I, O, C extends object = Context> {
    * ```
    */
   async run(value: I, options?: RunOptions<C>): Promise<O> {
-    const opts = optionsObject<NonNullable<typeof options>>("options", options);
+    const opts = optionsObject<NonNullable<typeof options>>("options", options, runOptionKeys);
     const signal = optionalSignal(opts?.signal);
     const context = optionalContext(opts?.context) ?? ({} as C);
     return this[execute](value, context, signal, true);
@@ -301,8 +380,9 @@ export class Stage<I, O, C extends object = Context> {
    * The error the stage fails with when its only attempt failed with `error`.
    * @internal
    */
-  [fail](error: unknown): StageExecutionError {
-    return this.#wrap(error, 1);
+  [fail](error: unknown): unknown {
+    // Behind a circuit breaker, `begin`'s promise is the whole execution, already mapped.
+    return this.#breaker === undefined ? this.#wrap(error, 1) : error;
   }
 
   /** Whether the handler takes a context. @internal */
@@ -317,23 +397,16 @@ export class Stage<I, O, C extends object = Context> {
    */
   [execute](value: I, context: C, signal: AbortSignal | undefined, race: boolean): O | Promise<O> {
     throwIfAborted(signal);
-    let result: O | PromiseLike<O>;
-    try {
-      result = this[begin](value, context, signal, race);
-      // Inside the try: reading `then` is user code too (a getter may throw).
-      if (isThenable(result)) return this[settle](result, value, context, signal, race);
-    } catch (error) {
-      return this[recover](error, value, context, signal, race);
-    }
-    // A synchronous handler may have aborted the signal: cancellation wins over its output.
-    if (race) throwIfAborted(signal);
-    return result;
+    return this.#breaker === undefined
+      ? this.#execution(value, context, signal, race)
+      : this.#guarded(value, context, signal, race);
   }
 
   /**
    * The first attempt, raw: its output, its own promise, or a synchronous throw of what it
    * threw. Does not check `signal` first: the caller does. A failure must go through
-   * {@link Stage[recover]} (or the promise through {@link Stage[settle]}).
+   * {@link Stage[recover]} (or the promise through {@link Stage[settle]}). With a circuit
+   * breaker, the whole execution instead, already mapped: `settle` and `recover` pass it on.
    * @internal
    */
   [begin](
@@ -342,7 +415,9 @@ export class Stage<I, O, C extends object = Context> {
     signal: AbortSignal | undefined,
     race: boolean,
   ): O | PromiseLike<O> {
-    return this.#attempt(value, context, signal, race, 1);
+    return this.#breaker === undefined
+      ? this.#attempt(value, context, signal, race, 1)
+      : this.#guarded(value, context, signal, race);
   }
 
   /**
@@ -357,15 +432,9 @@ export class Stage<I, O, C extends object = Context> {
     signal: AbortSignal | undefined,
     race: boolean,
   ): Promise<O> {
-    // Without retries, and with the caller owning cancellation (`race` false: the run or the
-    // batch races the signal itself), a failure maps to the same error whatever the item: one
-    // handler made per stage, none per call.
-    return Promise.resolve(pending).then(
-      undefined,
-      this.#policy.retries === 0 && (!race || signal === undefined)
-        ? this.#failOnce
-        : (error: unknown) => this[recover](error, value, context, signal, race),
-    );
+    return this.#breaker === undefined
+      ? this.#settle(pending, value, context, signal, race)
+      : Promise.resolve(pending);
   }
 
   /**
@@ -374,6 +443,61 @@ export class Stage<I, O, C extends object = Context> {
    * @internal
    */
   [recover](
+    error: unknown,
+    value: I,
+    context: C,
+    signal: AbortSignal | undefined,
+    race: boolean,
+  ): Promise<O> {
+    if (this.#breaker === undefined) return this.#recover(error, value, context, signal, race);
+    throwIfAborted(signal);
+    throw error;
+  }
+
+  /** One whole execution, every attempt, its failure mapped. */
+  #execution(value: I, context: C, signal: AbortSignal | undefined, race: boolean): O | Promise<O> {
+    let result: O | PromiseLike<O>;
+    try {
+      result = this.#attempt(value, context, signal, race, 1);
+      // Inside the try: reading `then` is user code too (a getter may throw).
+      if (isThenable(result)) return this.#settle(result, value, context, signal, race);
+    } catch (error) {
+      return this.#recover(error, value, context, signal, race);
+    }
+    // A synchronous handler may have aborted the signal: cancellation wins over its output.
+    if (race) throwIfAborted(signal);
+    return result;
+  }
+
+  /** {@link Stage.#execution} through the circuit breaker. */
+  #guarded(value: I, context: C, signal: AbortSignal | undefined, race: boolean): O | Promise<O> {
+    return (this.#breaker as CircuitBreaker)[guard](this.#name, signal, this.#refuse, () =>
+      this.#execution(value, context, signal, race),
+    );
+  }
+
+  /** The failure of an execution the circuit breaker refused: no attempt was made. */
+  readonly #refuse = (error: unknown): StageExecutionError => this.#wrap(error, 0);
+
+  #settle(
+    pending: PromiseLike<O>,
+    value: I,
+    context: C,
+    signal: AbortSignal | undefined,
+    race: boolean,
+  ): Promise<O> {
+    // Without retries, and with the caller owning cancellation (`race` false: the run or the
+    // batch races the signal itself), a failure maps to the same error whatever the item: one
+    // handler made per stage, none per call.
+    return Promise.resolve(pending).then(
+      undefined,
+      this.#policy.retries === 0 && (!race || signal === undefined)
+        ? this.#failOnce
+        : (error: unknown) => this.#recover(error, value, context, signal, race),
+    );
+  }
+
+  #recover(
     error: unknown,
     value: I,
     context: C,
@@ -392,12 +516,33 @@ export class Stage<I, O, C extends object = Context> {
     );
   }
 
+  /** One attempt: first its turn under the rate limit, if any, then {@link Stage.#call}. */
+  #attempt(
+    value: I,
+    context: C,
+    signal: AbortSignal | undefined,
+    race: boolean,
+    attempt: number,
+  ): O | PromiseLike<O> {
+    const limiter = this.#limiter;
+    if (limiter !== undefined) {
+      const turn = limiter[acquire](signal);
+      if (turn !== undefined) {
+        return turn.then(() => {
+          throwIfAborted(signal);
+          return this.#call(value, context, signal, race, attempt);
+        });
+      }
+    }
+    return this.#call(value, context, signal, race, attempt);
+  }
+
   /**
    * One attempt: calls the handler (with a fresh {@link AttemptCall} when it takes one) and,
    * when a timeout is set or the signal must be raced, guards what it returned. Nothing is
    * allocated for a plain handler with nothing to guard.
    */
-  #attempt(
+  #call(
     value: I,
     context: C,
     signal: AbortSignal | undefined,

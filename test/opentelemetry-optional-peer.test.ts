@@ -70,7 +70,8 @@ function node(args: string[]): { status: number | null; stdout: string; stderr: 
 const commonjs = (script: string) => node(["-e", script]);
 const esm = (script: string) => node(["--input-type=module", "-e", script]);
 
-describe("without @opentelemetry/api installed", () => {
+// Each test starts Node processes: seconds on a busy machine, so a wide timeout.
+describe("without @opentelemetry/api installed", { timeout: 60_000 }, () => {
   it("installs the package without the peer dependency", () => {
     expect(existsSync(join(consumer, "node_modules", "async-pipeline", "dist"))).toBe(true);
     expect(existsSync(join(consumer, "node_modules", "@opentelemetry", "api"))).toBe(false);
@@ -133,7 +134,7 @@ describe("without @opentelemetry/api installed", () => {
   });
 });
 
-describe("with @opentelemetry/api installed", () => {
+describe("with @opentelemetry/api installed", { timeout: 60_000 }, () => {
   // Runs last: links the repository's copy of the API into the consumer project.
   it("loads async-pipeline/opentelemetry in both formats", () => {
     const scope = join(consumer, "node_modules", "@opentelemetry");

@@ -1,4 +1,5 @@
 import type { Progress } from "../types.js";
+import { KeyedAdmission, perKeyOption, type PerKeyOptions } from "../flow/per-key.js";
 import { Pool } from "./pool.js";
 import { knownSize, ProgressReporter } from "./progress.js";
 import {
@@ -21,6 +22,7 @@ export interface RawBatchOptions {
   buffer?: unknown;
   ordered?: unknown;
   settled?: unknown;
+  perKey?: unknown;
 }
 
 /** Validated batch settings. */
@@ -29,6 +31,7 @@ export interface BatchSettings<C> {
   readonly template: C | undefined;
   readonly signal: AbortSignal | undefined;
   readonly onProgress: ((progress: Progress) => unknown) | undefined;
+  readonly perKey: PerKeyOptions | undefined;
   readonly options: RawBatchOptions;
 }
 
@@ -45,12 +48,14 @@ export interface ItemRunner {
 
 /**
  * Reads `(items, concurrency?, options?)` or `(items, options?)`: a positional concurrency
- * wins over `options.concurrency`. Throws `TypeError`/`RangeError` for bad arguments.
+ * wins over `options.concurrency`. Throws `TypeError`/`RangeError` for bad arguments, and a
+ * `TypeError` for an option key that `known` (the form's option keys) does not list.
  */
 export function batchSettings<C>(
   items: unknown,
   concurrencyOrOptions: unknown,
   maybeOptions: unknown,
+  known: object,
 ): BatchSettings<C> {
   if (
     items === null ||
@@ -63,10 +68,10 @@ export function batchSettings<C>(
   let options: RawBatchOptions;
   let concurrency: unknown;
   if (typeof concurrencyOrOptions === "object" && concurrencyOrOptions !== null) {
-    options = concurrencyOrOptions;
+    options = optionsObject<RawBatchOptions>("options", concurrencyOrOptions, known) ?? {};
     concurrency = options.concurrency;
   } else {
-    options = optionsObject<RawBatchOptions>("options", maybeOptions) ?? {};
+    options = optionsObject<RawBatchOptions>("options", maybeOptions, known) ?? {};
     concurrency = concurrencyOrOptions === undefined ? options.concurrency : concurrencyOrOptions;
   }
   return {
@@ -77,6 +82,7 @@ export function batchSettings<C>(
       "onProgress",
       options.onProgress as ((progress: Progress) => unknown) | undefined,
     ),
+    perKey: perKeyOption(options.perKey),
     options,
   };
 }
@@ -126,6 +132,7 @@ export function collect(
           return false;
         },
     ...progressHooks(reporterFor(items, settings, () => pool.inFlight)),
+    admission: admissionFor(settings),
   });
   pool.start();
   return pool.done.then(() => results);
@@ -144,4 +151,15 @@ export function progressHooks(reporter: ProgressReporter | undefined): {
       reporter.flush();
     },
   };
+}
+
+/**
+ * The `perKey` admission of one batch: at most `concurrency` items wait for their keys, so at
+ * most 2 × `concurrency` items are taken and not finished.
+ */
+export function admissionFor(
+  settings: BatchSettings<unknown>,
+): KeyedAdmission<unknown> | undefined {
+  const { perKey } = settings;
+  return perKey === undefined ? undefined : new KeyedAdmission(perKey, settings.concurrency);
 }

@@ -1,4 +1,5 @@
 import { untilAborted, whenAborted, type Subscription } from "./abort.js";
+import { WAIT, type KeyedAdmission, type Waiting } from "../flow/per-key.js";
 import { isThenable, noop } from "./thenable.js";
 
 /** What the pool does with each item and each outcome. */
@@ -30,6 +31,12 @@ export interface PoolTask<T> {
   readonly onSettled?: ((ok: boolean) => void) | undefined;
   /** Optional: told once when the pool ends, whichever way, before `done` settles. */
   readonly onEnd?: (() => void) | undefined;
+  /**
+   * Optional per-key admission (`perKey`): an item whose key is busy waits in it while the
+   * workers go on to other items, and runs when an item of its key finishes; no item is taken
+   * while it is full.
+   */
+  readonly admission?: KeyedAdmission<T> | undefined;
 }
 
 /** What closing the input threw, if anything: see {@link Pool.stop}. */
@@ -155,6 +162,7 @@ export class Pool<T> {
     this.#stopped = true;
     this.#subscription?.cancel();
     this.#controller.abort(abortReason);
+    this.#task.admission?.wakeAll();
     const closing =
       closeSource && !this.#exhausted ? this.#close() : Promise.resolve<CloseOutcome>(undefined);
     // With a pull under way the close waits for it; so does the batch, unless the caller's
@@ -209,7 +217,8 @@ export class Pool<T> {
       !this.#stopped &&
       !this.#exhausted &&
       this.#workers < this.#task.concurrency &&
-      (this.#sync || this.#pending === undefined)
+      (this.#sync || this.#pending === undefined) &&
+      this.#task.admission?.full !== true
     ) {
       this.#workers++;
       // #work handles every failure it expects; anything else stops the pool rather than
@@ -234,67 +243,101 @@ export class Pool<T> {
 
   async #work(): Promise<void> {
     const task = this.#task;
+    const { admission } = task;
     const signal = this.#controller.signal;
+    /** With `admission`: an item handed over when this worker's last one finished, and its key. */
+    let handedOver: Waiting<T> | undefined;
+    let key: unknown;
     try {
       for (;;) {
-        if (task.wait !== undefined) {
-          for (let gate = task.wait(); gate !== undefined; gate = task.wait()) await gate;
-        }
-        // Once the input said `done`, nobody asks it again.
-        if (this.#halted() || this.#exhausted) return;
         let item: T;
-        try {
-          const array = this.#array;
-          if (array !== undefined) {
-            if (this.#nextIndex >= array.length) {
-              this.#exhausted = true;
-              return;
-            }
-            item = array[this.#nextIndex] as T;
-          } else {
-            let step: IteratorResult<T>;
-            if (this.#sync) {
-              step = (this.#iterator as Iterator<T>).next();
-            } else {
-              this.#pulling++;
-              try {
-                step = await this.#pull();
-              } finally {
-                this.#pulling--;
-              }
-            }
-            if (typeof step !== "object" || (step as unknown) === null) {
-              throw new TypeError("Iterator result is not an object");
-            }
-            if (step.done === true) {
-              this.#exhausted = true;
-              return;
-            }
-            // Inside the try: a throwing `value` getter is the input failing, not the item.
-            item = step.value;
-          }
-        } catch (error) {
-          this.#exhausted = true;
-          void this.stop(error, false);
-          return;
-        }
-        if (this.#halted()) return;
-        const index = this.#nextIndex++;
-        this.#inFlight++;
-        this.#fill();
+        let index: number;
         let ok = true;
         let pending = false;
         let outcome: unknown;
-        try {
-          outcome = task.run(item, signal);
-          if (isThenable(outcome)) {
-            pending = true;
-            outcome = await outcome;
+        if (handedOver !== undefined) {
+          ({ item, index } = handedOver);
+          handedOver = undefined;
+          if (this.#halted()) return;
+          this.#fill();
+        } else {
+          // Enough items wait for their keys: take no more until one of them is handed over to
+          // the worker that ran an item of its key.
+          if (admission?.full === true && !this.#halted() && !this.#exhausted) {
+            await admission.room();
+            continue;
           }
-        } catch (error) {
-          ok = false;
-          const { mapRejection } = task;
-          outcome = pending && mapRejection !== undefined ? mapRejection(error) : error;
+          if (task.wait !== undefined) {
+            for (let gate = task.wait(); gate !== undefined; gate = task.wait()) await gate;
+          }
+          // Once the input said `done`, nobody asks it again.
+          if (this.#halted() || this.#exhausted) return;
+          try {
+            const array = this.#array;
+            if (array !== undefined) {
+              if (this.#nextIndex >= array.length) {
+                this.#exhausted = true;
+                return;
+              }
+              item = array[this.#nextIndex] as T;
+            } else {
+              let step: IteratorResult<T>;
+              if (this.#sync) {
+                step = (this.#iterator as Iterator<T>).next();
+              } else {
+                this.#pulling++;
+                try {
+                  step = await this.#pull();
+                } finally {
+                  this.#pulling--;
+                }
+              }
+              if (typeof step !== "object" || (step as unknown) === null) {
+                throw new TypeError("Iterator result is not an object");
+              }
+              if (step.done === true) {
+                this.#exhausted = true;
+                return;
+              }
+              // Inside the try: a throwing `value` getter is the input failing, not the item.
+              item = step.value;
+            }
+          } catch (error) {
+            this.#exhausted = true;
+            void this.stop(error, false);
+            return;
+          }
+          if (this.#halted()) return;
+          index = this.#nextIndex++;
+          this.#inFlight++;
+          if (admission !== undefined) {
+            let entered: unknown;
+            try {
+              entered = admission.enter(item, index);
+            } catch (error) {
+              // A throwing `key` fails its item like a stage failure; it holds no place.
+              ok = false;
+              outcome = error;
+            }
+            // The item waits for its key: go on to the next one.
+            if (entered === WAIT) continue;
+            key = entered;
+          }
+          this.#fill();
+        }
+        if (ok) {
+          try {
+            outcome = task.run(item, signal);
+            if (isThenable(outcome)) {
+              pending = true;
+              outcome = await outcome;
+            }
+          } catch (error) {
+            ok = false;
+            const { mapRejection } = task;
+            outcome = pending && mapRejection !== undefined ? mapRejection(error) : error;
+          }
+          if (admission !== undefined) handedOver = admission.leave(key);
         }
         this.#inFlight--;
         if (this.#halted()) return;
@@ -308,6 +351,8 @@ export class Pool<T> {
         }
       }
     } finally {
+      // The input has ended: the workers waiting for room will find nothing more to take.
+      if (this.#exhausted) admission?.wakeAll();
       this.#workers--;
       if (this.#workers === 0 && (this.#exhausted || this.#stopped)) this.#finish();
       else this.#fill();

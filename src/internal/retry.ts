@@ -2,6 +2,8 @@ import { throwIfAborted, untilAborted } from "./abort.js";
 import type { RetryEvent } from "../types.js";
 import { retryDelayFor, type DelayPolicy } from "./backoff.js";
 import { delay } from "./delay.js";
+import { retryAfterWait, type RetryAfter } from "../flow/retry-after.js";
+import type { OptionKeys } from "./known-keys.js";
 import { callIgnoringErrors } from "./thenable.js";
 import {
   nonNegativeDuration,
@@ -22,6 +24,7 @@ export interface RetryPolicy extends DelayPolicy {
   readonly retries: number;
   readonly shouldRetry: ShouldRetry | undefined;
   readonly onRetry: OnRetry | undefined;
+  readonly retryAfter: RetryAfter | undefined;
 }
 
 /** Raw retry settings, as the user gave them, under the names `Stage` uses. */
@@ -33,7 +36,23 @@ export interface RetrySettings {
   jitter?: unknown;
   shouldRetry?: unknown;
   onRetry?: unknown;
+  retryAfter?: unknown;
 }
+
+/**
+ * The keys of {@link RetrySettings}, shared by the option-key lists of `Stage` and
+ * `retryMiddleware`: a new retry option goes here, and both take it.
+ */
+export const retrySettingKeys = {
+  retries: true,
+  retryDelay: true,
+  backoff: true,
+  maxRetryDelay: true,
+  jitter: true,
+  shouldRetry: true,
+  onRetry: true,
+  retryAfter: true,
+} as const satisfies OptionKeys<RetrySettings>;
 
 /**
  * Validates retry settings into a frozen policy, with defaults. `labels` renames options in
@@ -56,6 +75,7 @@ export function retryPolicy(
     jitter: optionalBoolean(label("jitter"), settings.jitter, false),
     shouldRetry: optionalFunction(label("shouldRetry"), settings.shouldRetry as ShouldRetry),
     onRetry: optionalFunction(label("onRetry"), settings.onRetry as OnRetry),
+    retryAfter: optionalFunction(label("retryAfter"), settings.retryAfter as RetryAfter),
   });
 }
 
@@ -98,7 +118,11 @@ export async function retry<T>(
       throwIfAborted(signal);
     }
     if (!again) throw fail(error, number);
-    const wait = retryDelayFor(policy, number);
+    const { retryAfter } = policy;
+    const wait =
+      retryAfter === undefined
+        ? retryDelayFor(policy, number)
+        : retryAfterWait(retryAfter, policy, error, number, fail);
     const { onRetry } = policy;
     if (onRetry !== undefined) {
       const event: RetryEvent = Object.freeze({ stageName, error, attempt: number, delay: wait });

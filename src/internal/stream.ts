@@ -1,5 +1,11 @@
 import { Pool } from "./pool.js";
-import { progressHooks, reporterFor, type BatchSettings, type ItemRunner } from "./batch.js";
+import {
+  admissionFor,
+  progressHooks,
+  reporterFor,
+  type BatchSettings,
+  type ItemRunner,
+} from "./batch.js";
 import { Queue } from "./queue.js";
 import { countOrInfinity, optionalBoolean } from "./validate.js";
 
@@ -145,6 +151,7 @@ export class PipelineStream implements AsyncGenerator<unknown, void, undefined> 
       settle: (index, ok, outcome) => this.#arrive(index, ok, outcome),
       wait: this.#wait,
       ...progressHooks(reporterFor(this.#items, settings, () => pool.inFlight)),
+      admission: admissionFor(settings),
     });
     this.#pool = pool;
     pool.done.then(

@@ -1,4 +1,5 @@
 import { callIgnoringErrors } from "../internal/thenable.js";
+import type { OptionKeys } from "../internal/known-keys.js";
 import { optionsObject } from "../internal/validate.js";
 import type { Middleware } from "../middleware.js";
 
@@ -42,6 +43,9 @@ export interface LoggingOptions {
   logger?: Logger | undefined;
 }
 
+/** The keys of {@link LoggingOptions}; any other key is rejected. */
+const loggingOptionKeys = { logger: true } as const satisfies OptionKeys<LoggingOptions>;
+
 /**
  * Logs each stage's start, its success with the duration in ms, and its failure with the
  * error. A logger that throws never changes the stage's outcome.
@@ -62,7 +66,7 @@ export interface LoggingOptions {
  * ```
  */
 export function loggingMiddleware(options: LoggingOptions = {}): Middleware<object> {
-  optionsObject("options", options);
+  optionsObject("options", options, loggingOptionKeys);
   const logger = options.logger ?? console;
   if (typeof logger.info !== "function" || typeof logger.error !== "function") {
     throw new TypeError("logger must have info and error methods");

@@ -1,0 +1,149 @@
+/**
+ * Flow control against a local flaky HTTP server: a rate limit on request starts, the server's
+ * `Retry-After` honoured, a circuit breaker that stops calling a service that is down (and
+ * closes again once it is back), and a bound per host with `perKey`.
+ *
+ * Run: npx tsx examples/flow-control.ts
+ */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import {
+  BrokenCircuitError,
+  CircuitBreaker,
+  Pipeline,
+  RateLimiter,
+  Stage,
+  StageExecutionError,
+  parseRetryAfter,
+} from "async-pipeline";
+
+// The service: GET /items/<id> answers { id }. The first request for item 3 gets a 429 with
+// `Retry-After: 1`; while `service.down`, every request gets a 503.
+const service = { down: false, requests: 0, seen: new Set<string>() };
+const server = createServer((request, response) => {
+  service.requests++;
+  const id = /^\/items\/(\d+)$/.exec(request.url ?? "")?.[1] ?? "?";
+  if (service.down) {
+    response.writeHead(503).end();
+  } else if (id === "3" && !service.seen.has(id)) {
+    service.seen.add(id);
+    response.writeHead(429, { "retry-after": "1" }).end();
+  } else {
+    response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id }));
+  }
+});
+await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+const base = `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`;
+
+/** What a failed request throws: the status and the server's Retry-After, if any. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly retryAfter: string | null,
+  ) {
+    super(`HTTP ${String(status)}`);
+  }
+}
+
+async function getItem(id: number, signal: AbortSignal): Promise<string> {
+  const response = await fetch(`${base}/items/${String(id)}`, { signal });
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new HttpError(response.status, response.headers.get("retry-after"));
+  }
+  return ((await response.json()) as { id: string }).id;
+}
+
+// The first fetch loads Node's HTTP client: done once here, so that it slows no measurement.
+await getItem(0, new AbortController().signal);
+
+// 1. At most 4 request starts in any 200 ms, whatever the concurrency; Retry-After honoured.
+const limiter = new RateLimiter({ limit: 4, interval: 200 });
+let attempts = 0;
+const fetchItem = new Stage(
+  "fetchItem",
+  async (id: number, _context, call) => {
+    attempts++;
+    return getItem(id, call.signal);
+  },
+  {
+    rateLimit: limiter,
+    timeout: 2_000,
+    retries: 2,
+    retryDelay: 50,
+    retryAfter: (error) =>
+      error instanceof HttpError ? parseRetryAfter(error.retryAfter) : undefined,
+    onRetry: ({ attempt, delay, error }) => {
+      console.log(`  attempt ${attempt} failed (${String(error)}), retry in ${delay} ms`);
+    },
+  },
+);
+console.log("rate limit (4 starts per 200 ms), concurrency 12:");
+const batch = new Pipeline([fetchItem]).map([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 12);
+// The batch asked for 12 starts at once: 4 started, the others wait for their turn.
+console.log(`  started at once: ${attempts}, waiting: ${limiter.waiting}`);
+const ids = await batch;
+console.log(`  fetched ${ids.join(", ")}`);
+console.log(`  ${attempts} attempts (the retry of item 3 counts too)`);
+console.log(`  waiting now: ${limiter.waiting}`);
+
+// 2. The service goes down: after 3 failed executions the circuit opens, and the next items
+//    fail at once with a BrokenCircuitError, without a request.
+const states: string[] = [];
+const breaker = new CircuitBreaker({
+  threshold: 3,
+  cooldown: 300,
+  onStateChange: (state) => states.push(state),
+});
+const guarded = new Stage(
+  "fetchGuarded",
+  (id: number, _context, call) => getItem(id, call.signal),
+  { circuitBreaker: breaker, timeout: 2_000 },
+);
+const pipeline = new Pipeline([guarded]);
+service.down = true;
+const before = service.requests;
+const settled = await pipeline.mapSettled([20, 21, 22, 23, 24, 25], 1);
+const refused = settled.filter(
+  (entry) =>
+    entry.status === "rejected" &&
+    entry.reason instanceof StageExecutionError &&
+    entry.reason.originalError instanceof BrokenCircuitError,
+).length;
+console.log("circuit breaker (threshold 3, cooldown 300 ms), service down:");
+console.log(`  ${settled.length} items: ${settled.length - refused} failed, ${refused} refused`);
+console.log(`  requests the server saw: ${service.requests - before}`);
+console.log(`  state: ${breaker.state}`);
+
+// 3. The service is back; after the cooldown one trial runs, succeeds, and closes the circuit.
+service.down = false;
+await new Promise((resolve) => setTimeout(resolve, 350));
+const again = await pipeline.map([30, 31, 32], 1);
+console.log(`  after the cooldown: ${again.join(", ")}; state ${breaker.state}`);
+console.log(`  state changes: ${states.join(" → ")}`);
+
+// 4. perKey: at most 2 requests per host at once, other hosts not held up.
+const running = new Map<string, number>();
+let most = 0;
+const perHost = new Stage("perHost", async (job: { host: string; id: number }, _context, call) => {
+  const now = (running.get(job.host) ?? 0) + 1;
+  running.set(job.host, now);
+  most = Math.max(most, now);
+  try {
+    return await getItem(job.id, call.signal);
+  } finally {
+    running.set(job.host, (running.get(job.host) ?? 1) - 1);
+  }
+});
+const jobs = Array.from({ length: 12 }, (_, id) => ({ host: id < 8 ? "a" : "b", id: 40 + id }));
+const fetched = await new Pipeline([perHost]).map(jobs, {
+  concurrency: 6,
+  perKey: { key: (job) => job.host, concurrency: 2 },
+});
+console.log(
+  `perKey: ${fetched.length} items in input order: ${String(fetched[0])}…${String(fetched.at(-1))}`,
+);
+console.log(`  at most ${most} requests per host at once (concurrency 6, perKey 2)`);
+
+server.closeAllConnections();
+await new Promise((resolve) => server.close(resolve));

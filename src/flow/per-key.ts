@@ -1,0 +1,149 @@
+import { concurrencyLimit, optionalFunction, optionsObject, show } from "../internal/validate.js";
+import type { OptionKeys } from "../internal/known-keys.js";
+import { Queue } from "../internal/queue.js";
+
+/**
+ * The `perKey` batch option: at most `concurrency` items whose keys are equal run at once.
+ *
+ * @typeParam T - the item type
+ * @example
+ * ```ts
+ * import type { PerKeyOptions } from "async-pipeline";
+ *
+ * const perHost: PerKeyOptions<URL> = { key: (url) => url.host, concurrency: 2 };
+ * ```
+ */
+export interface PerKeyOptions<T = unknown> {
+  /**
+   * The item's key: items whose keys are equal (`SameValueZero`, as in a `Map`) share the
+   * bound. Called once per item, when it is taken from the input. A throw fails that item as
+   * a stage failure would (`map` rejects with the error, `mapSettled` records it).
+   * @default no default: required
+   * @example
+   * ```ts
+   * pipeline.map(urls, { perKey: { key: (url) => new URL(url).host, concurrency: 2 } });
+   * ```
+   */
+  key: (item: T, index: number) => unknown;
+  /**
+   * How many items of one key may run at once: an integer ≥ 1 (or `Infinity`), within the
+   * batch's overall `concurrency`.
+   * @default no default: required
+   * @example
+   * ```ts
+   * pipeline.map(jobs, { concurrency: 32, perKey: { key: (job) => job.tenant, concurrency: 4 } });
+   * ```
+   */
+  concurrency: number;
+}
+
+/** Returned by {@link KeyedAdmission.enter} for an item that must wait for its key. */
+export const WAIT: unique symbol = Symbol("wait for the key");
+
+/** An item that waits for its key, with what it needs to run later. */
+export interface Waiting<T> {
+  readonly item: T;
+  readonly index: number;
+}
+
+interface KeyState<T> {
+  running: number;
+  waiting: Queue<Waiting<T>> | undefined;
+}
+
+/**
+ * Per-key admission for the pool. `enter` admits an item when its key has a free place, or
+ * queues it (per key, FIFO) so that the pool can go on to items of other keys; `leave` frees
+ * a place and hands over the key's next waiting item. At most `maxWaiting` items wait at once:
+ * the pool takes no new item while `full`, and its workers wait for `room()`. A key's entry is dropped as soon as nothing of
+ * that key runs or waits, so memory follows the items in flight, not the keys ever seen.
+ */
+export class KeyedAdmission<T> {
+  readonly #key: (item: T, index: number) => unknown;
+  readonly #perKey: number;
+  readonly #maxWaiting: number;
+  readonly #keys = new Map<unknown, KeyState<T>>();
+  #waiting = 0;
+  /** Wakes the workers that wait for room (see {@link KeyedAdmission.room}), one per call. */
+  readonly #blocked: (() => void)[] = [];
+
+  constructor(options: PerKeyOptions<T>, maxWaiting: number) {
+    this.#key = options.key;
+    this.#perKey = options.concurrency;
+    this.#maxWaiting = maxWaiting;
+  }
+
+  /** Whether as many items wait as allowed: take no new item until one is handed over. */
+  get full(): boolean {
+    return this.#waiting >= this.#maxWaiting;
+  }
+
+  /**
+   * For a worker that found the admission full: resolves when an item stopped waiting (one
+   * worker woken per item handed over), or when {@link KeyedAdmission.wakeAll} is called.
+   */
+  room(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#blocked.push(resolve);
+    });
+  }
+
+  /** Wakes every worker waiting for room: the input has ended, or the batch stopped. */
+  wakeAll(): void {
+    for (let wake = this.#blocked.pop(); wake !== undefined; wake = this.#blocked.pop()) wake();
+  }
+
+  /**
+   * The item's key when it may run now (give it back to {@link KeyedAdmission.leave} when it
+   * finishes), or {@link WAIT} when it was queued. Throws what `key` throws.
+   */
+  enter(item: T, index: number): unknown {
+    const key = this.#key(item, index);
+    const state = this.#keys.get(key);
+    if (state === undefined) {
+      this.#keys.set(key, { running: 1, waiting: undefined });
+      return key;
+    }
+    if (state.running < this.#perKey) {
+      state.running++;
+      return key;
+    }
+    (state.waiting ??= new Queue()).push({ item, index });
+    this.#waiting++;
+    return WAIT;
+  }
+
+  /**
+   * An item of `key` finished. Returns the key's next waiting item, which takes its place
+   * and should run now, or `undefined`.
+   */
+  leave(key: unknown): Waiting<T> | undefined {
+    const state = this.#keys.get(key) as KeyState<T>;
+    const next = state.waiting?.shift();
+    if (next !== undefined) {
+      this.#waiting--;
+      this.#blocked.pop()?.();
+      return next;
+    }
+    state.running--;
+    if (state.running === 0) this.#keys.delete(key);
+    return undefined;
+  }
+}
+
+/** The keys of {@link PerKeyOptions}; any other key is rejected. */
+const perKeyOptionKeys = {
+  key: true,
+  concurrency: true,
+} as const satisfies OptionKeys<PerKeyOptions>;
+
+/** The `perKey` batch option, validated; the messages name `perKey.key`, `perKey.concurrency`. */
+export function perKeyOption(value: unknown): PerKeyOptions | undefined {
+  if (value === undefined) return undefined;
+  const options = optionsObject<Partial<PerKeyOptions>>("perKey", value, perKeyOptionKeys) ?? {};
+  const key = optionalFunction("perKey.key", options.key);
+  if (key === undefined) {
+    throw new TypeError(`perKey.key must be a function, got ${show(key)}`);
+  }
+  return { key, concurrency: concurrencyLimit(options.concurrency, "perKey.concurrency") };
+}

@@ -1,0 +1,98 @@
+import { describe, expectTypeOf, it } from "vitest";
+import {
+  BrokenCircuitError,
+  CircuitBreaker,
+  Pipeline,
+  PipelineError,
+  RateLimiter,
+  Stage,
+  parseRetryAfter,
+} from "../src/index.js";
+import type {
+  CircuitState,
+  MapOptions,
+  PerKeyOptions,
+  RateLimitOptions,
+  RetryAfter,
+  StageOptions,
+} from "../src/index.js";
+
+interface Job {
+  host: string;
+  id: number;
+}
+
+const fetchJob = new Stage("fetch", async (job: Job) => job.id);
+const pipeline = new Pipeline([fetchJob]);
+const jobs: Job[] = [];
+
+describe("perKey", () => {
+  it("types key's item as the pipeline's input, in map, mapSettled and stream", () => {
+    void pipeline.map(jobs, {
+      perKey: {
+        key: (job, index) => {
+          expectTypeOf(job).toEqualTypeOf<Job>();
+          expectTypeOf(index).toEqualTypeOf<number>();
+          return job.host;
+        },
+        concurrency: 2,
+      },
+    });
+    void pipeline.mapSettled(jobs, 4, { perKey: { key: (job) => job.host, concurrency: 1 } });
+    void pipeline.stream(jobs, { settled: true, perKey: { key: (job) => job.id, concurrency: 1 } });
+  });
+
+  it("rejects a key that reads what the item does not have, and a missing concurrency", () => {
+    // @ts-expect-error `tenant` is not a property of Job
+    void pipeline.map(jobs, { perKey: { key: (job): unknown => job.tenant, concurrency: 2 } });
+    // @ts-expect-error concurrency is required
+    void pipeline.map(jobs, { perKey: { key: (job: Job): string => job.host } });
+  });
+
+  it("is part of MapOptions, with the item type second", () => {
+    expectTypeOf<MapOptions<object, Job>["perKey"]>().toEqualTypeOf<
+      PerKeyOptions<Job> | undefined
+    >();
+  });
+});
+
+describe("stage options", () => {
+  it("take a limiter or its options, a breaker and retryAfter", () => {
+    expectTypeOf<StageOptions["rateLimit"]>().toEqualTypeOf<
+      RateLimiter | RateLimitOptions | undefined
+    >();
+    expectTypeOf<StageOptions["circuitBreaker"]>().toEqualTypeOf<CircuitBreaker | undefined>();
+    expectTypeOf<StageOptions["retryAfter"]>().toEqualTypeOf<RetryAfter | undefined>();
+    new Stage("s", (value: number) => value, {
+      // @ts-expect-error a breaker is a CircuitBreaker, not its options
+      circuitBreaker: { threshold: 1, cooldown: 1 },
+    });
+  });
+
+  it("retryAfter returns a number or undefined", () => {
+    expectTypeOf(parseRetryAfter).returns.toEqualTypeOf<number | undefined>();
+    const fromHeader: RetryAfter = (error) => parseRetryAfter(String(error));
+    expectTypeOf(fromHeader).toBeFunction();
+    // @ts-expect-error a string is not a wait
+    const bad: RetryAfter = () => "5";
+    expectTypeOf(bad).toBeFunction();
+  });
+});
+
+describe("readable state", () => {
+  it("exposes the limiter's and the breaker's settings and state", () => {
+    const limiter = new RateLimiter({ limit: 1, interval: 10 });
+    expectTypeOf(limiter.limit).toEqualTypeOf<number>();
+    expectTypeOf(limiter.waiting).toEqualTypeOf<number>();
+    const breaker = new CircuitBreaker({ threshold: 1, cooldown: 10 });
+    expectTypeOf(breaker.state).toEqualTypeOf<CircuitState>();
+    expectTypeOf<CircuitState>().toEqualTypeOf<"closed" | "open" | "half-open">();
+  });
+
+  it("BrokenCircuitError is a PipelineError with a literal name", () => {
+    const error = new BrokenCircuitError("s");
+    expectTypeOf(error).toExtend<PipelineError>();
+    expectTypeOf(error.name).toEqualTypeOf<"BrokenCircuitError">();
+    expectTypeOf(error.stageName).toEqualTypeOf<string>();
+  });
+});

@@ -1,0 +1,352 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { Pipeline, Stage, StageExecutionError } from "../src/index.js";
+import { observe, rejectionOf } from "./support/promises.js";
+import { sleep } from "./support/time.js";
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  vi.setSystemTime(0);
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+interface Job {
+  readonly id: number;
+  readonly host: string;
+  readonly ms: number;
+}
+
+const job = (id: number, host: string, ms = 100): Job => ({ id, host, ms });
+
+/** A pipeline whose one stage sleeps `job.ms` and records, per host, how many ran at once. */
+function tracked() {
+  const running = new Map<string, number>();
+  const most = new Map<string, number>();
+  const starts: [number, number][] = [];
+  let total = 0;
+  let mostTotal = 0;
+  const pipeline = new Pipeline([
+    new Stage("fetch", async (item: Job) => {
+      const now = (running.get(item.host) ?? 0) + 1;
+      running.set(item.host, now);
+      most.set(item.host, Math.max(most.get(item.host) ?? 0, now));
+      total++;
+      mostTotal = Math.max(mostTotal, total);
+      starts.push([item.id, Date.now()]);
+      await sleep(item.ms);
+      running.set(item.host, (running.get(item.host) ?? 0) - 1);
+      total--;
+      return item.id;
+    }),
+  ]);
+  return {
+    pipeline,
+    most,
+    starts,
+    mostTotal: () => mostTotal,
+    startOf: (id: number) => starts.find(([started]) => started === id)?.[1],
+  };
+}
+
+const byHost = { key: (item: Job) => item.host, concurrency: 2 };
+
+describe("perKey", () => {
+  it("never runs more than perKey.concurrency items of one key, within the overall bound", async () => {
+    const { pipeline, most, mostTotal } = tracked();
+    const jobs = Array.from({ length: 40 }, (_, id) =>
+      job(id, ["a", "b", "c"][id % 3] as string, 50 + ((id * 37) % 100)),
+    );
+    const results = pipeline.map(jobs, { concurrency: 5, perKey: byHost });
+    await vi.advanceTimersByTimeAsync(10_000);
+    await expect(results).resolves.toEqual(jobs.map((item) => item.id));
+    expect([...most.values()].every((count) => count <= 2)).toBe(true);
+    expect(most.get("a")).toBe(2);
+    expect(mostTotal()).toBe(5);
+  });
+
+  it("lets items of other keys start while one key's items wait (no head-of-line blocking)", async () => {
+    const { pipeline, startOf } = tracked();
+    const jobs = [job(0, "a"), job(1, "a"), job(2, "a"), job(3, "a"), job(4, "b"), job(5, "c")];
+    const results = pipeline.map(jobs, {
+      concurrency: 4,
+      perKey: { key: (item: Job) => item.host, concurrency: 1 },
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    // Items 1, 2, 3 wait for host a; b and c start at once all the same.
+    expect(startOf(0)).toBe(0);
+    expect(startOf(4)).toBe(0);
+    expect(startOf(5)).toBe(0);
+    expect(startOf(1)).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(results).resolves.toEqual([0, 1, 2, 3, 4, 5]);
+    expect([startOf(1), startOf(2), startOf(3)]).toEqual([100, 200, 300]);
+  });
+
+  it("keeps input order in the results, and runs each key's items in input order", async () => {
+    const { pipeline, starts } = tracked();
+    const jobs = [
+      job(0, "a", 300),
+      job(1, "b", 10),
+      job(2, "a", 10),
+      job(3, "b", 10),
+      job(4, "a", 5),
+    ];
+    const results = pipeline.map(jobs, {
+      concurrency: 3,
+      perKey: { key: (item: Job) => item.host, concurrency: 1 },
+    });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(results).resolves.toEqual([0, 1, 2, 3, 4]);
+    const order = starts.map(([id]) => id);
+    expect(order.filter((id) => id % 2 === 0)).toEqual([0, 2, 4]);
+    expect(order.filter((id) => id % 2 === 1)).toEqual([1, 3]);
+  });
+
+  it("treats keys as equal by SameValueZero (NaN with NaN, 0 with -0)", async () => {
+    let running = 0;
+    let most = 0;
+    const pipeline = new Pipeline([
+      new Stage("s", async (value: number) => {
+        running++;
+        most = Math.max(most, running);
+        await sleep(10);
+        running--;
+        return value;
+      }),
+    ]);
+    const keys = [Number.NaN, Number.NaN, 0, -0];
+    const nan = pipeline.map([0, 1], {
+      concurrency: 2,
+      perKey: { key: (_item, index) => keys[index], concurrency: 1 },
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    await nan;
+    expect(most).toBe(1);
+    most = 0;
+    const zeros = pipeline.map([2, 3], {
+      concurrency: 2,
+      perKey: { key: (_item, index) => keys[index + 2], concurrency: 1 },
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    await zeros;
+    expect(most).toBe(1);
+  });
+
+  it("calls key once per item, with the item and its index", async () => {
+    const calls: [string, number][] = [];
+    const pipeline = new Pipeline([new Stage("id", (value: string) => value)]);
+    const results = await pipeline.map(["x", "y", "z"], {
+      perKey: {
+        key: (item, index) => {
+          calls.push([item, index]);
+          return item;
+        },
+        concurrency: 1,
+      },
+    });
+    expect(results).toEqual(["x", "y", "z"]);
+    expect(calls).toEqual([
+      ["x", 0],
+      ["y", 1],
+      ["z", 2],
+    ]);
+  });
+
+  it("reads at most `concurrency` waiting items ahead, also on an endless input", async () => {
+    let pulled = 0;
+    let finished = 0;
+    let widest = 0;
+    function* endless(): Generator<Job> {
+      for (let id = 0; ; id++) {
+        pulled++;
+        widest = Math.max(widest, pulled - finished);
+        yield job(id, "a", 10);
+      }
+    }
+    const pipeline = new Pipeline([
+      new Stage("s", async (item: Job) => {
+        await sleep(item.ms);
+        finished++;
+        return item.id;
+      }),
+    ]);
+    const controller = new AbortController();
+    const run = observe(
+      pipeline.map(endless(), { concurrency: 3, perKey: byHost, signal: controller.signal }),
+    );
+    await vi.advanceTimersByTimeAsync(1_000);
+    // 2 running (the key's bound) + at most 3 waiting, plus the item being pulled.
+    expect(widest).toBeLessThanOrEqual(2 + 3 + 1);
+    expect(finished).toBeGreaterThan(150);
+    controller.abort(new Error("enough"));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(run.status).toBe("rejected");
+    await vi.advanceTimersByTimeAsync(10); // the handlers' own sleeps, which ignore the signal
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("stays bounded in a stream over an endless input, and stops it on break", async () => {
+    let pulled = 0;
+    let finishedCount = 0;
+    let widest = 0;
+    let closed = false;
+    async function* endless(): AsyncGenerator<Job> {
+      try {
+        for (let id = 0; ; id++) {
+          pulled++;
+          widest = Math.max(widest, pulled - finishedCount);
+          yield job(id, id % 4 === 0 ? "b" : "a", 10);
+        }
+      } finally {
+        closed = true;
+      }
+    }
+    const pipeline = new Pipeline([
+      new Stage("s", async (item: Job) => {
+        await sleep(item.ms);
+        finishedCount++;
+        return item.id;
+      }),
+    ]);
+    const seen: number[] = [];
+    const consume = (async () => {
+      for await (const id of pipeline.stream(endless(), {
+        concurrency: 4,
+        buffer: 0,
+        perKey: { key: (item: Job) => item.host, concurrency: 1 },
+      })) {
+        seen.push(id);
+        if (seen.length === 100) break;
+      }
+    })();
+    await vi.advanceTimersByTimeAsync(5_000);
+    await consume;
+    expect(seen).toEqual(Array.from({ length: 100 }, (_, id) => id));
+    expect(closed).toBe(true);
+    expect(widest).toBeLessThanOrEqual(4 + 1);
+  });
+
+  it("works with an unordered, settled stream", async () => {
+    const { pipeline, most } = tracked();
+    const jobs = [job(0, "a", 50), job(1, "a", 10), job(2, "b", 10), job(3, "a", 10)];
+    const out: unknown[] = [];
+    const consume = (async () => {
+      for await (const entry of pipeline.stream(jobs, {
+        concurrency: 3,
+        ordered: false,
+        settled: true,
+        perKey: { key: (item: Job) => item.host, concurrency: 1 },
+      })) {
+        out.push(entry.status === "fulfilled" ? entry.value : entry.reason);
+      }
+    })();
+    await vi.advanceTimersByTimeAsync(1_000);
+    await consume;
+    expect(out).toEqual([2, 0, 1, 3]);
+    expect(most.get("a")).toBe(1);
+  });
+
+  it("fails an item whose key throws like a stage failure: map rejects with that error", async () => {
+    const { pipeline, starts } = tracked();
+    const problem = new Error("no host");
+    const jobs = [job(0, "a"), job(1, "?"), job(2, "b")];
+    const key = (item: Job): string => {
+      if (item.host === "?") throw problem;
+      return item.host;
+    };
+    const run = rejectionOf(
+      pipeline.map(jobs, { concurrency: 1, perKey: { key, concurrency: 1 } }),
+    );
+    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(run).resolves.toBe(problem);
+    expect(starts.map(([id]) => id)).toEqual([0]); // fail-fast: item 2 never started
+  });
+
+  it("records an item whose key throws in mapSettled and runs the others", async () => {
+    const { pipeline } = tracked();
+    const problem = new TypeError("bad item");
+    const jobs = [job(0, "a"), job(1, "?"), job(2, "a"), job(3, "b")];
+    const settled = pipeline.mapSettled(jobs, {
+      concurrency: 2,
+      perKey: {
+        key: (item: Job) => {
+          if (item.host === "?") throw problem;
+          return item.host;
+        },
+        concurrency: 1,
+      },
+    });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(settled).resolves.toEqual([
+      { status: "fulfilled", value: 0 },
+      { status: "rejected", reason: problem },
+      { status: "fulfilled", value: 2 },
+      { status: "fulfilled", value: 3 },
+    ]);
+  });
+
+  it("does not start waiting items after the batch failed", async () => {
+    const started: number[] = [];
+    const pipeline = new Pipeline([
+      new Stage("s", async (item: Job) => {
+        started.push(item.id);
+        await sleep(item.ms);
+        if (item.id === 0) throw new Error("first failed");
+        return item.id;
+      }),
+    ]);
+    const jobs = [job(0, "a"), job(1, "a"), job(2, "a"), job(3, "b", 500)];
+    const run = rejectionOf(
+      pipeline.map(jobs, {
+        concurrency: 4,
+        perKey: { key: (item: Job) => item.host, concurrency: 1 },
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await run).toBeInstanceOf(StageExecutionError);
+    expect(started).toEqual([0, 3]);
+  });
+
+  it("runs handed-over items of a synchronous pipeline over a synchronous input", async () => {
+    const order: number[] = [];
+    const pipeline = new Pipeline([
+      new Stage("sync", (value: number) => {
+        order.push(value);
+        return value * 10;
+      }),
+    ]);
+    const results = await pipeline.map([1, 2, 3, 4, 5, 6], {
+      concurrency: 2,
+      perKey: { key: (value: number) => value % 2, concurrency: 1 },
+    });
+    expect(results).toEqual([10, 20, 30, 40, 50, 60]);
+    expect(order).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it.each<[unknown, typeof TypeError, string]>([
+    [5, TypeError, "perKey must be an object, got 5"],
+    [{}, TypeError, "perKey.key must be a function, got undefined"],
+    [{ key: "host", concurrency: 1 }, TypeError, 'perKey.key must be a function, got "host"'],
+    [{ key: () => 1 }, TypeError, "perKey.concurrency must be a number, got undefined"],
+    [{ key: () => 1, concurrency: 0 }, RangeError, "perKey.concurrency must be at least 1, got 0"],
+    [{ key: () => 1, concurrency: 1, limit: 2 }, TypeError, 'unknown option "limit"'],
+    [
+      { key: () => 1, concurrency: 1.5 },
+      RangeError,
+      "perKey.concurrency must be an integer or Infinity",
+    ],
+  ])("rejects perKey %o with an error that names it", async (perKey, Kind, message) => {
+    const pipeline = new Pipeline([new Stage("id", (value: number) => value)]);
+    for (const call of [
+      () => pipeline.map([1], { perKey: perKey as never }),
+      () => pipeline.mapSettled([1], { perKey: perKey as never }),
+      () => pipeline.stream([1], { perKey: perKey as never }).next(),
+    ]) {
+      const error = await rejectionOf(call());
+      expect(error).toBeInstanceOf(Kind);
+      expect((error as Error).message).toContain(message);
+    }
+  });
+});
