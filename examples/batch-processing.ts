@@ -6,18 +6,27 @@
  * Run: npx tsx examples/batch-processing.ts
  */
 import { Pipeline, Stage, StageExecutionError } from "async-pipeline";
-import { setTimeout as sleep } from "node:timers/promises";
+import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
+
+/**
+ * Simulated work, counted in turns of the event loop rather than in milliseconds: items that
+ * start together finish in the order of their amounts of work however busy the machine is,
+ * where sleeps a few milliseconds apart may fire in either order.
+ */
+async function work(turns: number): Promise<void> {
+  for (let turn = 0; turn < turns; turn++) await nextTurn();
+}
 
 let running = 0;
 let maxRunning = 0;
 const finishOrder: number[] = [];
 
-// Later items are faster, so they finish first: the results still come back in input order.
+// Later items do less work, so they finish first: the results still come back in input order.
 const pipeline = new Pipeline([
   new Stage("square", async (value: number) => {
     running++;
     maxRunning = Math.max(maxRunning, running);
-    await sleep((10 - value) * 10);
+    await work((10 - value) * 10);
     running--;
     finishOrder.push(value);
     return value * value;

@@ -92,8 +92,8 @@ for (const [stageName, durations] of Object.entries(context.timings ?? {})) {
   console.log(`  ${stageName}: ${durations.map((ms) => ms.toFixed(1)).join(", ")} ms`);
 }
 
-// 5. retryMiddleware: retries every stage of the pipeline, with the same options as a stage's
-//    retries (named delay and maxDelay here). The last error is rethrown as it is.
+// 5. retryMiddleware: retries every stage of the pipeline, with the same options (and the same
+//    names) as a stage's retries. The last error is rethrown as it is.
 let attempts = 0;
 const retried = new Pipeline(
   [
@@ -107,7 +107,7 @@ const retried = new Pipeline(
     middlewares: [
       retryMiddleware({
         retries: 3,
-        delay: 10,
+        retryDelay: 10,
         backoff: "exponential",
         onRetry: ({ stageName, attempt, delay }) => {
           console.log(`  retryMiddleware: ${stageName} run ${attempt} failed, next in ${delay} ms`);

@@ -50,7 +50,8 @@ try {
 const sometimesSlow = new Stage(
   "sometimesSlow",
   async (value: number, _context, call) => {
-    await sleep(call.attempt === 1 ? 10_000 : 1, undefined, { signal: call.signal });
+    // The first attempt hangs (until its timeout aborts call.signal); the next ones answer at once.
+    if (call.attempt === 1) await sleep(10_000, undefined, { signal: call.signal });
     return value * 10;
   },
   { timeout: 50, retries: 2, onRetry: logRetry },

@@ -18,13 +18,16 @@ import {
 } from "./internal/batch.js";
 import { isThenable, handled } from "./internal/thenable.js";
 import { composeMiddlewares, type ComposedChain, type Middleware } from "./middleware.js";
+import type { OptionKeys } from "./internal/known-keys.js";
 import {
+  isFunction,
+  listOf,
   optionalContext,
   optionalFunction,
   optionalSignal,
   optionsObject,
 } from "./internal/validate.js";
-import type { Context, Progress, RunOptions } from "./types.js";
+import { runOptionKeys, type Context, type Progress, type RunOptions } from "./types.js";
 
 /**
  * Options of a {@link Pipeline}.
@@ -98,6 +101,14 @@ export interface PipelineOptions<C extends object = Context> {
    */
   aroundRun?: RunWrapper<C> | undefined;
 }
+
+/** The keys of {@link PipelineOptions}; any other key is rejected. A new option goes here too. */
+const pipelineOptionKeys = {
+  beforeStage: true,
+  afterStage: true,
+  middlewares: true,
+  aroundRun: true,
+} as const satisfies OptionKeys<PipelineOptions>;
 
 /**
  * The type of {@link PipelineOptions.aroundRun}: wraps one whole run of the pipeline.
@@ -179,6 +190,14 @@ export interface MapOptions<C extends object = Context> {
   onProgress?: ((progress: Progress) => unknown) | undefined;
 }
 
+/** The keys of {@link MapOptions}; any other key is rejected. A new option goes here too. */
+const mapOptionKeys = {
+  concurrency: true,
+  context: true,
+  signal: true,
+  onProgress: true,
+} as const satisfies OptionKeys<MapOptions>;
+
 /**
  * Options of {@link Pipeline.stream}: those of `map`, plus how results are delivered.
  *
@@ -223,6 +242,23 @@ export interface StreamOptions<C extends object = Context> extends MapOptions<C>
   settled?: boolean | undefined;
 }
 
+/** The keys of {@link StreamOptions}; any other key is rejected. A new option goes here too. */
+const streamOptionKeys = {
+  ...mapOptionKeys,
+  buffer: true,
+  ordered: true,
+  settled: true,
+} as const satisfies OptionKeys<StreamOptions>;
+
+/** Whether `value` is a stage (of any copy of the library): what `stages` must hold. */
+function isStage(value: unknown): boolean {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as Partial<AnyStage>)[execute] === "function"
+  );
+}
+
 /**
  * The implementation behind {@link Pipeline}; exported under that name with a constructor
  * type that infers `I`, `O` and `C` from the stages and checks that they chain.
@@ -239,36 +275,21 @@ class PipelineImpl<I, O, C extends object = Context> {
   readonly #aroundRun: RunWrapper<C> | undefined;
 
   constructor(stages: readonly AnyStage[], options?: PipelineOptions<C>) {
-    if (!Array.isArray(stages)) {
-      throw new TypeError("stages must be an array of Stage");
-    }
-    if (stages.length === 0) throw new RangeError("Pipeline requires at least one stage");
-    stages.forEach((stage: unknown, index) => {
-      if (
-        typeof stage !== "object" ||
-        stage === null ||
-        typeof (stage as Partial<AnyStage>)[execute] !== "function"
-      ) {
-        throw new TypeError(`stages[${String(index)}] must be a Stage`);
-      }
-    });
-    this.#stages = Object.freeze(Array.from<AnyStage>(stages));
-    const opts = optionsObject<NonNullable<typeof options>>("options", options) ?? {};
+    this.#stages = Object.freeze(listOf<AnyStage>("stages", stages, "a Stage", isStage));
+    if (this.#stages.length === 0) throw new RangeError("Pipeline requires at least one stage");
+    const opts =
+      optionsObject<NonNullable<typeof options>>("options", options, pipelineOptionKeys) ?? {};
     this.#beforeStage = optionalFunction("beforeStage", opts.beforeStage);
     this.#afterStage = optionalFunction("afterStage", opts.afterStage);
     this.#beforeTakesContext = (this.#beforeStage?.length ?? 0) >= 3;
     this.#afterTakesContext = (this.#afterStage?.length ?? 0) >= 5;
-    const middlewares = opts.middlewares ?? [];
-    if (!Array.isArray(middlewares)) {
-      throw new TypeError("middlewares must be an array of functions");
-    }
-    middlewares.forEach((middleware: unknown, index) => {
-      if (typeof middleware !== "function") {
-        throw new TypeError(`middlewares[${String(index)}] must be a function`);
-      }
-    });
-    this.#chain =
-      middlewares.length === 0 ? undefined : composeMiddlewares(Array.from(middlewares));
+    const middlewares = listOf<Middleware<C>>(
+      "middlewares",
+      opts.middlewares ?? [],
+      "a function",
+      isFunction,
+    );
+    this.#chain = middlewares.length === 0 ? undefined : composeMiddlewares(middlewares);
     this.#hooked =
       this.#beforeStage !== undefined ||
       this.#afterStage !== undefined ||
@@ -317,7 +338,7 @@ class PipelineImpl<I, O, C extends object = Context> {
     // Not an async method: the run's own promise is returned as it is, which saves an async
     // frame and a microtask per run. Every throw still becomes a rejection.
     try {
-      const opts = optionsObject<NonNullable<typeof options>>("options", options);
+      const opts = optionsObject<NonNullable<typeof options>>("options", options, runOptionKeys);
       const signal = optionalSignal(opts?.signal);
       const context = optionalContext(opts?.context) ?? this.#newContext();
       throwIfAborted(signal);
@@ -452,7 +473,7 @@ class PipelineImpl<I, O, C extends object = Context> {
     concurrencyOrOptions?: number | StreamOptions<C>,
     options?: StreamOptions<C>,
   ): AsyncGenerator<unknown, void, undefined> {
-    const settings = batchSettings<C>(items, concurrencyOrOptions, options);
+    const settings = batchSettings<C>(items, concurrencyOrOptions, options, streamOptionKeys);
     yield* streamResults(items, settings, this.#itemRunner(settings.template));
   }
 
@@ -464,7 +485,7 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): Promise<unknown[]> {
     let settings: BatchSettings<C>;
     try {
-      settings = batchSettings<C>(items, concurrencyOrOptions, options);
+      settings = batchSettings<C>(items, concurrencyOrOptions, options, mapOptionKeys);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -758,3 +779,7 @@ export type Pipeline<I, O, C extends object = Context> = PipelineImpl<I, O, C>;
 
 /** {@inheritDoc Pipeline:interface} */
 export const Pipeline = PipelineImpl as PipelineConstructor;
+
+// The class a user meets is `Pipeline` (in `console.log(pipeline)`, in stack traces), not the
+// name of its implementation.
+Object.defineProperty(PipelineImpl, "name", { value: "Pipeline" });

@@ -18,7 +18,14 @@ import {
   optionsObject,
   positiveDuration,
 } from "./internal/validate.js";
-import type { Backoff, Context, Handler, RunOptions } from "./types.js";
+import type { OptionKeys } from "./internal/known-keys.js";
+import {
+  runOptionKeys,
+  type Backoff,
+  type Context,
+  type Handler,
+  type RunOptions,
+} from "./types.js";
 
 /**
  * How a stage times out and retries. Every option is checked when the stage is built: a bad
@@ -127,6 +134,18 @@ export interface StageOptions {
   onRetry?: OnRetry | undefined;
 }
 
+/** The keys of {@link StageOptions}; any other key is rejected. A new option goes here too. */
+const stageOptionKeys = {
+  timeout: true,
+  retries: true,
+  retryDelay: true,
+  backoff: true,
+  maxRetryDelay: true,
+  jitter: true,
+  shouldRetry: true,
+  onRetry: true,
+} as const satisfies OptionKeys<StageOptions>;
+
 /**
  * One named step of a pipeline: a sync or async handler with an optional timeout, retries and
  * backoff.
@@ -184,7 +203,8 @@ export class Stage<I, O, C extends object = Context> {
     }
     this.#handler = handler;
     this.#takesContext = handler.length >= 2;
-    const opts = optionsObject<NonNullable<typeof options>>("options", options) ?? {};
+    const opts =
+      optionsObject<NonNullable<typeof options>>("options", options, stageOptionKeys) ?? {};
     this.#timeout =
       opts.timeout === undefined ? undefined : positiveDuration("timeout", opts.timeout);
     this.#policy = retryPolicy(opts);
@@ -291,7 +311,7 @@ export class Stage<I, O, C extends object = Context> {
    * ```
    */
   async run(value: I, options?: RunOptions<C>): Promise<O> {
-    const opts = optionsObject<NonNullable<typeof options>>("options", options);
+    const opts = optionsObject<NonNullable<typeof options>>("options", options, runOptionKeys);
     const signal = optionalSignal(opts?.signal);
     const context = optionalContext(opts?.context) ?? ({} as C);
     return this[execute](value, context, signal, true);

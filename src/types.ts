@@ -1,3 +1,5 @@
+import type { OptionKeys } from "./internal/known-keys.js";
+
 /**
  * The default context type: any object, class instances included.
  *
@@ -98,6 +100,15 @@ export interface RunOptions<C extends object = Context> {
    */
   signal?: AbortSignal | undefined;
 }
+
+/**
+ * The keys of {@link RunOptions}; any other key is rejected. A new option goes here too.
+ * @internal
+ */
+export const runOptionKeys = {
+  context: true,
+  signal: true,
+} as const satisfies OptionKeys<RunOptions>;
 
 /**
  * How the delay between attempts grows: `"fixed"` waits `retryDelay` every time,

@@ -246,6 +246,79 @@ describe("context in map", () => {
     expect(prototypes).toEqual([null]);
   });
 
+  it("keeps an own __proto__ key (as JSON.parse makes) as an own key, and the prototype", async () => {
+    const template = JSON.parse('{"__proto__": {"polluted": true}, "tenant": "acme"}') as object;
+    const seen: object[] = [];
+    const pipeline = new Pipeline([
+      new Stage("s", (value: number, ctx: object) => {
+        seen.push(ctx);
+        return value;
+      }),
+    ]);
+    await pipeline.map([1, 2], 1, { context: template });
+    expect(seen).toHaveLength(2);
+    for (const ctx of seen) {
+      expect(ctx).not.toBe(template);
+      expect(Object.getPrototypeOf(ctx)).toBe(Object.prototype);
+      expect(Object.getOwnPropertyDescriptor(ctx, "__proto__")?.value).toEqual({ polluted: true });
+      expect((ctx as { polluted?: unknown }).polluted).toBeUndefined();
+      expect(Object.keys(ctx)).toEqual(["__proto__", "tenant"]);
+    }
+  });
+
+  it("copies a property that shadows a read-only or accessor property of the prototype", async () => {
+    const setter = vi.fn();
+    const base = {};
+    Object.defineProperty(base, "region", { value: "default", writable: false });
+    Object.defineProperty(base, "tenant", { set: setter, get: () => "from the prototype" });
+    const template = Object.create(base) as { region: string; tenant: string };
+    Object.defineProperty(template, "region", { value: "eu", enumerable: true, writable: true });
+    Object.defineProperty(template, "tenant", { value: "acme", enumerable: true, writable: true });
+    const seen: string[] = [];
+    const pipeline = new Pipeline([
+      new Stage("s", (value: number, ctx: { region: string; tenant: string }) => {
+        expect(Object.getPrototypeOf(ctx)).toBe(base);
+        seen.push(`${ctx.region}/${ctx.tenant}`);
+        return value;
+      }),
+    ]);
+    await expect(pipeline.mapSettled([1, 2], 1, { context: template })).resolves.toEqual([
+      { status: "fulfilled", value: 1 },
+      { status: "fulfilled", value: 2 },
+    ]);
+    expect(seen).toEqual(["eu/acme", "eu/acme"]);
+    expect(setter).not.toHaveBeenCalled();
+  });
+
+  it("copies own enumerable symbol keys and reads getters once per item, as run sees them", async () => {
+    const tag = Symbol("tag");
+    let reads = 0;
+    const template = {
+      [tag]: "tagged",
+      get stamp(): number {
+        reads++;
+        return reads;
+      },
+    };
+    Object.defineProperty(template, "hidden", { value: 1, enumerable: false });
+    const seen: unknown[] = [];
+    const pipeline = new Pipeline([
+      new Stage("s", (value: number, ctx: Record<PropertyKey, unknown>) => {
+        seen.push([
+          ctx[tag],
+          Object.getOwnPropertyDescriptor(ctx, "stamp")?.value,
+          "hidden" in ctx,
+        ]);
+        return value;
+      }),
+    ]);
+    await pipeline.map([1, 2], 1, { context: template });
+    expect(seen).toEqual([
+      ["tagged", 1, false],
+      ["tagged", 2, false],
+    ]);
+  });
+
   it("is a shallow copy: nested objects are shared with the template", async () => {
     const template = { log: [] as number[] };
     const pipeline = new Pipeline([

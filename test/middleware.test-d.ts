@@ -146,7 +146,7 @@ describe("built-in middlewares", () => {
     const builtins = [
       loggingMiddleware({ logger: console }),
       timingMiddleware(),
-      retryMiddleware({ retries: 2, delay: 10, backoff: "exponential", maxDelay: 100 }),
+      retryMiddleware({ retries: 2, retryDelay: 10, backoff: "exponential", maxRetryDelay: 100 }),
       timeoutMiddleware({ timeout: 1_000 }),
     ];
     expectTypeOf(builtins).toExtend<readonly Middleware<Tenant>[]>();
@@ -174,8 +174,10 @@ describe("built-in middlewares", () => {
     timeoutMiddleware({ timeout: "1s" });
     // @ts-expect-error -- not a backoff
     retryMiddleware({ backoff: "linear" });
-    // @ts-expect-error -- the stage spells it retryDelay, the middleware delay
-    retryMiddleware({ retryDelay: 100 });
+    // The stage's names; the old ones (delay, maxDelay) are deprecated aliases.
+    retryMiddleware({ retryDelay: 100, maxRetryDelay: 1_000 });
+    // @ts-expect-error -- not an option of retryMiddleware
+    retryMiddleware({ retry: 3 });
     // @ts-expect-error -- a logger needs info and error
     loggingMiddleware({ logger: { info: () => undefined } });
     retryMiddleware({

@@ -488,6 +488,12 @@ describe("loggingMiddleware", () => {
     expect(() => loggingMiddleware({ order: "pino" })).toThrow(
       new RangeError('order must be "message-first" or "fields-first", got "pino"'),
     );
+    expect(() => loggingMiddleware({ includeValues: true } as LoggingOptions)).toThrow(
+      new TypeError('unknown option "includeValues" (did you mean "includeValue"?)'),
+    );
+    expect(() =>
+      loggingMiddleware({ logger: console, level: "warn", includeValue: false, order: undefined }),
+    ).not.toThrow();
   });
 });
 
@@ -726,7 +732,7 @@ describe("retryMiddleware", () => {
       throw new Error("fail");
     });
     const pipeline = new Pipeline([new Stage("s", handler)], {
-      middlewares: [retryMiddleware({ retries: 2, delay: 100 })],
+      middlewares: [retryMiddleware({ retries: 2, retryDelay: 100 })],
     });
 
     const run = observe(pipeline.run(1));
@@ -745,7 +751,7 @@ describe("retryMiddleware", () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it("doubles the delay with exponential backoff and caps it at maxDelay", async () => {
+  it("doubles the delay with exponential backoff and caps it at maxRetryDelay", async () => {
     vi.useFakeTimers();
     const callTimes: number[] = [];
     const delays: number[] = [];
@@ -760,9 +766,9 @@ describe("retryMiddleware", () => {
         middlewares: [
           retryMiddleware({
             retries: 5,
-            delay: 100,
+            retryDelay: 100,
             backoff: "exponential",
-            maxDelay: 500,
+            maxRetryDelay: 500,
             onRetry: ({ delay }) => delays.push(delay),
           }),
         ],
@@ -787,7 +793,7 @@ describe("retryMiddleware", () => {
           throw new Error("fail");
         }),
       ],
-      { middlewares: [retryMiddleware({ retries: 3, delay: 50, backoff: "exponential" })] },
+      { middlewares: [retryMiddleware({ retries: 3, retryDelay: 50, backoff: "exponential" })] },
     );
 
     const start = Date.now();
@@ -799,7 +805,7 @@ describe("retryMiddleware", () => {
     expect(run.status).toBe("rejected");
   });
 
-  it("caps a fixed delay at maxDelay", async () => {
+  it("caps a fixed delay at maxRetryDelay", async () => {
     vi.useFakeTimers();
     const delays: number[] = [];
     const pipeline = new Pipeline(
@@ -812,8 +818,8 @@ describe("retryMiddleware", () => {
         middlewares: [
           retryMiddleware({
             retries: 1,
-            delay: 1_000,
-            maxDelay: 10,
+            retryDelay: 1_000,
+            maxRetryDelay: 10,
             onRetry: (e) => delays.push(e.delay),
           }),
         ],
@@ -837,7 +843,7 @@ describe("retryMiddleware", () => {
       middlewares: [
         retryMiddleware({
           retries: 1,
-          delay: 400,
+          retryDelay: 400,
           jitter: true,
           onRetry: (e) => delays.push(e.delay),
         }),
@@ -920,7 +926,7 @@ describe("retryMiddleware", () => {
       middlewares: [
         retryMiddleware({
           retries: 2,
-          delay: 30,
+          retryDelay: 30,
           onRetry: (event) => {
             events.push(event);
             // called before the wait: the next run has not started yet
@@ -976,7 +982,7 @@ describe("retryMiddleware", () => {
     const handler = vi.fn((): Promise<number> => never());
     const onRetry = vi.fn();
     const pipeline = new Pipeline([new Stage("s", handler)], {
-      middlewares: [retryMiddleware({ retries: 5, delay: 10, onRetry })],
+      middlewares: [retryMiddleware({ retries: 5, retryDelay: 10, onRetry })],
     });
 
     const run = observe(pipeline.run(1, { signal: controller.signal }));
@@ -999,7 +1005,7 @@ describe("retryMiddleware", () => {
       throw new Error("fail");
     });
     const pipeline = new Pipeline([new Stage("s", handler)], {
-      middlewares: [retryMiddleware({ retries: 5, delay: 10_000 })],
+      middlewares: [retryMiddleware({ retries: 5, retryDelay: 10_000 })],
     });
 
     const run = observe(pipeline.run(1, { signal: controller.signal }));
@@ -1016,17 +1022,17 @@ describe("retryMiddleware", () => {
     expect(abortListeners(controller.signal)).toBe(0);
   });
 
-  it("validates its options with messages that use its own names (delay, maxDelay)", () => {
-    expect(() => retryMiddleware({ delay: -1 })).toThrow(RangeError);
-    expect(() => retryMiddleware({ delay: -1 })).toThrow(
-      /^delay must be greater than or equal to 0/,
+  it("validates its options with messages that use the stage's names (retryDelay, maxRetryDelay)", () => {
+    expect(() => retryMiddleware({ retryDelay: -1 })).toThrow(RangeError);
+    expect(() => retryMiddleware({ retryDelay: -1 })).toThrow(
+      /^retryDelay must be greater than or equal to 0/,
     );
-    expect(() => retryMiddleware({ delay: Number.NaN })).toThrow(/^delay /);
-    expect(() => retryMiddleware({ delay: Infinity })).toThrow(/^delay /);
-    expect(() => retryMiddleware({ delay: "100" as unknown as number })).toThrow(TypeError);
-    expect(() => retryMiddleware({ maxDelay: -5 })).toThrow(RangeError);
-    expect(() => retryMiddleware({ maxDelay: -5 })).toThrow(
-      /^maxDelay must be greater than or equal to 0/,
+    expect(() => retryMiddleware({ retryDelay: Number.NaN })).toThrow(/^retryDelay /);
+    expect(() => retryMiddleware({ retryDelay: Infinity })).toThrow(/^retryDelay /);
+    expect(() => retryMiddleware({ retryDelay: "100" as unknown as number })).toThrow(TypeError);
+    expect(() => retryMiddleware({ maxRetryDelay: -5 })).toThrow(RangeError);
+    expect(() => retryMiddleware({ maxRetryDelay: -5 })).toThrow(
+      /^maxRetryDelay must be greater than or equal to 0/,
     );
     expect(() => retryMiddleware({ retries: -1 })).toThrow(RangeError);
     expect(() => retryMiddleware({ retries: 1.5 })).toThrow(/^retries /);
@@ -1043,18 +1049,57 @@ describe("retryMiddleware", () => {
     expect(() => retryMiddleware(null)).toThrow(TypeError);
   });
 
-  it("never names the stage option (retryDelay, maxRetryDelay) in its messages", () => {
-    for (const bad of [{ delay: -1 }, { maxDelay: -1 }]) {
-      let message = "";
-      try {
-        retryMiddleware(bad);
-      } catch (error) {
-        message = (error as Error).message;
-      }
-      expect(message).not.toBe("");
-      expect(message).not.toMatch(/retryDelay|maxRetryDelay/);
-    }
+  /* eslint-disable @typescript-eslint/no-deprecated -- the deprecated aliases are under test */
+  it("still takes the deprecated delay and maxDelay, with the same meaning as the stage's names", async () => {
+    vi.useFakeTimers();
+    const waits = async (options: Parameters<typeof retryMiddleware>[0]): Promise<number[]> => {
+      const delays: number[] = [];
+      const pipeline = new Pipeline(
+        [
+          new Stage("s", (): number => {
+            throw new Error("down");
+          }),
+        ],
+        {
+          middlewares: [
+            retryMiddleware({
+              ...options,
+              retries: 3,
+              backoff: "exponential",
+              onRetry: ({ delay }) => delays.push(delay),
+            }),
+          ],
+        },
+      );
+      const outcome = rejectionOf(pipeline.run(1));
+      await vi.runAllTimersAsync();
+      await outcome;
+      return delays;
+    };
+    const byNewNames = await waits({ retryDelay: 100, maxRetryDelay: 250 });
+    expect(byNewNames).toEqual([100, 200, 250]);
+    expect(await waits({ delay: 100, maxDelay: 250 })).toEqual(byNewNames);
+    expect(await waits({ delay: 100, maxRetryDelay: 250 })).toEqual(byNewNames);
   });
+
+  it("names the deprecated alias in its messages when that is the name given", () => {
+    expect(() => retryMiddleware({ delay: -1 })).toThrow(
+      new RangeError("delay must be greater than or equal to 0, got -1"),
+    );
+    expect(() => retryMiddleware({ maxDelay: Number.NaN })).toThrow(
+      new RangeError("maxDelay must be a number, got NaN"),
+    );
+  });
+
+  it("rejects an option given under both its name and its deprecated alias", () => {
+    expect(() => retryMiddleware({ retryDelay: 10, delay: 10 })).toThrow(
+      new TypeError("give retryDelay or its deprecated alias delay, not both"),
+    );
+    expect(() => retryMiddleware({ maxRetryDelay: 10, maxDelay: 20 })).toThrow(
+      new TypeError("give maxRetryDelay or its deprecated alias maxDelay, not both"),
+    );
+  });
+  /* eslint-enable @typescript-eslint/no-deprecated */
 });
 
 describe("timeoutMiddleware", () => {
@@ -1253,7 +1298,7 @@ describe("built-ins combined", () => {
     const pipeline = new Pipeline([new Stage("s", handler)], {
       middlewares: [
         timeoutMiddleware({ timeout: 250 }),
-        retryMiddleware({ retries: 10, delay: 100 }),
+        retryMiddleware({ retries: 10, retryDelay: 100 }),
       ],
     });
 
@@ -1324,7 +1369,7 @@ describe("built-ins combined", () => {
         middlewares: [
           timingMiddleware(),
           loggingMiddleware({ logger }),
-          retryMiddleware({ retries: 3, delay: 20 }),
+          retryMiddleware({ retries: 3, retryDelay: 20 }),
         ],
       },
     );

@@ -1,6 +1,4 @@
-import { brandOf, hasBrand } from "./brand.js";
-
-const brand = brandOf("PipelineError");
+import { brandClass } from "./brand.js";
 
 /**
  * The base class of every error this library creates.
@@ -25,14 +23,7 @@ export class PipelineError extends Error {
   // Widened to `string` so that each subclass can narrow it to its own literal.
   // eslint-disable-next-line @typescript-eslint/no-inferrable-types
   override name: string = "PipelineError";
-
-  /**
-   * Makes `value instanceof PipelineError` true for an instance created by any copy of the
-   * library (the ESM or the CommonJS build, any entry point), not only by this one.
-   */
-  static override [Symbol.hasInstance](value: unknown): boolean {
-    return hasBrand(this, PipelineError, brand, value);
-  }
 }
 
-Object.defineProperty(PipelineError.prototype, brand, { value: true });
+// `instanceof PipelineError` holds for an instance made by any copy of the library.
+brandClass(PipelineError, "PipelineError");

@@ -1,7 +1,5 @@
-import { brandOf, hasBrand } from "./brand.js";
+import { brandClass } from "./brand.js";
 import { PipelineError } from "./PipelineError.js";
-
-const brand = brandOf("StageExecutionError");
 
 /**
  * A stage's last attempt failed.
@@ -50,17 +48,10 @@ export class StageExecutionError extends PipelineError {
     this.originalError = originalError;
     this.attempts = attempts;
   }
-
-  /**
-   * Makes `value instanceof StageExecutionError` true for an instance created by any copy of the
-   * library (the ESM or the CommonJS build, any entry point), not only by this one.
-   */
-  static override [Symbol.hasInstance](value: unknown): boolean {
-    return hasBrand(this, StageExecutionError, brand, value);
-  }
 }
 
-Object.defineProperty(StageExecutionError.prototype, brand, { value: true });
+// `instanceof StageExecutionError` holds for an instance made by any copy of the library.
+brandClass(StageExecutionError, "StageExecutionError");
 
 /** The original error's message, or its string form; never throws, whatever was thrown. */
 function describe(error: unknown): string {

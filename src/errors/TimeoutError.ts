@@ -1,7 +1,5 @@
-import { brandOf, hasBrand } from "./brand.js";
+import { brandClass } from "./brand.js";
 import { PipelineError } from "./PipelineError.js";
-
-const brand = brandOf("TimeoutError");
 
 /**
  * An attempt outlived its stage's `timeout`.
@@ -39,14 +37,7 @@ export class TimeoutError extends PipelineError {
     this.stageName = stageName;
     this.timeout = timeout;
   }
-
-  /**
-   * Makes `value instanceof TimeoutError` true for an instance created by any copy of the
-   * library (the ESM or the CommonJS build, any entry point), not only by this one.
-   */
-  static override [Symbol.hasInstance](value: unknown): boolean {
-    return hasBrand(this, TimeoutError, brand, value);
-  }
 }
 
-Object.defineProperty(TimeoutError.prototype, brand, { value: true });
+// `instanceof TimeoutError` holds for an instance made by any copy of the library.
+brandClass(TimeoutError, "TimeoutError");

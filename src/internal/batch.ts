@@ -40,12 +40,14 @@ export type ItemRunner = (item: unknown, signal: AbortSignal | undefined) => unk
 
 /**
  * Reads `(items, concurrency?, options?)` or `(items, options?)`: a positional concurrency
- * wins over `options.concurrency`. Throws `TypeError`/`RangeError` for bad arguments.
+ * wins over `options.concurrency`. Throws `TypeError`/`RangeError` for bad arguments, and a
+ * `TypeError` for an option key that `known` (the form's option keys) does not list.
  */
 export function batchSettings<C>(
   items: unknown,
   concurrencyOrOptions: unknown,
   maybeOptions: unknown,
+  known: object,
 ): BatchSettings<C> {
   if (
     items === null ||
@@ -58,10 +60,10 @@ export function batchSettings<C>(
   let options: RawBatchOptions;
   let concurrency: unknown;
   if (typeof concurrencyOrOptions === "object" && concurrencyOrOptions !== null) {
-    options = concurrencyOrOptions;
+    options = optionsObject<RawBatchOptions>("options", concurrencyOrOptions, known) ?? {};
     concurrency = options.concurrency;
   } else {
-    options = optionsObject<RawBatchOptions>("options", maybeOptions) ?? {};
+    options = optionsObject<RawBatchOptions>("options", maybeOptions, known) ?? {};
     concurrency = concurrencyOrOptions === undefined ? options.concurrency : concurrencyOrOptions;
   }
   return {

@@ -4,6 +4,8 @@
  * option and quotes the value it got.
  */
 
+import { rejectUnknownKeys } from "./known-keys.js";
+
 /** How a bad value is quoted in a message: strings in quotes, objects by their kind. */
 export function show(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
@@ -101,27 +103,85 @@ export function oneOf<T extends string>(
   throw typeof value === "string" ? new RangeError(message) : new TypeError(message);
 }
 
-/** An options bag: `undefined` or a non-null object. */
+/**
+ * An options bag: `undefined` or a non-null object. With `known` (the options type's
+ * `OptionKeys` record, checked against the type where it is written), a key it does not
+ * list is a `TypeError` too, with a suggestion: `unknown option "retry" (did you mean
+ * "retries"?)`.
+ */
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the bag's type
-export function optionsObject<T extends object>(name: string, value: unknown): T | undefined {
-  if (value !== undefined && (typeof value !== "object" || value === null)) {
+export function optionsObject<T extends object>(
+  name: string,
+  value: unknown,
+  known?: object,
+): T | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "object" || value === null) {
     throw new TypeError(`${name} must be an object, got ${show(value)}`);
   }
-  return value as T | undefined;
+  if (known !== undefined) rejectUnknownKeys(value, known);
+  return value as T;
 }
 
-/** An `AbortSignal`, when given. */
-export function optionalSignal(value: unknown): AbortSignal | undefined {
+/**
+ * An `AbortSignal`, when given. Accepted: anything the library can fully use, that is a real
+ * `AbortSignal` or a look-alike with a boolean `aborted`, a `reason` (any value, `undefined`
+ * included, but present) and `addEventListener` and `removeEventListener` methods. Anything
+ * else is a `TypeError` that names `name` and says what is missing.
+ */
+export function optionalSignal(value: unknown, name = "signal"): AbortSignal | undefined {
   if (value === undefined) return undefined;
-  if (
-    typeof value !== "object" ||
-    value === null ||
-    typeof (value as AbortSignal).aborted !== "boolean" ||
-    typeof (value as AbortSignal).addEventListener !== "function"
-  ) {
-    throw new TypeError(`signal must be an AbortSignal, got ${show(value)}`);
+  const expected = `${name} must be an AbortSignal`;
+  if (typeof value !== "object" || value === null) {
+    throw new TypeError(`${expected}, got ${show(value)}`);
+  }
+  const signal = value as Partial<AbortSignal>;
+  const missing =
+    typeof signal.aborted !== "boolean"
+      ? "a boolean aborted"
+      : !("reason" in signal)
+        ? "a reason"
+        : typeof signal.addEventListener !== "function"
+          ? "an addEventListener method"
+          : typeof signal.removeEventListener !== "function"
+            ? "a removeEventListener method"
+            : undefined;
+  if (missing !== undefined) {
+    throw new TypeError(
+      `${expected} (or an object with a boolean aborted, a reason, and addEventListener and ` +
+        `removeEventListener methods), got an object without ${missing}`,
+    );
   }
   return value as AbortSignal;
+}
+
+/**
+ * Every entry of the array option `name`, holes included: a dense copy of it, read once, or a
+ * `TypeError` that names the first bad index (`stages[1] must be a Stage, got a hole`).
+ * `kind` says what each entry must be (`"a Stage"`), `isEntry` checks one.
+ */
+export function listOf<T>(
+  name: string,
+  value: unknown,
+  kind: string,
+  isEntry: (entry: unknown) => boolean,
+): T[] {
+  if (!Array.isArray(value)) throw new TypeError(`${name} must be an array, got ${show(value)}`);
+  const list: T[] = [];
+  for (let index = 0; index < value.length; index++) {
+    const entry: unknown = value[index];
+    if (!isEntry(entry)) {
+      const got = entry === undefined && !(index in value) ? "a hole" : show(entry);
+      throw new TypeError(`${name}[${String(index)}] must be ${kind}, got ${got}`);
+    }
+    list.push(entry as T);
+  }
+  return list;
+}
+
+/** Whether `value` is a function: the entry check of a list of callbacks. */
+export function isFunction(value: unknown): boolean {
+  return typeof value === "function";
 }
 
 /** A context, when given: any non-null object. */

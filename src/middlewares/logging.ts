@@ -1,5 +1,6 @@
 import { StageExecutionError } from "../errors/StageExecutionError.js";
 import { callIgnoringErrors } from "../internal/thenable.js";
+import type { OptionKeys } from "../internal/known-keys.js";
 import {
   oneOf,
   optionalBoolean,
@@ -120,6 +121,14 @@ export interface LoggingOptions {
   order?: "message-first" | "fields-first" | undefined;
 }
 
+/** The keys of {@link LoggingOptions}; any other key is rejected. */
+const loggingOptionKeys = {
+  logger: true,
+  level: true,
+  includeValue: true,
+  order: true,
+} as const satisfies OptionKeys<LoggingOptions>;
+
 /** `logger.info`, `logger.error` or the method `level` names. */
 type LogMethod = (...args: unknown[]) => unknown;
 
@@ -155,7 +164,7 @@ const PINO_SERIALIZERS = Symbol.for("pino.serializers");
  * ```
  */
 export function loggingMiddleware(options: LoggingOptions = {}): Middleware<object> {
-  optionsObject("options", options);
+  optionsObject("options", options, loggingOptionKeys);
   const logger = options.logger ?? console;
   const level = optionalString("level", options.level, "info");
   const includeValue = optionalBoolean("includeValue", options.includeValue, false);

@@ -1,5 +1,6 @@
 import { guardAttempt } from "../internal/attempt.js";
-import { positiveDuration } from "../internal/validate.js";
+import type { OptionKeys } from "../internal/known-keys.js";
+import { optionsObject, positiveDuration } from "../internal/validate.js";
 import type { Middleware } from "../middleware.js";
 
 /**
@@ -20,6 +21,11 @@ export interface TimeoutMiddlewareOptions {
    */
   timeout: number;
 }
+
+/** The keys of {@link TimeoutMiddlewareOptions}; any other key is rejected. */
+const timeoutMiddlewareOptionKeys = {
+  timeout: true,
+} as const satisfies OptionKeys<TimeoutMiddlewareOptions>;
 
 /**
  * Bounds the rest of the chain (the inner middlewares and the stage, with all of its attempts)
@@ -42,6 +48,7 @@ export function timeoutMiddleware(options: TimeoutMiddlewareOptions): Middleware
   if (typeof options !== "object" || (options as unknown) === null) {
     throw new TypeError("options must be an object with a timeout");
   }
+  optionsObject("options", options, timeoutMiddlewareOptionKeys);
   const timeout = positiveDuration("timeout", options.timeout);
   return (next, stageName, value, _context, signal) =>
     guardAttempt((inner) => next(value, inner), stageName, timeout, signal, true, true);

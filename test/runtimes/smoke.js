@@ -370,7 +370,7 @@ const checks = {
         middlewares: [
           timingMiddleware(),
           loggingMiddleware({ logger }),
-          retryMiddleware({ retries: 1, delay: 5 }),
+          retryMiddleware({ retries: 1, retryDelay: 5 }),
         ],
       },
     );
