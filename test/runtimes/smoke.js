@@ -118,6 +118,29 @@ const checks = {
     check(error.originalError instanceof RangeError, "originalError is the RangeError");
   },
 
+  async "map: onProgress, on the next turn of the event loop wherever that is"({ core }) {
+    // The one place the core asks what its runtime has: setImmediate where it exists (Node,
+    // Bun, Deno), else setTimeout (a browser).
+    const { Pipeline, Stage } = core;
+    const reports = [];
+    const pipeline = new Pipeline([
+      new Stage("check", async (n) => {
+        await sleep(n);
+        if (n === 3) throw new Error("three");
+        return n;
+      }),
+    ]);
+    const settled = await pipeline.mapSettled([1, 2, 3, 4, 5], {
+      concurrency: 2,
+      onProgress: (progress) => reports.push(progress),
+    });
+    same(settled.length, 5, "settled entries");
+    check(reports.length >= 1, "at least one report");
+    check(Object.isFrozen(reports[0]), "a frozen report");
+    const last = reports.at(-1);
+    same([last.done, last.failed, last.inFlight, last.total], [5, 1, 0, 5], "the last report");
+  },
+
   async "mapSettled: every outcome, in input order"({ core }) {
     const { Pipeline, Stage, StageExecutionError } = core;
     const pipeline = new Pipeline([
