@@ -9,13 +9,8 @@ import type {
 import type { AfterStageHook, BeforeStageHook } from "./hooks.js";
 import { copyContext } from "./internal/context.js";
 import { begin, execute, readsContext, recover, settle } from "./internal/execute.js";
-import {
-  batchSettings,
-  collect,
-  streamResults,
-  type BatchSettings,
-  type ItemRunner,
-} from "./internal/batch.js";
+import { batchSettings, collect, type BatchSettings, type ItemRunner } from "./internal/batch.js";
+import { PipelineStream } from "./internal/stream.js";
 import { isThenable, handled } from "./internal/thenable.js";
 import { composeMiddlewares, type ComposedChain, type Middleware } from "./middleware.js";
 import type { OptionKeys } from "./internal/known-keys.js";
@@ -468,13 +463,16 @@ class PipelineImpl<I, O, C extends object = Context> {
     items: Iterable<I> | AsyncIterable<I>,
     options?: StreamOptions<C>,
   ): AsyncGenerator<O | PromiseSettledResult<O>, void, undefined>;
-  async *stream(
+  stream(
     items: Iterable<I> | AsyncIterable<I>,
     concurrencyOrOptions?: number | StreamOptions<C>,
     options?: StreamOptions<C>,
   ): AsyncGenerator<unknown, void, undefined> {
-    const settings = batchSettings<C>(items, concurrencyOrOptions, options, streamOptionKeys);
-    yield* streamResults(items, settings, this.#itemRunner(settings.template));
+    return new PipelineStream(
+      items,
+      () => batchSettings<C>(items, concurrencyOrOptions, options, streamOptionKeys),
+      (settings) => this.#itemRunner(settings.template as C | undefined),
+    );
   }
 
   #batch(
@@ -492,10 +490,12 @@ class PipelineImpl<I, O, C extends object = Context> {
     return collect(items, settings, this.#itemRunner(settings.template), settled);
   }
 
-  /** Runs one batch item, with its own context: a copy of the template, or a new one. */
+  /**
+   * Runs one batch item, with its own context: a copy of the template, or a new one. The
+   * pool owns the batch's cancellation; with hooks or middleware each stage also races the
+   * signal, so that afterStage learns of it promptly.
+   */
   #itemRunner(template: C | undefined): ItemRunner {
-    // With hooks or middleware, a cancelled stage must reach afterStage promptly; without
-    // them nothing could tell, and not racing saves a listener per attempt.
     const race = this.#hooked;
     return (item, signal) =>
       this.#runWrapped(
@@ -512,11 +512,27 @@ class PipelineImpl<I, O, C extends object = Context> {
 
   /** One whole run, through `aroundRun` when set. May throw synchronously. */
   #runWrapped(input: unknown, context: C, signal: AbortSignal | undefined, race: boolean): unknown {
-    const around = this.#aroundRun;
-    if (around === undefined) return this.#runOne(input, context, signal, race);
+    return this.#aroundRun === undefined
+      ? this.#runOne(input, context, signal, race)
+      : this.#runAround(this.#aroundRun, input, context, signal, race);
+  }
+
+  /**
+   * One run through `aroundRun` (its own method, so that a pipeline without one builds no
+   * closure). `run()` checks the signal first: an `aroundRun` that awaited (or aborted the
+   * signal itself) before calling it starts no stage once the run is cancelled.
+   */
+  #runAround(
+    around: RunWrapper<C>,
+    input: unknown,
+    context: C,
+    signal: AbortSignal | undefined,
+    race: boolean,
+  ): unknown {
     return around(
       () => {
         try {
+          throwIfAborted(signal);
           return Promise.resolve(this.#runOne(input, context, signal, race));
         } catch (error) {
           return Promise.reject(error);
@@ -531,9 +547,9 @@ class PipelineImpl<I, O, C extends object = Context> {
   /**
    * One run of the stages, racing `signal` when `race` is set. With hooks or middleware each
    * stage races it, so that afterStage learns of a cancellation at once; without them nothing
-   * can tell a stage's race from the run's, so the whole run races it: one listener per run
-   * instead of one per stage. Stages still see the signal (call.signal, timeouts), and none
-   * starts after it aborts. May throw synchronously.
+   * can tell a stage's race from the run's, so the whole run races it: one subscription per
+   * run instead of one per stage. Stages still see the signal (call.signal, timeouts), and
+   * none starts after it aborts. May throw synchronously.
    */
   #runOne(input: unknown, context: C, signal: AbortSignal | undefined, race: boolean): unknown {
     if (!race || signal === undefined || this.#hooked) {
@@ -644,15 +660,16 @@ class PipelineImpl<I, O, C extends object = Context> {
       const stage = stages[index] as AnyStage;
       throwIfAborted(signal);
       const { name } = stage;
-      if (before !== undefined) {
-        // Awaited only when the hook returned a promise: a sync hook costs no microtask.
-        const pending = callBefore(before, beforeTakesContext, name, value, context);
-        if (pending !== undefined) await pending;
-      }
       let output: unknown;
       let error: unknown;
       let failed = false;
       try {
+        if (before !== undefined) {
+          // Awaited only when the hook returned a promise: a sync hook costs no microtask. A
+          // hook that hangs does not delay the caller's cancellation.
+          const pending = callBefore(before, beforeTakesContext, name, value, context);
+          if (pending !== undefined) await (race ? untilAborted(pending, signal) : pending);
+        }
         // The signal may have aborted while beforeStage ran: the stage does not start, and
         // afterStage sees it cancelled.
         throwIfAborted(signal);
@@ -675,11 +692,13 @@ class PipelineImpl<I, O, C extends object = Context> {
       }
       if (after !== undefined) {
         const pending = callAfter(after, afterTakesContext, name, value, output, error, context);
-        if (pending !== undefined) await pending;
+        if (pending !== undefined) await (race ? untilAborted(pending, signal) : pending);
       }
       if (failed) throw error;
       value = output;
     }
+    // Cancellation wins over the output: a hook or stage may have aborted the signal.
+    throwIfAborted(signal);
     return value;
   }
 }

@@ -6,6 +6,7 @@ import { begin, execute, readsContext, recover, settle } from "./internal/execut
 import {
   retry,
   retryPolicy,
+  retrySettingKeys,
   type OnRetry,
   type RetryPolicy,
   type ShouldRetry,
@@ -137,13 +138,7 @@ export interface StageOptions {
 /** The keys of {@link StageOptions}; any other key is rejected. A new option goes here too. */
 const stageOptionKeys = {
   timeout: true,
-  retries: true,
-  retryDelay: true,
-  backoff: true,
-  maxRetryDelay: true,
-  jitter: true,
-  shouldRetry: true,
-  onRetry: true,
+  ...retrySettingKeys,
 } as const satisfies OptionKeys<StageOptions>;
 
 /**
@@ -183,7 +178,7 @@ export class Stage<I, O, C extends object = Context> {
   /** The stage's failure after `attempts` attempts; also the retry loop's `fail`. */
   readonly #wrap = (error: unknown, attempts: number): StageExecutionError =>
     new StageExecutionError(this.#name, error, attempts);
-  /** Rejection handler of the no-signal fast path, made once rather than per call. */
+  /** Rejection handler of the fast path (see {@link Stage[settle]}), made once, not per call. */
   readonly #failOnce = (error: unknown): never => {
     throw this.#wrap(error, 1);
   };
@@ -333,11 +328,13 @@ export class Stage<I, O, C extends object = Context> {
     try {
       result = this[begin](value, context, signal, race);
       // Inside the try: reading `then` is user code too (a getter may throw).
-      if (!isThenable(result)) return result;
+      if (isThenable(result)) return this[settle](result, value, context, signal, race);
     } catch (error) {
       return this[recover](error, value, context, signal, race);
     }
-    return this[settle](result, value, context, signal, race);
+    // A synchronous handler may have aborted the signal: cancellation wins over its output.
+    if (race) throwIfAborted(signal);
+    return result;
   }
 
   /**
@@ -367,9 +364,12 @@ export class Stage<I, O, C extends object = Context> {
     signal: AbortSignal | undefined,
     race: boolean,
   ): Promise<O> {
+    // Without retries, and with the caller owning cancellation (`race` false: the run or the
+    // batch races the signal itself), a failure maps to the same error whatever the item: one
+    // handler made per stage, none per call.
     return Promise.resolve(pending).then(
       undefined,
-      signal === undefined && this.#policy.retries === 0
+      this.#policy.retries === 0 && (!race || signal === undefined)
         ? this.#failOnce
         : (error: unknown) => this[recover](error, value, context, signal, race),
     );
@@ -399,6 +399,11 @@ export class Stage<I, O, C extends object = Context> {
     );
   }
 
+  /**
+   * One attempt: calls the handler (with a fresh {@link AttemptCall} when it takes one) and,
+   * when a timeout is set or the signal must be raced, guards what it returned. Nothing is
+   * allocated for a plain handler with nothing to guard.
+   */
   #attempt(
     value: I,
     context: C,
@@ -406,22 +411,23 @@ export class Stage<I, O, C extends object = Context> {
     race: boolean,
     attempt: number,
   ): O | PromiseLike<O> {
-    const handler = this.#handler;
-    if (this.#timeout === undefined && !(race && signal !== undefined)) {
-      return this.#takesContext
-        ? handler(value, context, new AttemptCall(signal, attempt, this.#name))
-        : (handler as (value: I) => O | PromiseLike<O>)(value);
+    const timeout = this.#timeout;
+    const guarded = timeout !== undefined || (race && signal !== undefined);
+    if (!this.#takesContext) {
+      const result = (this.#handler as (value: I) => O | PromiseLike<O>)(value);
+      return guarded ? guardAttempt(result, this.#name, timeout, signal, race, undefined) : result;
     }
-    return guardAttempt(
-      this.#takesContext
-        ? (attemptSignal) =>
-            handler(value, context, new AttemptCall(attemptSignal, attempt, this.#name))
-        : () => (handler as (value: I) => O | PromiseLike<O>)(value),
-      this.#name,
-      this.#timeout,
-      signal,
-      race,
-      this.#takesContext,
-    );
+    const call = new AttemptCall(signal, attempt, this.#name);
+    let result: O | PromiseLike<O>;
+    try {
+      result = this.#handler(value, context, call);
+      if (guarded) return guardAttempt(result, this.#name, timeout, signal, race, call);
+      if (isThenable(result)) call.endWhenSettled(result);
+      else call.end();
+    } catch (error) {
+      call.end();
+      throw error;
+    }
+    return result;
   }
 }

@@ -1,22 +1,90 @@
 import type { StageCall } from "../types.js";
+import { whenAborted, type Subscription } from "./abort.js";
+
+const RUNNING = 0;
+const ENDED = 1;
+const ABORTED = 2;
 
 /**
- * The `call` argument given to a handler that declares three parameters. Its `signal` is the
- * attempt's signal; when the run has none, a never-aborting signal is made on first read, so
- * a handler that never reads it costs no `AbortController`.
+ * The `call` argument given to a handler that declares three parameters: one attempt of one
+ * item. Its `signal` belongs to that attempt alone. It aborts when the attempt times out
+ * ({@link AttemptCall.abort}) or when the run's signal (the caller's, or the batch's) aborts
+ * while the attempt runs, and never after the attempt settled ({@link AttemptCall.end}), so
+ * listeners a handler leaves on it cannot pile up across items or fire for a finished one.
+ *
+ * The signal is lazy: nothing (no controller, no subscription) is made until the handler
+ * reads `call.signal`. Its link to the run's signal goes through the signal registry, so
+ * many attempts at once cost the run's signal one listener.
  */
 export class AttemptCall implements StageCall {
-  #signal: AbortSignal | undefined;
   readonly attempt: number;
   readonly stageName: string;
+  readonly #parent: AbortSignal | undefined;
+  #controller: AbortController | undefined = undefined;
+  #subscription: Subscription | undefined = undefined;
+  /** The attempt's promise, while the attempt runs and nothing watches it yet. */
+  #pending: PromiseLike<unknown> | undefined = undefined;
+  #phase: typeof RUNNING | typeof ENDED | typeof ABORTED = RUNNING;
+  #reason: unknown = undefined;
 
-  constructor(signal: AbortSignal | undefined, attempt: number, stageName: string) {
-    this.#signal = signal;
+  constructor(parent: AbortSignal | undefined, attempt: number, stageName: string) {
+    this.#parent = parent;
     this.attempt = attempt;
     this.stageName = stageName;
   }
 
   get signal(): AbortSignal {
-    return (this.#signal ??= new AbortController().signal);
+    if (this.#controller !== undefined) return this.#controller.signal;
+    const controller = new AbortController();
+    this.#controller = controller;
+    if (this.#phase === ABORTED) {
+      controller.abort(this.#reason);
+    } else if (this.#phase === RUNNING) {
+      const parent = this.#parent;
+      if (parent !== undefined) {
+        this.#subscription = whenAborted(parent, () => {
+          this.abort(parent.reason);
+        });
+      }
+      const pending = this.#pending;
+      if (pending !== undefined) this.#endWhenSettled(pending);
+    }
+    return controller.signal;
+  }
+
+  /**
+   * The handler returned `pending`, and nothing else watches it: the call ends when it
+   * settles. Costs nothing until the signal is read.
+   */
+  endWhenSettled(pending: PromiseLike<unknown>): void {
+    if (this.#controller === undefined) this.#pending = pending;
+    else this.#endWhenSettled(pending);
+  }
+
+  #endWhenSettled(pending: PromiseLike<unknown>): void {
+    this.#pending = undefined;
+    Promise.resolve(pending).then(this.#end, this.#end);
+  }
+
+  readonly #end = (): void => {
+    this.end();
+  };
+
+  /** The attempt settled: from now on the signal never aborts. */
+  end(): void {
+    if (this.#phase !== RUNNING) return;
+    this.#phase = ENDED;
+    this.#pending = undefined;
+    this.#subscription?.cancel();
+  }
+
+  /** The attempt is abandoned (timeout, cancellation): its signal aborts with `reason`. */
+  abort(reason: unknown): void {
+    if (this.#phase !== RUNNING) return;
+    this.#phase = ABORTED;
+    this.#reason = reason;
+    this.#pending = undefined;
+    this.#subscription?.cancel();
+    this.#controller?.abort(reason);
   }
 }

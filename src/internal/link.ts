@@ -1,8 +1,9 @@
+import { whenAborted } from "./abort.js";
+
 /**
  * A signal that aborts when either `outer` or `inner` does (with the first one's reason), and a
- * `dispose` that removes the listeners it added. The reason to prefer this to `AbortSignal.any`:
- * the listeners are removed as soon as the work settles, instead of living as long as the
- * signals do.
+ * `dispose` that cancels its subscriptions. The reason to prefer this to `AbortSignal.any`:
+ * nothing is left on the signals once the work settles, instead of living as long as they do.
  */
 export function linkSignals(
   outer: AbortSignal,
@@ -11,20 +12,18 @@ export function linkSignals(
   if (outer === inner || outer.aborted) return { signal: outer, dispose: noDispose };
   if (inner.aborted) return { signal: inner, dispose: noDispose };
   const controller = new AbortController();
-  const fromOuter = (): void => {
+  const fromOuter = whenAborted(outer, () => {
     dispose();
     controller.abort(outer.reason);
-  };
-  const fromInner = (): void => {
+  });
+  const fromInner = whenAborted(inner, () => {
     dispose();
     controller.abort(inner.reason);
-  };
+  });
   const dispose = (): void => {
-    outer.removeEventListener("abort", fromOuter);
-    inner.removeEventListener("abort", fromInner);
+    fromOuter.cancel();
+    fromInner.cancel();
   };
-  outer.addEventListener("abort", fromOuter, { once: true });
-  inner.addEventListener("abort", fromInner, { once: true });
   return { signal: controller.signal, dispose };
 }
 

@@ -1,4 +1,5 @@
-import { isThenable, noop, handled } from "./thenable.js";
+import { untilAborted, whenAborted, type Subscription } from "./abort.js";
+import { isThenable, noop } from "./thenable.js";
 
 /** What the pool does with each item and each outcome. */
 export interface PoolTask<T> {
@@ -8,13 +9,8 @@ export interface PoolTask<T> {
   readonly concurrency: number;
   /** The caller's signal: aborting it stops the pool with its reason. */
   readonly signal: AbortSignal | undefined;
-  /**
-   * Give each worker a signal of its own, aborted when the pool stops, for the items it runs.
-   * Needed when the pool can stop for a reason other than the caller's signal (fail-fast).
-   */
-  readonly itemSignals: boolean;
-  /** Runs one item; may return a promise. `signal` is the worker's, else the caller's. */
-  run(item: T, index: number, signal: AbortSignal | undefined): unknown;
+  /** Runs one item; may return a promise. `signal` is the batch's (see {@link Pool.signal}). */
+  run(item: T, signal: AbortSignal): unknown;
   /**
    * Receives one item's outcome (its output, or what it threw), in completion order.
    * Returning `true` stops the pool with `outcome` as the reason: this is how fail-fast works.
@@ -31,6 +27,9 @@ export interface PoolTask<T> {
   readonly onEnd?: (() => void) | undefined;
 }
 
+/** What closing the input threw, if anything: see {@link Pool.stop}. */
+export type CloseOutcome = { readonly error: unknown } | undefined;
+
 /** The reason in-flight items' signals abort with when another item failed (fail-fast). */
 function failedElsewhere(): DOMException {
   return new DOMException("Stopped because another item of the batch failed", "AbortError");
@@ -38,33 +37,41 @@ function failedElsewhere(): DOMException {
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
+/** The array iterator every array has unless someone replaced it: then indexes can be read. */
+const arrayValues = Array.prototype[Symbol.iterator];
+
 /**
- * A pool of at most `concurrency` workers pulling items from one iterator: the engine behind
+ * A pool of at most `concurrency` workers pulling items from one input: the engine behind
  * `map`, `mapSettled` and `stream`. Workers start one per item taken, up to the limit, so a
- * short input starts few. Pulls from an async iterator are serialised. When the pool stops
- * early (fail-fast, the caller's signal, or {@link Pool.stop}) it starts nothing new, aborts
- * the workers' signals, and closes the iterator with `return()`.
+ * short input starts few. An array is read by index; any other input through its iterator,
+ * never asked again once it said `done`; pulls from an async iterator are serialised.
+ *
+ * When the pool stops early (fail-fast, the caller's signal, or {@link Pool.stop}) it starts
+ * nothing new, aborts the batch's signal (which every item's stages and `call.signal`s watch),
+ * and closes the input with `return()`, awaiting it before `done` settles.
  */
 export class Pool<T> {
   readonly #task: PoolTask<T>;
-  #iterator: Iterator<T> | AsyncIterator<T> | undefined;
+  /** The batch's signal: aborts when the pool stops early. One controller per batch. */
+  readonly #controller = new AbortController();
+  /** The input when it is a plain array: read by index, no iterator result per item. */
+  #array: readonly T[] | undefined = undefined;
+  #iterator: Iterator<T> | AsyncIterator<T> | undefined = undefined;
   #sync = true;
   #workers = 0;
   #filling = false;
-  #pending: Promise<void> | undefined;
+  #pending: Promise<void> | undefined = undefined;
   #exhausted = false;
   #stopped = false;
   #nextIndex = 0;
   #inFlight = 0;
   #pulling = 0;
-  readonly #controllers: Set<AbortController> | undefined;
+  #subscription: Subscription | undefined = undefined;
+  readonly #hold: Subscription;
   #resolve: () => void = noop;
   #reject: (error: unknown) => void = noop;
   readonly #crash = (error: unknown): void => {
-    this.stop(error, true);
-  };
-  readonly #onAbort = (): void => {
-    this.stop(this.#task.signal?.reason, true);
+    void this.stop(error, true);
   };
 
   /** Settles when every item has settled, or rejects with the reason the pool stopped. */
@@ -72,7 +79,9 @@ export class Pool<T> {
 
   constructor(task: PoolTask<T>) {
     this.#task = task;
-    this.#controllers = task.itemSignals ? new Set() : undefined;
+    // Held for the pool's life: the batch signal's registry entry (and its one listener)
+    // stays while attempts subscribe and leave one at a time, instead of coming and going.
+    this.#hold = whenAborted(this.#controller.signal, noop);
     this.done = new Promise<void>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -93,7 +102,7 @@ export class Pool<T> {
   start(): void {
     const { signal, source } = this.#task;
     if (signal?.aborted === true) {
-      this.stop(signal.reason, false);
+      void this.stop(signal.reason, false);
       return;
     }
     try {
@@ -101,49 +110,84 @@ export class Pool<T> {
       if (typeof asyncFactory === "function") {
         this.#sync = false;
         this.#iterator = asyncFactory.call(source);
+      } else if (Array.isArray(source) && source[Symbol.iterator] === arrayValues) {
+        this.#array = source as readonly T[];
       } else {
         this.#iterator = (source as Iterable<T>)[Symbol.iterator]();
       }
     } catch (error) {
-      this.stop(error, false);
+      void this.stop(error, false);
       return;
     }
-    signal?.addEventListener("abort", this.#onAbort, { once: true });
+    if (signal !== undefined) {
+      this.#subscription = whenAborted(signal, () => {
+        void this.stop(signal.reason, true);
+      });
+    }
     this.#fill();
     if (this.#workers === 0) this.#finish();
   }
 
   /**
-   * Stops early with `reason`: nothing new starts, workers' signals abort (with `abortReason`,
-   * by default `reason`), the input is closed (when `closeSource`), and `done` rejects with
-   * `reason`. Later calls do nothing.
+   * Stops early with `reason`: nothing new starts, the batch's signal aborts (with
+   * `abortReason`, by default `reason`), the input is closed (when `closeSource`), and `done`
+   * rejects with `reason` once the close has settled: the reason wins over what the close
+   * threw. Returns what the close threw, for a caller for whom no other reason exists (a
+   * stream's consumer leaving). Later calls do nothing and return `undefined`.
+   *
+   * When a pull from an async input is under way, `return()` is still called at once (an
+   * iterator may use it to cut that pull short; an async generator queues it behind the
+   * pull) and `done` waits for the pull and the close, as `for await` would, unless the
+   * caller's signal aborts (or has): cancellation never waits for an input that may not
+   * answer.
    */
-  stop(reason: unknown, closeSource: boolean, abortReason: unknown = reason): void {
-    if (this.#stopped) return;
+  stop(
+    reason: unknown,
+    closeSource: boolean,
+    abortReason: unknown = reason,
+  ): Promise<CloseOutcome> {
+    if (this.#stopped) return Promise.resolve(undefined);
     this.#stopped = true;
-    this.#task.signal?.removeEventListener("abort", this.#onAbort);
-    if (this.#controllers !== undefined) {
-      for (const controller of this.#controllers) controller.abort(abortReason);
-    }
-    if (closeSource && !this.#exhausted) this.#close();
-    this.#task.onEnd?.();
-    this.#reject(reason);
+    this.#subscription?.cancel();
+    this.#controller.abort(abortReason);
+    const closing =
+      closeSource && !this.#exhausted ? this.#close() : Promise.resolve<CloseOutcome>(undefined);
+    // With a pull under way the close waits for it; so does the batch, unless the caller's
+    // signal aborts (or has): cancellation never waits for an input that may not answer.
+    const settleAfter =
+      this.#pending === undefined ? closing : untilAborted(closing, this.#task.signal);
+    void settleAfter.then(this.#settleStopped(reason), this.#settleStopped(reason));
+    return closing;
   }
 
-  #close(): void {
+  #settleStopped(reason: unknown): () => void {
+    return () => {
+      this.#task.onEnd?.();
+      this.#reject(reason);
+    };
+  }
+
+  /** Calls the input's `return()` and awaits it; never rejects. */
+  #close(): Promise<CloseOutcome> {
     const iterator = this.#iterator;
-    if (iterator?.return === undefined) return;
     try {
-      handled(iterator.return());
-    } catch {
-      // A failing return() cannot change the outcome the caller already has.
+      if (iterator?.return === undefined) return Promise.resolve(undefined);
+      const result = iterator.return();
+      if (!isThenable(result)) return Promise.resolve(undefined);
+      return Promise.resolve(result).then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      );
+    } catch (error) {
+      return Promise.resolve({ error });
     }
   }
 
   #finish(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#task.signal?.removeEventListener("abort", this.#onAbort);
+    this.#subscription?.cancel();
+    this.#hold.cancel();
     this.#task.onEnd?.();
     this.#resolve();
   }
@@ -185,37 +229,48 @@ export class Pool<T> {
 
   async #work(): Promise<void> {
     const task = this.#task;
-    const controller = this.#controllers === undefined ? undefined : new AbortController();
-    if (controller !== undefined) this.#controllers?.add(controller);
-    const signal = controller === undefined ? task.signal : controller.signal;
+    const signal = this.#controller.signal;
     try {
       for (;;) {
         if (task.wait !== undefined) {
           for (let gate = task.wait(); gate !== undefined; gate = task.wait()) await gate;
         }
-        if (this.#halted()) return;
-        let step: IteratorResult<T>;
+        // Once the input said `done`, nobody asks it again.
+        if (this.#halted() || this.#exhausted) return;
+        let item: T;
         try {
-          if (this.#sync) {
-            step = (this.#iterator as Iterator<T>).next();
-          } else {
-            this.#pulling++;
-            try {
-              step = await this.#pull();
-            } finally {
-              this.#pulling--;
+          const array = this.#array;
+          if (array !== undefined) {
+            if (this.#nextIndex >= array.length) {
+              this.#exhausted = true;
+              return;
             }
-          }
-          if (typeof step !== "object" || (step as unknown) === null) {
-            throw new TypeError("Iterator result is not an object");
+            item = array[this.#nextIndex] as T;
+          } else {
+            let step: IteratorResult<T>;
+            if (this.#sync) {
+              step = (this.#iterator as Iterator<T>).next();
+            } else {
+              this.#pulling++;
+              try {
+                step = await this.#pull();
+              } finally {
+                this.#pulling--;
+              }
+            }
+            if (typeof step !== "object" || (step as unknown) === null) {
+              throw new TypeError("Iterator result is not an object");
+            }
+            if (step.done === true) {
+              this.#exhausted = true;
+              return;
+            }
+            // Inside the try: a throwing `value` getter is the input failing, not the item.
+            item = step.value;
           }
         } catch (error) {
           this.#exhausted = true;
-          this.stop(error, false);
-          return;
-        }
-        if (step.done === true) {
-          this.#exhausted = true;
+          void this.stop(error, false);
           return;
         }
         if (this.#halted()) return;
@@ -225,7 +280,7 @@ export class Pool<T> {
         let ok = true;
         let outcome: unknown;
         try {
-          outcome = task.run(step.value, index, signal);
+          outcome = task.run(item, signal);
           if (isThenable(outcome)) outcome = await outcome;
         } catch (error) {
           ok = false;
@@ -238,12 +293,11 @@ export class Pool<T> {
         if (failFast) {
           // The other items are aborted with an AbortError, not with this item's error, so
           // that their hooks and handlers do not report another item's failure as their own.
-          this.stop(outcome, true, failedElsewhere());
+          void this.stop(outcome, true, failedElsewhere());
           return;
         }
       }
     } finally {
-      if (controller !== undefined) this.#controllers?.delete(controller);
       this.#workers--;
       if (this.#workers === 0 && (this.#exhausted || this.#stopped)) this.#finish();
       else this.#fill();

@@ -2,6 +2,7 @@ import { throwIfAborted, untilAborted } from "./abort.js";
 import type { RetryEvent } from "../types.js";
 import { retryDelayFor, type DelayPolicy } from "./backoff.js";
 import { delay } from "./delay.js";
+import type { OptionKeys } from "./known-keys.js";
 import { callIgnoringErrors } from "./thenable.js";
 import {
   nonNegativeDuration,
@@ -34,6 +35,20 @@ export interface RetrySettings {
   shouldRetry?: unknown;
   onRetry?: unknown;
 }
+
+/**
+ * The keys of {@link RetrySettings}, shared by the option-key lists of `Stage` and
+ * `retryMiddleware`: a new retry option goes here, and both take it.
+ */
+export const retrySettingKeys = {
+  retries: true,
+  retryDelay: true,
+  backoff: true,
+  maxRetryDelay: true,
+  jitter: true,
+  shouldRetry: true,
+  onRetry: true,
+} as const satisfies OptionKeys<RetrySettings>;
 
 /**
  * Validates retry settings into a frozen policy, with defaults. `labels` renames options in

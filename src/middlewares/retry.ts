@@ -1,7 +1,13 @@
 import type { OptionKeys } from "../internal/known-keys.js";
 import { optionsObject } from "../internal/validate.js";
 import type { Middleware } from "../middleware.js";
-import { retry, retryPolicy, type OnRetry, type ShouldRetry } from "../internal/retry.js";
+import {
+  retry,
+  retryPolicy,
+  retrySettingKeys,
+  type OnRetry,
+  type ShouldRetry,
+} from "../internal/retry.js";
 import type { Backoff } from "../types.js";
 
 /**
@@ -104,13 +110,7 @@ export interface RetryMiddlewareOptions {
 
 /** The keys of {@link RetryMiddlewareOptions}; any other key is rejected. */
 const retryMiddlewareOptionKeys = {
-  retries: true,
-  retryDelay: true,
-  backoff: true,
-  maxRetryDelay: true,
-  jitter: true,
-  shouldRetry: true,
-  onRetry: true,
+  ...retrySettingKeys,
   // The deprecated aliases, accepted for one more release.
   // eslint-disable-next-line @typescript-eslint/no-deprecated
   delay: true,

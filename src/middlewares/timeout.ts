@@ -1,4 +1,5 @@
 import { guardAttempt } from "../internal/attempt.js";
+import { AttemptCall } from "../internal/call.js";
 import type { OptionKeys } from "../internal/known-keys.js";
 import { optionsObject, positiveDuration } from "../internal/validate.js";
 import type { Middleware } from "../middleware.js";
@@ -50,6 +51,8 @@ export function timeoutMiddleware(options: TimeoutMiddlewareOptions): Middleware
   }
   optionsObject("options", options, timeoutMiddlewareOptionKeys);
   const timeout = positiveDuration("timeout", options.timeout);
-  return (next, stageName, value, _context, signal) =>
-    guardAttempt((inner) => next(value, inner), stageName, timeout, signal, true, true);
+  return (next, stageName, value, _context, signal) => {
+    const call = new AttemptCall(signal, 1, stageName);
+    return guardAttempt(next(value, call.signal), stageName, timeout, signal, true, call);
+  };
 }

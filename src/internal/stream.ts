@@ -1,0 +1,267 @@
+import { Pool } from "./pool.js";
+import { progressHooks, reporterFor, type BatchSettings, type ItemRunner } from "./batch.js";
+import { Queue } from "./queue.js";
+import { countOrInfinity, optionalBoolean } from "./validate.js";
+
+/** Stream-only options, validated. */
+interface StreamShape {
+  readonly buffer: number;
+  readonly ordered: boolean;
+  readonly settled: boolean;
+}
+
+function streamShape(settings: BatchSettings<unknown>): StreamShape {
+  const { buffer, ordered, settled } = settings.options;
+  return {
+    buffer: buffer === undefined ? settings.concurrency : countOrInfinity("buffer", buffer),
+    ordered: optionalBoolean("ordered", ordered, true),
+    settled: optionalBoolean("settled", settled, false),
+  };
+}
+
+/** The reason in-flight items' signals abort with when the consumer stops reading. */
+function consumerStopped(): Error {
+  return new DOMException("The stream's consumer stopped reading", "AbortError");
+}
+
+/** A `next()` waiting for a result. */
+interface Reader {
+  resolve(result: IteratorResult<unknown, void>): void;
+  reject(error: unknown): void;
+}
+
+const END: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+/**
+ * `stream`: the pool feeding a hand-written async iterator, with backpressure. At most
+ * `concurrency` items run at once, and no item is taken while `concurrency + buffer` items are
+ * taken and not yet read. Results come in input order (`ordered`) or as they settle; a
+ * failure ends the stream with that error after the results ready before it (unless
+ * `settled`).
+ *
+ * Written by hand rather than as an `async *` generator because a generator queues
+ * `return()` and `throw()` behind a pending `next()`: here leaving early works whichever way
+ * the consumer leaves (`break`, `return()`, `throw()`, with or without a `next()` pending):
+ * in-flight items' signals abort, nothing new starts, pending reads end, and the input is
+ * closed, awaited before `return()` settles. A read that finds a result ready costs no
+ * promise beyond the one it returns; every queue is O(1).
+ *
+ * The arguments are validated on the first `next()` (as the generator's body would be), so
+ * that a bad option surfaces where the stream is read.
+ */
+export class PipelineStream implements AsyncGenerator<unknown, void, undefined> {
+  readonly #items: Iterable<unknown> | AsyncIterable<unknown>;
+  readonly #makeSettings: () => BatchSettings<unknown>;
+  readonly #runnerFor: (settings: BatchSettings<unknown>) => ItemRunner;
+  #signal: AbortSignal | undefined = undefined;
+  #pool: Pool<unknown> | undefined = undefined;
+  #ordered = true;
+  #settled = false;
+  #limit = 0;
+  /** Ordered mode: results by input index, until read. */
+  readonly #ready = new Map<number, unknown>();
+  /** Unordered mode: results in the order they settled. */
+  readonly #arrivals = new Queue<unknown>();
+  readonly #readers = new Queue<Reader>();
+  /** Workers blocked by the read-ahead window; a read wakes one, the end wakes all. */
+  readonly #blocked = new Queue<() => void>();
+  #nextIndex = 0;
+  #read = 0;
+  /** The pool has ended (or the consumer left): nothing more will arrive. */
+  #finished = false;
+  /** The stream is over for the consumer: every later `next()` is `done`. */
+  #closed = false;
+  #failure: { readonly error: unknown } | undefined = undefined;
+
+  constructor(
+    items: Iterable<unknown> | AsyncIterable<unknown>,
+    makeSettings: () => BatchSettings<unknown>,
+    runnerFor: (settings: BatchSettings<unknown>) => ItemRunner,
+  ) {
+    this.#items = items;
+    this.#makeSettings = makeSettings;
+    this.#runnerFor = runnerFor;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<unknown, void>> {
+    if (this.#closed) return Promise.resolve(END);
+    if (this.#pool === undefined) {
+      try {
+        this.#start();
+      } catch (error) {
+        this.#closed = true;
+        return Promise.reject(error);
+      }
+    }
+    // Cancellation wins over results already waiting to be read.
+    const signal = this.#signal;
+    if (signal?.aborted === true) {
+      this.#leave(signal.reason);
+      return Promise.reject(signal.reason);
+    }
+    if (this.#readers.length === 0) {
+      const taken = this.#take();
+      if (taken !== undefined) return Promise.resolve(taken);
+    }
+    return new Promise((resolve, reject) => {
+      this.#readers.push({ resolve, reject });
+      this.#deliver();
+    });
+  }
+
+  return(): Promise<IteratorResult<unknown, void>> {
+    return this.#stop().then((outcome) => {
+      if (outcome !== undefined) throw outcome.error;
+      return END;
+    });
+  }
+
+  throw(error: unknown): Promise<IteratorResult<unknown, void>> {
+    return this.#stop().then(() => {
+      throw error;
+    });
+  }
+
+  #start(): void {
+    const settings = this.#makeSettings();
+    const shape = streamShape(settings);
+    const run = this.#runnerFor(settings);
+    this.#signal = settings.signal;
+    this.#ordered = shape.ordered;
+    this.#settled = shape.settled;
+    this.#limit = settings.concurrency + shape.buffer;
+    // Annotated: the callbacks below read `pool`, which TypeScript cannot infer through.
+    // eslint-disable-next-line @typescript-eslint/consistent-generic-constructors
+    const pool: Pool<unknown> = new Pool({
+      source: this.#items,
+      concurrency: settings.concurrency,
+      signal: settings.signal,
+      run,
+      settle: (index, ok, outcome) => this.#arrive(index, ok, outcome),
+      wait: this.#wait,
+      ...progressHooks(reporterFor(this.#items, settings, () => pool.inFlight)),
+    });
+    this.#pool = pool;
+    pool.done.then(
+      () => {
+        this.#end(undefined);
+      },
+      (error: unknown) => {
+        this.#end({ error });
+      },
+    );
+    pool.start();
+  }
+
+  /** One item settled: returns `true` to stop the pool (fail-fast). */
+  #arrive(index: number, ok: boolean, outcome: unknown): boolean {
+    if (!ok && !this.#settled) return true;
+    const value = !this.#settled
+      ? outcome
+      : ok
+        ? { status: "fulfilled", value: outcome }
+        : { status: "rejected", reason: outcome };
+    if (this.#ordered) this.#ready.set(index, value);
+    else this.#arrivals.push(value);
+    this.#deliver();
+    return false;
+  }
+
+  /** The pool's backpressure gate: a promise while the read-ahead window is full. */
+  readonly #wait = (): Promise<void> | undefined =>
+    // `reserved` counts the pulls under way too, so that workers pulling from an async input
+    // at the same time cannot overshoot the window.
+    this.#finished || (this.#pool as Pool<unknown>).reserved - this.#read < this.#limit
+      ? undefined
+      : new Promise<void>((resolve) => {
+          this.#blocked.push(resolve);
+        });
+
+  /** The next result if one is ready to be read, else `undefined`. */
+  #take(): IteratorYieldResult<unknown> | undefined {
+    let value: unknown;
+    if (this.#ordered) {
+      const index = this.#nextIndex;
+      if (!this.#ready.has(index)) return undefined;
+      value = this.#ready.get(index);
+      this.#ready.delete(index);
+      this.#nextIndex = index + 1;
+    } else {
+      if (this.#arrivals.length === 0) return undefined;
+      value = this.#arrivals.shift();
+    }
+    this.#read++;
+    // A read frees one place in the window: it wakes one blocked worker, which re-checks it.
+    this.#blocked.shift()?.();
+    return { done: false, value };
+  }
+
+  /** Hands ready results to waiting readers, then the failure or the end once none is left. */
+  #deliver(): void {
+    const readers = this.#readers;
+    while (readers.length > 0) {
+      const taken = this.#take();
+      if (taken !== undefined) {
+        (readers.shift() as Reader).resolve(taken);
+        continue;
+      }
+      const failure = this.#failure;
+      if (failure !== undefined) {
+        this.#failure = undefined;
+        this.#closed = true;
+        (readers.shift() as Reader).reject(failure.error);
+        continue;
+      }
+      if (this.#closed || this.#finished) {
+        this.#closed = true;
+        (readers.shift() as Reader).resolve(END);
+        continue;
+      }
+      return;
+    }
+  }
+
+  /** The pool ended: with `failure` (fail-fast, the signal, the input) or after every item. */
+  #end(failure: { readonly error: unknown } | undefined): void {
+    this.#finished = true;
+    if (!this.#closed) this.#failure = failure;
+    this.#releaseBlocked();
+    this.#deliver();
+  }
+
+  #releaseBlocked(): void {
+    const blocked = this.#blocked;
+    while (blocked.length > 0) (blocked.shift() as () => void)();
+  }
+
+  /** The signal aborted: the stream ends with its reason, the pool stops with it too. */
+  #leave(reason: unknown): void {
+    this.#closed = true;
+    this.#finished = true;
+    void this.#pool?.stop(reason, true);
+    this.#releaseBlocked();
+    this.#deliver();
+  }
+
+  /**
+   * The consumer leaves: pending reads end, the pool stops (in-flight items' signals abort,
+   * the input is closed), and the returned promise settles once the close has: with what it
+   * threw, if anything.
+   */
+  #stop(): Promise<{ readonly error: unknown } | undefined> {
+    const pool = this.#pool;
+    const wasClosed = this.#closed;
+    this.#closed = true;
+    this.#finished = true;
+    this.#failure = undefined;
+    this.#deliver();
+    if (pool === undefined || wasClosed) return Promise.resolve(undefined);
+    const closing = pool.stop(consumerStopped(), true);
+    this.#releaseBlocked();
+    return closing;
+  }
+}
