@@ -36,4 +36,21 @@ export default defineConfig(
       "@typescript-eslint/no-floating-promises": ["error", { ignoreVoid: true }],
     },
   },
+  {
+    // The runtime smoke suite is plain JavaScript that Node, Bun, Deno and a browser run as it is:
+    // linted without type information, it may use only the web-standard globals all of them have
+    // (cli.js declares the two runtime-specific ones it needs).
+    files: ["test/runtimes/*.js"],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      globals: {
+        AbortController: "readonly",
+        AbortSignal: "readonly",
+        URL: "readonly",
+        clearTimeout: "readonly",
+        console: "readonly",
+        setTimeout: "readonly",
+      },
+    },
+  },
 );

@@ -11,6 +11,7 @@ import {
   retryMiddleware,
   timeoutMiddleware,
   timingMiddleware,
+  type LogFields,
   type TimingContext,
 } from "async-pipeline/middlewares";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -52,13 +53,14 @@ const squares = new Pipeline(
 const results = await squares.map([3, 4, 3, 3, 4], 1);
 console.log(`caching: results ${results.join(", ")}, computed ${computed} times`);
 
-// 3. loggingMiddleware: any logger with info and error methods (console, pino, winston).
+// 3. loggingMiddleware: any logger with info and error methods (console, pino, winston). Each
+// line comes with a fields object: stageName, durationMs, attempt where known, and the error.
 const logger = {
   info: (message: string) => {
     console.log(`  [info] ${message}`);
   },
-  error: (message: string, error: unknown) => {
-    console.log(`  [error] ${message}: ${String(error)}`);
+  error: (message: string, fields: LogFields) => {
+    console.log(`  [error] ${message} (attempt ${String(fields.attempt)})`);
   },
 };
 const withLogging = new Pipeline(

@@ -77,7 +77,7 @@ const expected: Record<string, (string | RegExp)[]> = {
     "logging:",
     '  [info] stage "parse" started',
     /^ {2}\[info\] stage "parse" succeeded in \d+\.\d ms$/,
-    /^ {2}\[error\] stage "parse" failed in \d+\.\d ms: StageExecutionError: Stage "parse" failed: /,
+    /^ {2}\[error\] stage "parse" failed in \d+\.\d ms: SyntaxError: .* \(attempt 1\)$/,
     "timing:",
     /^ {2}wait: \d+\.\d ms$/,
     /^ {2}compute: \d+\.\d ms$/,

@@ -1,4 +1,8 @@
+import { Writable } from "node:stream";
+import { formatWithOptions } from "node:util";
+import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import winston from "winston";
 import {
   Pipeline,
   PipelineError,
@@ -15,7 +19,9 @@ import {
   retryMiddleware,
   timeoutMiddleware,
   timingMiddleware,
+  type LogFields,
   type Logger,
+  type LoggingOptions,
   type TimingContext,
 } from "../src/middlewares/index.js";
 import { never, observe, rejectionOf } from "./support/promises.js";
@@ -23,22 +29,48 @@ import { abortListeners } from "./support/signals.js";
 import { sleep } from "./support/time.js";
 
 /** A logger that records every call. */
-function recordingLogger(): Logger & { lines: { level: string; args: unknown[] }[] } {
+function recordingLogger(): Logger & {
+  debug: (...args: unknown[]) => void;
+  lines: { level: string; args: unknown[] }[];
+} {
   const lines: { level: string; args: unknown[] }[] = [];
-  return {
-    lines,
-    info: (...args: unknown[]) => {
-      lines.push({ level: "info", args });
-    },
-    error: (...args: unknown[]) => {
-      lines.push({ level: "error", args });
-    },
-  };
+  const method =
+    (level: string) =>
+    (...args: unknown[]) => {
+      lines.push({ level, args });
+    };
+  return { lines, info: method("info"), error: method("error"), debug: method("debug") };
 }
 
 /** Fakes the timers and `performance.now`, so that durations are exact. */
 function fakeClock(): void {
   vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance", "Date"] });
+}
+
+/** A writable stream that keeps every JSON line written to it, parsed. */
+function jsonLines(): { stream: Writable; entries: Record<string, unknown>[] } {
+  const entries: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      for (const line of String(chunk).split("\n")) {
+        if (line !== "") entries.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      done();
+    },
+  });
+  return { stream, entries };
+}
+
+/** A one-stage pipeline that fails with `error`, logged by `logger`. */
+function failingPipeline(error: unknown, options: LoggingOptions = {}) {
+  return new Pipeline(
+    [
+      new Stage("broken", (): number => {
+        throw error;
+      }),
+    ],
+    { middlewares: [loggingMiddleware(options)] },
+  );
 }
 
 afterEach(() => {
@@ -47,7 +79,7 @@ afterEach(() => {
 });
 
 describe("loggingMiddleware", () => {
-  it("logs a start line and a success line with the stage name and the duration in ms", async () => {
+  it("logs a start line and a success line, each with its fields object", async () => {
     const logger = recordingLogger();
     const pipeline = new Pipeline([new Stage("double", (value: number) => value * 2)], {
       middlewares: [loggingMiddleware({ logger })],
@@ -56,13 +88,19 @@ describe("loggingMiddleware", () => {
     await expect(pipeline.run(2)).resolves.toBe(4);
     expect(logger.lines).toHaveLength(2);
     const [start, success] = logger.lines;
-    expect(start?.level).toBe("info");
-    expect(start?.args[0]).toBe('stage "double" started');
+    expect(start).toEqual({
+      level: "info",
+      args: ['stage "double" started', { stageName: "double" }],
+    });
     expect(success?.level).toBe("info");
     expect(success?.args[0]).toMatch(/^stage "double" succeeded in \d+\.\d ms$/);
+    const fields = success?.args[1] as LogFields;
+    expect(Object.keys(fields)).toEqual(["stageName", "durationMs"]);
+    expect(fields.stageName).toBe("double");
+    expect(success?.args[0]).toContain(`in ${fields.durationMs!.toFixed(1)} ms`);
   });
 
-  it("writes the measured duration, with one decimal", async () => {
+  it("writes the measured duration with one decimal, in the line and as durationMs", async () => {
     fakeClock();
     const logger = recordingLogger();
     const pipeline = new Pipeline(
@@ -78,32 +116,161 @@ describe("loggingMiddleware", () => {
     const run = observe(pipeline.run(1));
     await vi.advanceTimersByTimeAsync(50);
     expect(run.status).toBe("fulfilled");
-    expect(logger.lines.map((line) => line.args[0])).toEqual([
-      'stage "wait" started',
-      'stage "wait" succeeded in 50.0 ms',
+    expect(logger.lines.map((line) => line.args)).toEqual([
+      ['stage "wait" started', { stageName: "wait" }],
+      ['stage "wait" succeeded in 50.0 ms', { stageName: "wait", durationMs: 50 }],
     ]);
   });
 
-  it("logs one error line with the error object when the stage fails, and rethrows it", async () => {
+  it("logs one error line with the error's message, the attempt and the error, and rethrows it", async () => {
     const logger = recordingLogger();
-    const pipeline = new Pipeline(
-      [
-        new Stage("broken", (): number => {
-          throw new Error("nope");
-        }),
-      ],
-      { middlewares: [loggingMiddleware({ logger })] },
-    );
+    const pipeline = failingPipeline(new RangeError("nope"), { logger });
 
     const error = await rejectionOf(pipeline.run(1));
     expect(error).toBeInstanceOf(StageExecutionError);
     expect(logger.lines).toHaveLength(2);
-    expect(logger.lines[0]).toEqual({ level: "info", args: ['stage "broken" started'] });
     const failure = logger.lines[1]!;
     expect(failure.level).toBe("error");
-    expect(failure.args[0]).toMatch(/^stage "broken" failed in \d+\.\d ms$/);
     expect(failure.args).toHaveLength(2);
-    expect(failure.args[1]).toBe(error);
+    expect(failure.args[0]).toMatch(/^stage "broken" failed in \d+\.\d ms: RangeError: nope$/);
+    expect(failure.args[1]).toEqual({
+      stageName: "broken",
+      durationMs: expect.any(Number) as number,
+      attempt: 1,
+      error,
+    });
+    expect((failure.args[1] as LogFields).error).toBe(error);
+  });
+
+  it("reports the stage's last attempt number after its retries", async () => {
+    const logger = recordingLogger();
+    const pipeline = new Pipeline(
+      [
+        new Stage(
+          "flaky",
+          (_value: number, _context: Context, call: StageCall): number => {
+            throw new Error(`attempt ${String(call.attempt)}`);
+          },
+          { retries: 2 },
+        ),
+      ],
+      { middlewares: [loggingMiddleware({ logger })] },
+    );
+
+    await rejectionOf(pipeline.run(1));
+    const failure = logger.lines[1]!;
+    expect(failure.args[0]).toMatch(/: Error: attempt 3$/);
+    expect((failure.args[1] as LogFields).attempt).toBe(3);
+  });
+
+  it("logs a middleware's own error without an attempt, which no middleware can know", async () => {
+    const logger = recordingLogger();
+    const pipeline = new Pipeline([new Stage("hang", () => never<number>())], {
+      middlewares: [loggingMiddleware({ logger }), timeoutMiddleware({ timeout: 10 })],
+    });
+
+    const error = await rejectionOf(pipeline.run(1));
+    expect(error).toBeInstanceOf(TimeoutError);
+    const failure = logger.lines[1]!;
+    expect(failure.args[0]).toMatch(
+      /^stage "hang" failed in \d+\.\d ms: TimeoutError: Stage "hang" timed out after 10 ms$/,
+    );
+    expect(Object.keys(failure.args[1] as LogFields)).toEqual(["stageName", "durationMs", "error"]);
+  });
+
+  it("describes whatever was thrown in the line, and never fails describing it", async () => {
+    const described = async (thrown: unknown): Promise<string> => {
+      const logger = recordingLogger();
+      await rejectionOf(failingPipeline(thrown, { logger }).run(1));
+      return String(logger.lines[1]!.args[0]).replace(/^.* ms: /, "");
+    };
+    expect(await described("a plain string")).toBe("a plain string");
+    expect(await described(42)).toBe("42");
+    expect(await described(new TypeError(""))).toBe("TypeError");
+    const unprintable = {
+      toString(): string {
+        throw new Error("no string for you");
+      },
+    };
+    expect(await described(unprintable)).toBe("(an error that cannot be described)");
+    const hostile = new Error("x");
+    Object.defineProperty(hostile, "message", {
+      get(): string {
+        throw new Error("no message either");
+      },
+    });
+    expect(await described(hostile)).toBe("(an error that cannot be described)");
+  });
+
+  it("logs no value by default", async () => {
+    const logger = recordingLogger();
+    const pipeline = new Pipeline([new Stage("secret", (token: string) => token.length)], {
+      middlewares: [loggingMiddleware({ logger })],
+    });
+
+    await pipeline.run("hunter2");
+    await rejectionOf(failingPipeline("x", { logger }).run(1));
+    for (const line of logger.lines) {
+      expect(line.args[1]).not.toHaveProperty("value");
+      expect(line.args[1]).not.toHaveProperty("output");
+      expect(JSON.stringify(line.args)).not.toContain("hunter2");
+    }
+  });
+
+  it("includeValue: the input on the start and failure lines, the output on the success line", async () => {
+    const logger = recordingLogger();
+    const pipeline = new Pipeline(
+      [
+        new Stage("parse", (line: string) => JSON.parse(line) as { n: number }),
+        new Stage("read", (record: { n: number }) => record.n),
+      ],
+      { middlewares: [loggingMiddleware({ logger, includeValue: true })] },
+    );
+
+    await pipeline.run('{"n":1}');
+    const fields = logger.lines.map((line) => line.args[1] as LogFields);
+    expect(fields[0]).toEqual({ stageName: "parse", value: '{"n":1}' });
+    expect(fields[1]).toMatchObject({ stageName: "parse", output: { n: 1 } });
+    expect(fields[1]).not.toHaveProperty("value");
+    expect(fields[2]).toEqual({ stageName: "read", value: { n: 1 } });
+    expect(fields[3]).toMatchObject({ stageName: "read", output: 1 });
+
+    await rejectionOf(pipeline.run("not json"));
+    expect(logger.lines.at(-1)?.args[1]).toMatchObject({ stageName: "parse", value: "not json" });
+  });
+
+  it("level: the start and success lines go to that method, failures still to error", async () => {
+    const logger = recordingLogger();
+    const ok = new Pipeline([new Stage("quiet", (value: number) => value)], {
+      middlewares: [loggingMiddleware({ logger, level: "debug" })],
+    });
+    await ok.run(1);
+    await rejectionOf(failingPipeline("x", { logger, level: "debug" }).run(1));
+    expect(logger.lines.map((line) => line.level)).toEqual(["debug", "debug", "debug", "error"]);
+  });
+
+  it("order: fields-first calls (fields, message) and puts the error under err", async () => {
+    const logger = recordingLogger();
+    const pipeline = failingPipeline(new Error("nope"), { logger, order: "fields-first" });
+
+    const error = await rejectionOf(pipeline.run(1));
+    expect(logger.lines[0]?.args).toEqual([{ stageName: "broken" }, 'stage "broken" started']);
+    const [fields, message] = logger.lines[1]!.args as [LogFields, string];
+    expect(message).toMatch(/^stage "broken" failed in \d+\.\d ms: Error: nope$/);
+    expect(fields.err).toBe(error);
+    expect(fields).not.toHaveProperty("error");
+  });
+
+  it("looks each method up when it writes, so a spy installed later sees the lines", async () => {
+    const logger = recordingLogger();
+    const middleware = loggingMiddleware({ logger });
+    const pipeline = new Pipeline([new Stage("s", (value: number) => value)], {
+      middlewares: [middleware],
+    });
+    const spy = vi.spyOn(logger, "info");
+
+    await pipeline.run(1);
+    expect(spy).toHaveBeenCalledTimes(2);
   });
 
   it("logs each stage of a pipeline under its own name", async () => {
@@ -123,6 +290,12 @@ describe("loggingMiddleware", () => {
     expect(messages[1]).toMatch(/^stage "parse" succeeded in .* ms$/);
     expect(messages[2]).toBe('stage "inc" started');
     expect(messages[3]).toMatch(/^stage "inc" succeeded in .* ms$/);
+    expect(logger.lines.map((line) => (line.args[1] as LogFields).stageName)).toEqual([
+      "parse",
+      "parse",
+      "inc",
+      "inc",
+    ]);
   });
 
   it("does not change the outcome when the logger throws", async () => {
@@ -140,15 +313,9 @@ describe("loggingMiddleware", () => {
     await expect(ok.run(1)).resolves.toBe(2);
 
     const original = new Error("stage failure");
-    const failing = new Pipeline(
-      [
-        new Stage("bad", (): number => {
-          throw original;
-        }),
-      ],
-      { middlewares: [loggingMiddleware({ logger: throwing })] },
-    );
-    const error = (await rejectionOf(failing.run(1))) as StageExecutionError;
+    const error = (await rejectionOf(
+      failingPipeline(original, { logger: throwing }).run(1),
+    )) as StageExecutionError;
     expect(error).toBeInstanceOf(StageExecutionError);
     expect(error.originalError).toBe(original);
   });
@@ -177,7 +344,7 @@ describe("loggingMiddleware", () => {
     expect(subscribed).toEqual(["info", "info"]);
   });
 
-  it("logs to console by default", async () => {
+  it("logs to console by default: (message, fields), the error inside the fields", async () => {
     const info = vi.spyOn(console, "info").mockImplementation(() => {});
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
     const pipeline = new Pipeline([new Stage("viaConsole", (value: number) => value)], {
@@ -186,25 +353,115 @@ describe("loggingMiddleware", () => {
 
     await pipeline.run(1);
     expect(info).toHaveBeenCalledTimes(2);
-    expect(info.mock.calls[0]?.[0]).toBe('stage "viaConsole" started');
+    expect(info.mock.calls[0]).toEqual(['stage "viaConsole" started', { stageName: "viaConsole" }]);
     expect(String(info.mock.calls[1]?.[0])).toMatch(/stage "viaConsole" succeeded in .* ms/);
+    expect(info.mock.calls[1]?.[1]).toMatchObject({ stageName: "viaConsole" });
     expect(error).not.toHaveBeenCalled();
 
-    const failing = new Pipeline(
-      [
-        new Stage("viaConsoleFails", (): number => {
-          throw new Error("x");
-        }),
-      ],
-      { middlewares: [loggingMiddleware({})] },
-    );
-    const thrown = await rejectionOf(failing.run(1));
+    const thrown = await rejectionOf(failingPipeline(new Error("x"), {}).run(1));
     expect(error).toHaveBeenCalledTimes(1);
-    expect(String(error.mock.calls[0]?.[0])).toMatch(/stage "viaConsoleFails" failed in .* ms/);
-    expect(error.mock.calls[0]?.[1]).toBe(thrown);
+    expect(String(error.mock.calls[0]?.[0])).toMatch(/stage "broken" failed in .* ms: Error: x/);
+    expect(error.mock.calls[0]?.[1]).toMatchObject({ stageName: "broken", attempt: 1 });
+    expect((error.mock.calls[0]?.[1] as LogFields).error).toBe(thrown);
   });
 
-  it("throws TypeError for a logger without info and error methods, or options that are not an object", () => {
+  it("console with level debug: console.debug, and console prints the fields", async () => {
+    const printed: string[] = [];
+    const debug = vi.spyOn(console, "debug").mockImplementation((...args: unknown[]) => {
+      printed.push(formatWithOptions({ colors: false }, ...args));
+    });
+    const pipeline = new Pipeline([new Stage("double", (value: number) => value * 2)], {
+      middlewares: [loggingMiddleware({ logger: console, level: "debug", includeValue: true })],
+    });
+
+    await pipeline.run(21);
+    expect(debug).toHaveBeenCalledTimes(2);
+    expect(printed[0]).toBe(`stage "double" started { stageName: 'double', value: 21 }`);
+    expect(printed[1]).toMatch(
+      /^stage "double" succeeded in \d+\.\d ms \{ stageName: 'double', durationMs: [\d.]+, output: 42 \}$/,
+    );
+  });
+
+  it("pino: detected, called (fields, message); its JSON has the fields, msg and a serialized err", async () => {
+    const { stream, entries } = jsonLines();
+    const logger = pino({ level: "debug", base: null, timestamp: false }, stream);
+    const child = logger.child({ job: "nightly" });
+    const ok = new Pipeline([new Stage("double", (value: number) => value * 2)], {
+      middlewares: [loggingMiddleware({ logger: child, level: "debug", includeValue: true })],
+    });
+
+    await ok.run(21);
+    expect(entries[0]).toEqual({
+      level: 20,
+      job: "nightly",
+      stageName: "double",
+      value: 21,
+      msg: 'stage "double" started',
+    });
+    expect(entries[1]).toMatchObject({ level: 20, stageName: "double", output: 42 });
+    expect(entries[1]?.durationMs).toEqual(expect.any(Number));
+    expect(entries[1]?.msg).toMatch(/^stage "double" succeeded in \d+\.\d ms$/);
+
+    await rejectionOf(failingPipeline(new RangeError("nope"), { logger }).run(1));
+    const failure = entries.at(-1)!;
+    expect(failure).toMatchObject({ level: 50, stageName: "broken", attempt: 1 });
+    expect(failure.msg).toMatch(/^stage "broken" failed in \d+\.\d ms: RangeError: nope$/);
+    const err = failure.err as Record<string, unknown>;
+    expect(err.type).toBe("StageExecutionError");
+    // pino's serializer appends the messages of the error's cause chain.
+    expect(err.message).toMatch(/^Stage "broken" failed: nope/);
+    expect(err.stack).toContain("StageExecutionError");
+    expect(failure).not.toHaveProperty("error");
+  });
+
+  it("pino with order message-first: the fields are lost, which is why pino is detected", async () => {
+    const { stream, entries } = jsonLines();
+    const logger = pino({ base: null, timestamp: false }, stream);
+    const pipeline = new Pipeline([new Stage("s", (value: number) => value)], {
+      middlewares: [loggingMiddleware({ logger, order: "message-first" })],
+    });
+
+    await pipeline.run(1);
+    expect(entries[0]).toEqual({ level: 30, msg: 'stage "s" started' });
+  });
+
+  it("winston: the fields merge into its entry, and the line carries the error's message", async () => {
+    const { stream, entries } = jsonLines();
+    // The documented format that copies a nested error's stack into the entry.
+    const errorStack = winston.format((info) => {
+      if (info.error instanceof Error) info.stack = info.error.stack;
+      return info;
+    });
+    const logger = winston.createLogger({
+      level: "verbose",
+      format: winston.format.combine(errorStack(), winston.format.json()),
+      // winston's types declare this transport as an interface over its TransportStream class.
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+      transports: [new winston.transports.Stream({ stream })],
+    });
+    const ok = new Pipeline([new Stage("double", (value: number) => value * 2)], {
+      middlewares: [loggingMiddleware({ logger, level: "verbose" })],
+    });
+
+    await ok.run(2);
+    await rejectionOf(failingPipeline(new RangeError("nope"), { logger }).run(1));
+    await vi.waitFor(() => {
+      expect(entries).toHaveLength(4);
+    });
+    expect(entries[0]).toEqual({
+      level: "verbose",
+      message: 'stage "double" started',
+      stageName: "double",
+    });
+    expect(entries[1]).toMatchObject({ level: "verbose", stageName: "double" });
+    expect(entries[1]?.durationMs).toEqual(expect.any(Number));
+    const failure = entries[3]!;
+    expect(failure).toMatchObject({ level: "error", stageName: "broken", attempt: 1 });
+    expect(failure.message).toMatch(/^stage "broken" failed in \d+\.\d ms: RangeError: nope$/);
+    expect(failure.stack).toMatch(/^StageExecutionError: Stage "broken" failed: nope\n/);
+  });
+
+  it("throws TypeError or RangeError for bad options, naming the option", () => {
     expect(() => loggingMiddleware({ logger: {} as Logger })).toThrow(TypeError);
     expect(() => loggingMiddleware({ logger: { info: () => {} } as unknown as Logger })).toThrow(
       /logger/,
@@ -216,6 +473,27 @@ describe("loggingMiddleware", () => {
     expect(() => loggingMiddleware(null)).toThrow(TypeError);
     // @ts-expect-error -- checked at run time too
     expect(() => loggingMiddleware("console")).toThrow(TypeError);
+    expect(() => loggingMiddleware({ logger: recordingLogger(), level: "verbose" })).toThrow(
+      new TypeError('level must name a method of the logger, got "verbose"'),
+    );
+    // @ts-expect-error -- checked at run time too
+    expect(() => loggingMiddleware({ level: 2 })).toThrow(
+      new TypeError("level must be a string, got 2"),
+    );
+    // @ts-expect-error -- checked at run time too
+    expect(() => loggingMiddleware({ includeValue: "yes" })).toThrow(
+      new TypeError('includeValue must be a boolean, got "yes"'),
+    );
+    // @ts-expect-error -- checked at run time too
+    expect(() => loggingMiddleware({ order: "pino" })).toThrow(
+      new RangeError('order must be "message-first" or "fields-first", got "pino"'),
+    );
+    expect(() => loggingMiddleware({ includeValues: true } as LoggingOptions)).toThrow(
+      new TypeError('unknown option "includeValues" (did you mean "includeValue"?)'),
+    );
+    expect(() =>
+      loggingMiddleware({ logger: console, level: "warn", includeValue: false, order: undefined }),
+    ).not.toThrow();
   });
 });
 

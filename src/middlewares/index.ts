@@ -10,7 +10,7 @@
  */
 
 export { loggingMiddleware } from "./logging.js";
-export type { Logger, LoggingOptions } from "./logging.js";
+export type { LogFields, Logger, LoggingOptions } from "./logging.js";
 export { timingMiddleware } from "./timing.js";
 export type { TimingContext } from "./timing.js";
 export { retryMiddleware } from "./retry.js";
