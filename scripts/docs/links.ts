@@ -57,16 +57,8 @@ export function anchorsOf(markdown: string): Set<string> {
 function anchorsBy(markdown: string, anchorOf: (heading: string) => string): Set<string> {
   const anchors = new Set<string>();
   const seen = new Map<string, number>();
-  let fence: string | undefined;
-  for (const line of markdown.split("\n")) {
-    const marker = /^\s*(`{3,}|~{3,})/.exec(line)?.[1];
-    if (marker !== undefined) {
-      if (fence === undefined) fence = marker;
-      else if (marker.startsWith(fence) && line.trim() === marker) fence = undefined;
-      continue;
-    }
-    if (fence !== undefined) continue;
-    const heading = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line)?.[1];
+  for (const { text } of proseLines(markdown)) {
+    const heading = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(text)?.[1];
     if (heading === undefined) continue;
     const anchor = anchorOf(heading);
     const count = seen.get(anchor) ?? 0;
@@ -78,22 +70,28 @@ function anchorsBy(markdown: string, anchorOf: (heading: string) => string): Set
 
 /** The Markdown links (`[text](target)`, images too) of a text, outside code, with their lines. */
 function linksOf(markdown: string): { target: string; line: number }[] {
-  const links: { target: string; line: number }[] = [];
+  return proseLines(markdown).flatMap(({ text, line }) =>
+    [...text.replace(/`[^`]*`/g, "").matchAll(/\]\(([^()\s]+)(?:\s+"[^"]*")?\)/g)].map((match) => ({
+      target: match[1] ?? "",
+      line,
+    })),
+  );
+}
+
+/** The lines of a Markdown text outside fenced code blocks, with their numbers (from 1). */
+function proseLines(markdown: string): { text: string; line: number }[] {
+  const lines: { text: string; line: number }[] = [];
   let fence: string | undefined;
-  for (const [index, line] of markdown.split("\n").entries()) {
-    const marker = /^\s*(`{3,}|~{3,})/.exec(line)?.[1];
+  for (const [index, text] of markdown.split("\n").entries()) {
+    const marker = /^\s*(`{3,}|~{3,})/.exec(text)?.[1];
     if (marker !== undefined) {
       if (fence === undefined) fence = marker;
-      else if (marker.startsWith(fence) && line.trim() === marker) fence = undefined;
+      else if (marker.startsWith(fence) && text.trim() === marker) fence = undefined;
       continue;
     }
-    if (fence !== undefined) continue;
-    const prose = line.replace(/`[^`]*`/g, "");
-    for (const match of prose.matchAll(/\]\(([^()\s]+)(?:\s+"[^"]*")?\)/g)) {
-      links.push({ target: match[1] ?? "", line: index + 1 });
-    }
+    if (fence === undefined) lines.push({ text, line: index + 1 });
   }
-  return links;
+  return lines;
 }
 
 /**
