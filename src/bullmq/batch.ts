@@ -105,8 +105,9 @@ export class Batch {
     let complete = false;
     try {
       await whenReady(blocking.redis, this.#backend.connectTimeout);
-      // A producer that died while stopping this batch may have left its stop flag behind.
-      await this.#redis.del(keys.stop(batchId));
+      // A producer that died while stopping this batch may have left its stop flag behind, and
+      // entries on the done list that a resumed batch reads from the results instead.
+      await this.#redis.del(keys.stop(batchId), keys.done(batchId));
       let next = 0;
       let exhausted = false;
       for (;;) {

@@ -234,7 +234,8 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await this.worker.close();
+      // Without a connection there is no job to finish, and BullMQ would wait for one.
+      await this.worker.close(this.#client.redis.status !== "ready");
       await closeClient(this.#subscriber);
       await closeClient(this.#client);
     })();
