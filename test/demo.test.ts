@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 
 // The demo (`npm run demo`) runs end to end in a child process, its stdout a pipe (not a
 // TTY), as in CI. The records and the server's failures derive from the seed alone, so every
@@ -21,10 +21,13 @@ interface Finished {
  */
 function startDemo(
   onOutput: (stdout: string, kill: (signal: NodeJS.Signals) => void) => void = () => {},
+  args: readonly string[] = [],
 ): Promise<Finished> {
-  const child = spawn(process.execPath, ["--import", "tsx", "demo/main.ts"], {
+  const child = spawn(process.execPath, ["--import", "tsx", "demo/main.ts", ...args], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
+    // The Redis of the test run (test/bullmq/global-setup.ts), for --workers.
+    env: { ...process.env, REDIS_URL: inject("redisUrl") },
   });
   let stdout = "";
   let stderr = "";
@@ -44,49 +47,48 @@ function startDemo(
 }
 
 describe.concurrent("demo", () => {
-  it("prices every record and prints the summary", { timeout: 30_000 }, async () => {
+  it("prices every record and prints the summary", { timeout: 120_000 }, async () => {
     const { code, stdout, stderr } = await startDemo();
     expect(stderr).toBe("");
     expect(code).toBe(0);
 
     expect(stdout).toMatch(/^async-pipeline demo: 300 records, concurrency 16, seed 42$/m);
-    expect(stdout).toMatch(/^quote server at http:\/\/127\.0\.0\.1:\d+: /m);
-    // Not a TTY: plain progress lines, one per tenth, no carriage returns.
-    expect(stdout).not.toContain("\r");
-    const progress = stdout.match(
-      /^progress: \d+\/300 done, \d+ failed, \d+ in flight, retries: \d+, \d+\.\d s$/gm,
-    );
-    // One line per tenth of the way; fewer when items settling together skip a tenth.
-    expect(progress?.length).toBeGreaterThanOrEqual(2);
-    expect(progress?.length).toBeLessThanOrEqual(10);
-    expect(stdout).toMatch(/^progress: 300\/300 done, 29 failed, 0 in flight, /m);
-
-    const summary = stdout.slice(stdout.indexOf("\nsummary: ") + 1);
-    expect(summary).toMatch(/^summary: 300 records in \d+\.\d s$/m);
-    expect(summary).toMatch(/^succeeded: 271$/m);
-    expect(summary).toMatch(/^failed: 29, by reason:$/m);
-    expect(summary).toMatch(/^ {2}fetch: HTTP 404 +9$/m);
-    expect(summary).toMatch(/^ {2}transform: no exchange rate for XYZ +9$/m);
-    expect(summary).toMatch(/^ {2}fetch: timed out \(800 ms\) after 4 attempts +4$/m);
-    expect(summary).toMatch(/^ {2}fetch: HTTP 500 after 4 attempts +3$/m);
-    expect(summary).toMatch(/^ {2}parse: invalid record +2$/m);
-    expect(summary).toMatch(/^ {2}parse: not JSON +2$/m);
-    expect(summary).toMatch(/^retries: \d+, after:$/m);
-    expect(summary).toMatch(/^ {2}HTTP 503 +\d+$/m);
-    expect(summary).toMatch(/^ {2}timed out \(800 ms\) +\d+$/m);
-    expect(summary).toMatch(/^stage durations \(ms, timingMiddleware\):$/m);
-    expect(summary).toMatch(/^ {2}stage +runs +p50 +p95$/m);
-    expect(summary).toMatch(/^ {2}parse +300 +\d+\.\d +\d+\.\d$/m);
-    expect(summary).toMatch(/^ {2}fetch +296 +\d+\.\d +\d+\.\d$/m);
-    expect(summary).toMatch(/^ {2}transform +280 +\d+\.\d +\d+\.\d$/m);
-    expect(summary).toMatch(/^ {2}collect +271 +\d+\.\d +\d+\.\d$/m);
-    expect(summary).toMatch(
-      /^quote server: \d+ requests \(200 ×\d+, 404 ×9, 500 ×\d+, 503 ×\d+\), \d+ never answered/m,
-    );
-    expect(summary).toMatch(/^output: 271 priced orders, 88237\.81 EUR in all$/m);
+    expectSummary(stdout);
   });
 
-  it("stops cleanly on Ctrl-C (SIGINT) and exits with 130", { timeout: 30_000 }, async () => {
+  it(
+    "runs the same job through Redis on three worker processes",
+    { timeout: 120_000 },
+    async () => {
+      const { code, stdout, stderr } = await startDemo(undefined, ["--workers", "3"]);
+      expect(stderr).toBe("");
+      expect(code).toBe(0);
+      expect(stdout).toMatch(
+        /^async-pipeline demo: 300 records, concurrency 16, seed 42, 3 worker processes through Redis$/m,
+      );
+      expect(stdout).toMatch(/^workers: 3 processes × concurrency 6, queue demo-\d+-\d+$/m);
+      expectSummary(stdout);
+    },
+  );
+
+  it("prints its options with --help", { timeout: 60_000 }, async () => {
+    const { code, stdout, stderr } = await startDemo(undefined, ["--help"]);
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^Usage: npm run demo -- \[options\]$/m);
+    for (const option of ["--records N", "--concurrency N", "--seed N", "--workers N", "--help"]) {
+      expect(stdout).toContain(`  ${option}`);
+    }
+  });
+
+  it("rejects an unknown option with one line", { timeout: 60_000 }, async () => {
+    const { code, stdout, stderr } = await startDemo(undefined, ["--colour"]);
+    expect(code).toBe(2);
+    expect(stdout).toBe("");
+    expect(stderr).toBe("demo: Unknown option '--colour' (see npm run demo -- --help)\n");
+  });
+
+  it("stops cleanly on Ctrl-C (SIGINT) and exits with 130", { timeout: 120_000 }, async () => {
     let armed = false;
     const { code, signal, stdout, stderr } = await startDemo((output, kill) => {
       // Once the batch has started, let it run for a second, then interrupt it.
@@ -123,3 +125,41 @@ describe.concurrent("demo", () => {
     expect(stdout).not.toContain("summary:");
   });
 });
+
+/** The counts every run with the default seed ends with, in process or through Redis. */
+function expectSummary(stdout: string): void {
+  expect(stdout).toMatch(/^quote server at http:\/\/127\.0\.0\.1:\d+: /m);
+  // Not a TTY: plain progress lines, one per tenth, no carriage returns.
+  expect(stdout).not.toContain("\r");
+  const progress = stdout.match(
+    /^progress: \d+\/300 done, \d+ failed, \d+ in flight, retries: \d+, \d+\.\d s$/gm,
+  );
+  // One line per tenth of the way; fewer when items settling together skip a tenth.
+  expect(progress?.length).toBeGreaterThanOrEqual(2);
+  expect(progress?.length).toBeLessThanOrEqual(10);
+  expect(stdout).toMatch(/^progress: 300\/300 done, 29 failed, 0 in flight, /m);
+
+  const summary = stdout.slice(stdout.indexOf("\nsummary: ") + 1);
+  expect(summary).toMatch(/^summary: 300 records in \d+\.\d s$/m);
+  expect(summary).toMatch(/^succeeded: 271$/m);
+  expect(summary).toMatch(/^failed: 29, by reason:$/m);
+  expect(summary).toMatch(/^ {2}fetch: HTTP 404 +9$/m);
+  expect(summary).toMatch(/^ {2}transform: no exchange rate for XYZ +9$/m);
+  expect(summary).toMatch(/^ {2}fetch: timed out \(800 ms\) after 4 attempts +4$/m);
+  expect(summary).toMatch(/^ {2}fetch: HTTP 500 after 4 attempts +3$/m);
+  expect(summary).toMatch(/^ {2}parse: invalid record +2$/m);
+  expect(summary).toMatch(/^ {2}parse: not JSON +2$/m);
+  expect(summary).toMatch(/^retries: \d+, after:$/m);
+  expect(summary).toMatch(/^ {2}HTTP 503 +\d+$/m);
+  expect(summary).toMatch(/^ {2}timed out \(800 ms\) +\d+$/m);
+  expect(summary).toMatch(/^stage durations \(ms, timingMiddleware\):$/m);
+  expect(summary).toMatch(/^ {2}stage +runs +p50 +p95$/m);
+  expect(summary).toMatch(/^ {2}parse +300 +\d+\.\d +\d+\.\d$/m);
+  expect(summary).toMatch(/^ {2}fetch +296 +\d+\.\d +\d+\.\d$/m);
+  expect(summary).toMatch(/^ {2}transform +280 +\d+\.\d +\d+\.\d$/m);
+  expect(summary).toMatch(/^ {2}collect +271 +\d+\.\d +\d+\.\d$/m);
+  expect(summary).toMatch(
+    /^quote server: \d+ requests \(200 ×\d+, 404 ×9, 500 ×\d+, 503 ×\d+\), \d+ never answered/m,
+  );
+  expect(summary).toMatch(/^output: 271 priced orders, 88237\.81 EUR in all$/m);
+}

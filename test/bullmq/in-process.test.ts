@@ -8,7 +8,7 @@ import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { Pipeline, PipelineError, Stage, type Progress } from "../../src/index.js";
 import { PipelineQueue, PipelineWorker, RedisUnavailableError } from "../../src/bullmq/index.js";
-import { freePort } from "./redis-server.js";
+import { freePort } from "../../demo/redis-server.js";
 import { arithmetic, renamed } from "./pipelines.js";
 import {
   client,

@@ -1,7 +1,8 @@
 /**
  * A real, throwaway `redis-server` (Debian's package) on a free loopback port, persistence off,
- * stopped by its PID. Used by the vitest global setup and by the demo. When the binary is
- * missing it is installed with apt-get if we are root; otherwise the error says how to get it.
+ * stopped by its PID: for `npm run demo -- --workers N` and the BullMQ tests' global setup.
+ * `ensureRedisServer` (the tests) installs a missing binary with apt-get when root, and
+ * otherwise fails saying how to get it.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer, connect } from "node:net";
@@ -19,10 +20,12 @@ export function hasRedisServer(): boolean {
 }
 
 /** Installs redis-server with apt-get when root; otherwise throws saying how to get it. */
+export const HOW_TO_GET_REDIS =
+  "Install Redis: `sudo apt-get update && sudo apt-get install -y redis-server` (Debian/Ubuntu), `brew install redis` (macOS)";
+
 export function ensureRedisServer(): void {
   if (hasRedisServer()) return;
-  const how =
-    "Install Redis: `sudo apt-get update && sudo apt-get install -y redis-server` (Debian/Ubuntu), `brew install redis` (macOS)";
+  const how = HOW_TO_GET_REDIS;
   if (process.getuid?.() !== 0) {
     throw new Error(`redis-server is not installed, and the BullMQ tests need it. ${how}`);
   }
@@ -63,7 +66,6 @@ function accepting(port: number): Promise<boolean> {
 
 /** Starts redis-server on a free port and resolves once it accepts connections. */
 export async function startRedisServer(): Promise<RedisServer> {
-  ensureRedisServer();
   const port = await freePort();
   const child: ChildProcess = spawn(
     "redis-server",
