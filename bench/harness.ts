@@ -4,7 +4,9 @@
  * growth, JIT tier-up) lands on whichever task happens to be running. Here every contender
  * runs once per round, in a shuffled order, for `rounds` rounds, in the same process: each
  * round yields one sample per contender, and ratios are computed per round (paired), then
- * summarised by their median and interquartile range.
+ * summarised by their minimum, quartiles, median and maximum. `npm run bench` runs each group of
+ * contenders in a fresh child process (see suite.ts), so that one group's JIT and heap state does
+ * not bias another's.
  */
 
 /** One thing being measured. */
@@ -37,10 +39,10 @@ export interface MeasureOptions {
    */
   readonly collectBetweenSamples?: boolean | undefined;
   /**
-   * What `samples` and ratios are computed from: `wall` (the default), `process.hrtime`; or
-   * `cpu`, `process.cpuUsage()` (user + system time of the whole process, GC threads included),
-   * which other processes competing for the cores disturb far less. Microsecond resolution:
-   * for samples of milliseconds or more. Wall time is recorded either way.
+   * What `samples` and `ns` are computed from: `wall` (the default), `process.hrtime`; or
+   * `cpu`, `process.cpuUsage()` (user + system time of the whole process, GC threads included,
+   * so it bills a contender for the collector's parallel threads too). Microsecond resolution:
+   * for samples of milliseconds or more. Both clocks are recorded either way.
    */
   readonly clock?: "wall" | "cpu" | undefined;
   /** Called after each round (progress output). */
@@ -64,8 +66,14 @@ export interface ContenderResult {
   readonly samples: readonly number[];
   /** Of `samples` (ns per unit). */
   readonly ns: Summary;
-  /** Wall-clock nanoseconds per work unit, whatever the clock. */
+  /** Wall-clock nanoseconds per work unit, one per round, whatever the clock. */
+  readonly wallSamples: readonly number[];
+  /** Process CPU nanoseconds per work unit, one per round, whatever the clock. */
+  readonly cpuSamples: readonly number[];
+  /** Of `wallSamples`. */
   readonly wall: Summary;
+  /** Of `cpuSamples`. */
+  readonly cpu: Summary;
 }
 
 export interface Measurement {
@@ -102,9 +110,16 @@ function quantile(sorted: readonly number[], q: number): number {
  * The per-round ratio `a / b` of two contenders' times (so > 1 means `a` is slower),
  * summarised. Paired by round, which cancels drift that affects both within a round.
  */
-export function ratio(measurement: Measurement, a: string, b: string): Summary {
-  const first = find(measurement, a).samples;
-  const second = find(measurement, b).samples;
+export function ratio(
+  measurement: Measurement,
+  a: string,
+  b: string,
+  clock?: "wall" | "cpu",
+): Summary {
+  const pick = (result: ContenderResult): readonly number[] =>
+    clock === undefined ? result.samples : clock === "cpu" ? result.cpuSamples : result.wallSamples;
+  const first = pick(find(measurement, a));
+  const second = pick(find(measurement, b));
   return summarize(first.map((value, index) => value / (second[index] as number)));
 }
 
@@ -197,8 +212,8 @@ export async function measure(
     return Math.max(1, Math.round((options.sampleMs * 1e6) / perOp));
   });
 
-  const samples = contenders.map((): number[] => []);
   const wallSamples = contenders.map((): number[] => []);
+  const cpuSamples = contenders.map((): number[] => []);
   const next = random(options.seed ?? 1);
   const order = contenders.map((_, index) => index);
   for (let round = 0; round < options.rounds; round++) {
@@ -207,21 +222,27 @@ export async function measure(
       const batch = batches[index] as number;
       if (options.collectBetweenSamples === true) collect();
       const { wall, cpu } = await timeBatch(contender.op, batch);
-      (samples[index] as number[]).push(
-        (options.clock === "cpu" ? cpu : wall) / batch / unitsPerOp,
-      );
       (wallSamples[index] as number[]).push(wall / batch / unitsPerOp);
+      (cpuSamples[index] as number[]).push(cpu / batch / unitsPerOp);
     }
     options.onRound?.(round);
   }
   return {
-    results: contenders.map((contender, index) => ({
-      name: contender.name,
-      batch: batches[index] as number,
-      samples: samples[index] as number[],
-      ns: summarize(samples[index] as number[]),
-      wall: summarize(wallSamples[index] as number[]),
-    })),
+    results: contenders.map((contender, index) => {
+      const wall = wallSamples[index] as number[];
+      const cpu = cpuSamples[index] as number[];
+      const samples = options.clock === "cpu" ? cpu : wall;
+      return {
+        name: contender.name,
+        batch: batches[index] as number,
+        samples,
+        ns: summarize(samples),
+        wallSamples: wall,
+        cpuSamples: cpu,
+        wall: summarize(wall),
+        cpu: summarize(cpu),
+      };
+    }),
     rounds: options.rounds,
     unitsPerOp,
     clock: options.clock ?? "wall",

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -17,6 +18,20 @@ export interface Machine {
   readonly date: string;
   /** 1-minute load average when the run started: other work on the machine. */
   readonly load: number;
+  /** The git commit measured (short hash, "+changes" when the work tree differs), if known. */
+  readonly commit?: string | undefined;
+}
+
+/** The checked-out commit, or undefined outside a git work tree. */
+function gitCommit(): string | undefined {
+  const git = (...args: string[]): string =>
+    execFileSync("git", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  try {
+    const hash = git("rev-parse", "--short", "HEAD");
+    return git("status", "--porcelain", "--untracked-files=no") === "" ? hash : `${hash}+changes`;
+  } catch {
+    return undefined;
+  }
 }
 
 export function describeMachine(libraryFile: string): Machine {
@@ -36,6 +51,7 @@ export function describeMachine(libraryFile: string): Machine {
     libraryFile: path.relative(fileURLToPath(new URL("..", import.meta.url)), libraryFile),
     date: new Date().toISOString().slice(0, 10),
     load: os.loadavg()[0] ?? NaN,
+    commit: gitCommit(),
   };
 }
 
@@ -45,7 +61,8 @@ export function machineLines(machine: Machine): string[] {
     `Memory: ${machine.memoryGiB.toFixed(1)} GiB`,
     `OS: ${machine.os}`,
     `Node.js: ${machine.node} (V8 ${machine.v8})`,
-    `Library: ${machine.library}, built: ${machine.libraryFile}`,
+    `Library: ${machine.library}, built: ${machine.libraryFile}` +
+      (machine.commit === undefined ? "" : ` from commit ${machine.commit}`),
     `Date: ${machine.date}`,
     `Load average (1 min) at the start: ${machine.load.toFixed(2)} on ${String(machine.cores)} cores`,
   ];

@@ -1,5 +1,5 @@
 /** Tables, number formats and the sections each case returns. */
-import type { Summary } from "./harness.js";
+import { ratio, type Measurement, type Summary } from "./harness.js";
 
 export interface Table {
   readonly caption: string;
@@ -35,12 +35,30 @@ export interface Section {
   readonly charts: readonly ChartPanel[];
   /** One-line findings, for the console summary and the README. */
   readonly headlines: readonly string[];
+  /** Rows of the scorecard at the top of BENCHMARKS.md (issue 12's table), if any. */
+  readonly scores?: readonly Score[] | undefined;
+}
+
+/**
+ * One scorecard row: a paired ratio, `async-pipeline`'s time ÷ a reference's, on both clocks,
+ * with its goal. Matched across runs by `id`, so that a saved baseline gives the "before".
+ */
+export interface Score {
+  /** Stable across runs (the baseline is matched by it). */
+  readonly id: string;
+  readonly label: string;
+  /** Time ÷ reference by wall clock, per round. */
+  readonly wall: Summary;
+  /** Time ÷ reference by process CPU time, per round. */
+  readonly cpu: Summary;
+  /** The ratio's target, if it has one: the median must be at most this. */
+  readonly goal?: number | undefined;
 }
 
 /** Sizes and durations, full or quick. */
 export interface Settings {
   readonly quick: boolean;
-  /** What the in-process cases time: CPU time of the process (default) or wall time. */
+  /** What the cases time: wall time (default) or CPU time of the process. */
   readonly clock: "cpu" | "wall";
   readonly seed: number;
   readonly log: (line: string) => void;
@@ -83,9 +101,26 @@ export function formatRatio(value: number): string {
   return `${value >= 10 ? value.toFixed(1) : value.toFixed(2)}×`;
 }
 
-/** "1.23× (1.20–1.27)": the median and interquartile range of a paired ratio. */
+/** "1.23× (1.10–1.41)": the median of a paired ratio, and its minimum and maximum. */
 export function formatRatioRange(summary: Summary): string {
-  return `${formatRatio(summary.median)} (${summary.p25.toFixed(2)}–${summary.p75.toFixed(2)})`;
+  return `${formatRatio(summary.median)} (${summary.min.toFixed(2)}–${summary.max.toFixed(2)})`;
+}
+
+/**
+ * A scorecard row from a group's measurement: `ours`' time ÷ `reference`'s, paired per round,
+ * on both clocks.
+ */
+export function score(
+  measurement: Measurement,
+  row: { id: string; label: string; ours: string; reference: string; goal?: number | undefined },
+): Score {
+  return {
+    id: row.id,
+    label: row.label,
+    wall: ratio(measurement, row.ours, row.reference, "wall"),
+    cpu: ratio(measurement, row.ours, row.reference, "cpu"),
+    goal: row.goal,
+  };
 }
 
 /** "1.23 µs ±4%": the median and half the interquartile range relative to it. */
@@ -118,4 +153,35 @@ export function consoleTable(table: Table): string {
     `  ${widths.map((width) => "-".repeat(width)).join("  ")}`,
     ...table.rows.map((row) => `  ${line(row)}`),
   ].join("\n");
+}
+
+/**
+ * Issue 12's table: one row per score, now (wall, with its extremes, and CPU) against its goal,
+ * and against `before` (a saved run's scores, matched by id) when given.
+ */
+export function scorecard(scores: readonly Score[], before?: readonly Score[]): Table {
+  const withBefore = before !== undefined;
+  return {
+    caption: `${OURS} time ÷ reference, median of paired rounds (min–max)`,
+    headers: [
+      "case",
+      ...(withBefore ? ["before (wall)"] : []),
+      "now (wall)",
+      "now (CPU)",
+      "goal",
+      "met",
+    ],
+    align: ["l", ...(withBefore ? (["r"] as const) : []), "r", "r", "r", "l"],
+    rows: scores.map((entry) => {
+      const old = before?.find((candidate) => candidate.id === entry.id);
+      return [
+        entry.label,
+        ...(withBefore ? [old === undefined ? "—" : formatRatioRange(old.wall)] : []),
+        formatRatioRange(entry.wall),
+        formatRatio(entry.cpu.median),
+        entry.goal === undefined ? "—" : `≤ ${entry.goal.toFixed(2)}`,
+        entry.goal === undefined ? "—" : entry.wall.median <= entry.goal ? "yes" : "**no**",
+      ];
+    }),
+  };
 }

@@ -7,20 +7,23 @@
 import { PromisePool } from "@supercharge/promise-pool";
 import pLimit from "p-limit";
 import pMap from "p-map";
-import { measure, ratio, type Contender, type Measurement } from "../harness.js";
+import { ratio, type Contender, type Measurement } from "../harness.js";
 import { Pipeline, Stage } from "../lib.js";
 import {
   OURS,
+  score,
   clockName,
   formatRate,
   formatRatio,
   formatRatioRange,
   formatSpread,
   type ChartPanel,
+  type Score,
   type Section,
   type Settings,
   type Table,
 } from "../report.js";
+import { defineCase, type ChildSettings } from "../suite.js";
 
 const FLOOR = "hand-written worker pool";
 const P_MAP = "p-map";
@@ -108,27 +111,64 @@ function table(
   };
 }
 
-export async function mapThroughput(settings: Settings): Promise<Section> {
-  const count = settings.quick ? 20_000 : 1_000_000;
-  const items = Array.from({ length: count }, (_, index) => index);
+const CONCURRENCIES = [1, 16, 256] as const;
+
+function itemCount(settings: ChildSettings): number {
+  return settings.quick ? 10_000 : 1_000_000;
+}
+
+export default defineCase({
+  groups: (settings) =>
+    CONCURRENCIES.map((concurrency) => ({
+      id: `concurrency ${String(concurrency)}`,
+      options: {
+        rounds: settings.quick ? 3 : 9,
+        sampleMs: 0,
+        warmupMs: 0,
+        unitsPerOp: itemCount(settings),
+      },
+      contenders: () =>
+        contenders(
+          Array.from({ length: itemCount(settings) }, (_, index) => index),
+          concurrency,
+        ),
+    })),
+  section: mapThroughput,
+});
+
+async function mapThroughput(
+  settings: Settings,
+  measureGroup: (id: string) => Promise<Measurement>,
+): Promise<Section> {
+  const count = itemCount(settings);
   const tables: Table[] = [];
   const summaryRows: string[][] = [];
   const headlines: string[] = [];
+  const scores: Score[] = [];
   const groups: ChartPanel["groups"][number][] = [];
-  for (const [index, concurrency] of [1, 16, 256].entries()) {
-    settings.log(`map throughput: concurrency ${String(concurrency)}`);
-    const measurement = await measure(contenders(items, concurrency), {
-      rounds: settings.quick ? 3 : 7,
-      sampleMs: 0,
-      warmupMs: 0,
-      unitsPerOp: count,
-      clock: settings.clock,
-      seed: settings.seed + 100 + index,
-      onRound: (round) => {
-        settings.log(`  round ${String(round + 1)} done`);
-      },
-    });
+  for (const concurrency of CONCURRENCIES) {
+    const measurement = await measureGroup(`concurrency ${String(concurrency)}`);
     tables.push(table(concurrency, count, measurement, settings));
+    if (concurrency === 16) {
+      scores.push(
+        score(measurement, {
+          id: "map-array-16-vs-pool",
+          label: "`map`, array, concurrency 16 ÷ hand pool",
+          ours: OURS,
+          reference: FLOOR,
+          goal: 1.5,
+        }),
+      );
+    }
+    scores.push(
+      score(measurement, {
+        id: `map-${String(concurrency)}-vs-p-map`,
+        label: `\`map\` ÷ p-map, concurrency ${String(concurrency)}`,
+        ours: OURS,
+        reference: P_MAP,
+        goal: 0.25,
+      }),
+    );
     const ours = measurement.results.find((result) => result.name === OURS);
     const vsPMap = ratio(measurement, P_MAP, OURS);
     const vsFloor = ratio(measurement, FLOOR, OURS);
@@ -180,12 +220,13 @@ export async function mapThroughput(settings: Settings): Promise<Section> {
     ],
     tables: [summary, ...tables],
     notes: [
-      "Ratios are paired per round; brackets give their interquartile range. No GC is forced",
+      "Ratios are paired per round; brackets give their minimum and maximum. No GC is forced",
       "between samples: with a forced full GC (`--expose-gc`) before each sample, this library's",
       "samples measured 1.5 to 2 times slower than in a steady state while the hand-written",
       "pool's hardly moved, which would measure V8's recovery from the forced GC rather than",
       "the libraries. Interleaving spreads the cost of garbage collection instead.",
     ],
+    scores,
     charts: [
       {
         title: `2. map throughput, ${count.toLocaleString("en-US")} items (longer is faster)`,

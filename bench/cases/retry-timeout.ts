@@ -4,7 +4,7 @@
  */
 import pRetry from "p-retry";
 import pTimeout from "p-timeout";
-import { measure, ratio, type Contender, type Measurement } from "../harness.js";
+import { ratio, type Contender, type Measurement } from "../harness.js";
 import { Stage } from "../lib.js";
 import {
   OURS,
@@ -18,6 +18,7 @@ import {
   type Settings,
   type Table,
 } from "../report.js";
+import { defineCase } from "../suite.js";
 
 type Handler = (value: number) => Promise<number>;
 
@@ -168,20 +169,30 @@ function table(scenario: Scenario, measurement: Measurement, settings: Settings)
   };
 }
 
-export async function retryTimeout(settings: Settings): Promise<Section> {
+export default defineCase({
+  groups: (settings) =>
+    scenarios().map((scenario) => ({
+      id: scenario.title,
+      options: {
+        rounds: settings.quick ? 5 : 25,
+        sampleMs: settings.quick ? 5 : 40,
+        warmupMs: settings.quick ? 20 : 300,
+        unitsPerOp: scenario.attempts,
+      },
+      contenders: () => scenario.contenders,
+    })),
+  section: retryTimeout,
+});
+
+async function retryTimeout(
+  settings: Settings,
+  measureGroup: (id: string) => Promise<Measurement>,
+): Promise<Section> {
   const tables: Table[] = [];
   const headlines: string[] = [];
   const groups: ChartPanel["groups"][number][] = [];
-  for (const [index, scenario] of scenarios().entries()) {
-    settings.log(`retry and timeout: ${scenario.title}`);
-    const measurement = await measure(scenario.contenders, {
-      rounds: settings.quick ? 5 : 25,
-      sampleMs: settings.quick ? 5 : 40,
-      warmupMs: settings.quick ? 20 : 300,
-      unitsPerOp: scenario.attempts,
-      seed: settings.seed + 200 + index,
-      clock: settings.clock,
-    });
+  for (const scenario of scenarios()) {
+    const measurement = await measureGroup(scenario.title);
     tables.push(table(scenario, measurement, settings));
     const ours = measurement.results.find((result) => result.name === OURS);
     const vsAlternative = ratio(measurement, OURS, scenario.alternativeName);

@@ -8,7 +8,7 @@
 import pPipe from "p-pipe";
 import pRetry from "p-retry";
 import pTimeout from "p-timeout";
-import { measure, ratio, find, type Contender, type Measurement } from "../harness.js";
+import { ratio, find, type Contender, type Measurement } from "../harness.js";
 import { Pipeline, Stage } from "../lib.js";
 import {
   OURS,
@@ -23,6 +23,7 @@ import {
   type Settings,
   type Table,
 } from "../report.js";
+import { defineCase } from "../suite.js";
 
 type Step = (value: number) => Promise<number>;
 
@@ -291,20 +292,30 @@ function table(variant: Variant, measurement: Measurement, settings: Settings): 
   };
 }
 
-export async function runOverhead(settings: Settings): Promise<Section> {
+export default defineCase({
+  groups: (settings) =>
+    variants().map((variant) => ({
+      id: variant.title,
+      options: {
+        rounds: settings.quick ? 5 : 25,
+        sampleMs: settings.quick ? 5 : 40,
+        warmupMs: settings.quick ? 20 : 300,
+      },
+      contenders: () => variant.contenders,
+    })),
+  section: runOverhead,
+});
+
+async function runOverhead(
+  settings: Settings,
+  measureGroup: (id: string) => Promise<Measurement>,
+): Promise<Section> {
   const tables: Table[] = [];
   const summaryRows: string[][] = [];
   const headlines: string[] = [];
   const groups: ChartPanel["groups"][number][] = [];
-  for (const [index, variant] of variants().entries()) {
-    settings.log(`run overhead: ${variant.title}`);
-    const measurement = await measure(variant.contenders, {
-      rounds: settings.quick ? 5 : 25,
-      sampleMs: settings.quick ? 5 : 40,
-      warmupMs: settings.quick ? 20 : 300,
-      seed: settings.seed + index,
-      clock: settings.clock,
-    });
+  for (const variant of variants()) {
+    const measurement = await measureGroup(variant.title);
     tables.push(table(variant, measurement, settings));
     const vsFloor = ratio(measurement, OURS, variant.floorName);
     const vsPlain = ratio(measurement, OURS, PLAIN_LOOP);
@@ -363,7 +374,7 @@ export async function runOverhead(settings: Settings): Promise<Section> {
     notes: [
       "Ratios are paired: each round times every contender once (in a shuffled order) and the",
       "ratio is taken within the round; the table gives the median and, in brackets, the",
-      "interquartile range of those per-round ratios.",
+      "minimum and maximum of those per-round ratios.",
     ],
     charts: [
       {
