@@ -36,6 +36,7 @@ const CASES = [
   "memory", // 3. map memory, 250k and 1M items
   "retry-timeout", // 4. stage.run with a timeout, retries
   "batch-variants", // 5. generator input, mapSettled, stream, timed and retried map
+  "bullmq", // 6. distributed batches: jobs/s through Redis, memory per job
 ] as const;
 
 const COMMAND = "npm run bench";
