@@ -69,7 +69,9 @@ function startWorker(env: Record<string, string>): Promise<ChildProcess> {
       output += chunk;
       if (output.includes("ready\n")) resolve(child);
     });
-    child.once("exit", (code) => { reject(new Error(`a demo worker exited early (${String(code)})`)); });
+    child.once("exit", (code) => {
+      reject(new Error(`a demo worker exited early (${String(code)})`));
+    });
   });
 }
 
@@ -154,7 +156,9 @@ async function refreshRetries(redis: Redis, key: string, retries: Tally): Promis
 function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    child.once("exit", () => { resolve(); });
+    child.once("exit", () => {
+      resolve();
+    });
     child.kill("SIGTERM");
   });
 }

@@ -180,8 +180,8 @@ export interface DistributedStreamOptions<
  * ```
  */
 export class PipelineQueue<I = unknown, O = unknown, C extends object = Context> {
-  /** The BullMQ `Queue` underneath. */
-  readonly queue: Queue<JobPayload>;
+  /** The BullMQ `Queue` underneath (its jobs' data is the library's own wire format). */
+  readonly queue: Queue;
   readonly #client: Client;
   readonly #backend: Backend;
   #closing: Promise<void> | undefined;
@@ -196,12 +196,12 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     const prefix = prefixOf(options.prefix);
     const connectTimeout = connectTimeoutOf(options.connectTimeout);
     this.#client = openClient(options.connection, "connection");
-    this.queue = new Queue<JobPayload>(queueName, { connection: this.#client.redis, prefix });
+    const queue = new Queue<JobPayload>(queueName, { connection: this.#client.redis, prefix });
+    this.queue = queue;
     // Errors surface through the batches (RedisUnavailableError); BullMQ's are repeats of them.
     this.queue.on("error", () => undefined);
     this.#client.redis.on("error", () => undefined);
     const client = this.#client;
-    const queue = this.queue;
     this.#backend = {
       queue,
       client,

@@ -155,8 +155,8 @@ function batchStopped(): Error {
  * ```
  */
 export class PipelineWorker<I = unknown, O = unknown, C extends object = Context> {
-  /** The BullMQ `Worker` underneath. */
-  readonly worker: Worker<JobPayload, void>;
+  /** The BullMQ `Worker` underneath (its jobs' data is the library's own wire format). */
+  readonly worker: Worker;
   readonly #pipeline: Pipeline<I, O, C>;
   readonly #stageNames: readonly string[];
   readonly #keys: Keys;
