@@ -5,6 +5,7 @@ export default defineConfig({
     index: "src/index.ts",
     middlewares: "src/middlewares/index.ts",
     opentelemetry: "src/opentelemetry/index.ts",
+    bullmq: "src/bullmq/index.ts",
   },
   format: ["esm", "cjs"],
   dts: true,

@@ -5,6 +5,8 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     exclude: ["test/stress/**"],
+    // One real redis-server for the BullMQ tests (test/bullmq/), stopped afterwards.
+    globalSetup: ["test/bullmq/global-setup.ts"],
     typecheck: {
       enabled: true,
       include: ["test/**/*.test-d.ts"],

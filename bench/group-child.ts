@@ -29,4 +29,6 @@ const measurement = await measure(contenders, {
     );
   },
 });
-process.stdout.write(`${JSON.stringify(measurement)}\n`);
+// Exit once the line is out: a group's contenders may hold connections open (the BullMQ case
+// keeps Redis clients and worker processes), which would keep this process alive.
+process.stdout.write(`${JSON.stringify(measurement)}\n`, () => process.exit(0));

@@ -41,3 +41,12 @@ if (!/[\\/]dist[\\/]/.test(libraryFile) && process.env.BENCH_LIBRARY === undefin
 
 export const library = (await import(pathToFileURL(libraryFile).href)) as typeof AsyncPipeline;
 export const { Pipeline, Stage } = library;
+
+/**
+ * The built `async-pipeline/bullmq` entry point (`dist/bullmq.js`), next to the core's file, for
+ * the BullMQ case. Loaded on first use, so the other cases never load bullmq or ioredis.
+ */
+export async function loadBullmq(): Promise<typeof import("../src/bullmq/index.js")> {
+  const file = libraryFile.replace(/index\.js$/, "bullmq.js");
+  return (await import(pathToFileURL(file).href)) as typeof import("../src/bullmq/index.js");
+}

@@ -37,6 +37,7 @@ const CASES = [
   "retry-timeout", // 4. stage.run with a timeout, retries
   "batch-variants", // 5. generator input, mapSettled, stream, timed and retried map
   "flow-control", // 6. a rate-limited map, perKey
+  "bullmq", // 7. distributed batches: jobs/s through Redis, memory per job
 ] as const;
 
 /** The short names `--only` took before the cases were named by file. */

@@ -5,9 +5,15 @@
  * progress line, and prints a summary. Ctrl-C cancels the batch through an AbortSignal, prints
  * what finished, and exits with code 130.
  *
- * Run: npm run demo (or npx tsx demo/main.ts --records 300 --concurrency 16 --seed 42)
+ * With `--workers N` the same job runs through Redis (async-pipeline/bullmq): N worker
+ * processes run the pipeline, this process enqueues the records and shows the same progress
+ * and summary (demo/distributed.ts).
+ *
+ * Run: npm run demo (or npx tsx demo/main.ts --records 300 --concurrency 16 --seed 42);
+ * npm run demo -- --help for the options.
  */
 import { parseArgs } from "node:util";
+import { runDistributed } from "./distributed.js";
 import { makePipeline, type PricedOrder } from "./pipeline.js";
 import { makeRecords } from "./records.js";
 import {
@@ -36,16 +42,48 @@ function integerOption(name: string, value: string, min: number): number {
   return number;
 }
 
-const { values: args } = parseArgs({
-  options: {
-    records: { type: "string", default: "300" },
-    concurrency: { type: "string", default: "16" },
-    seed: { type: "string", default: "42" },
-  },
-});
+const HELP = `Usage: npm run demo -- [options]
+
+Prices order lines through a local, flaky quote service with async-pipeline, with live
+progress and a summary. Ctrl-C stops the batch cleanly (exit code 130).
+
+Options:
+  --records N       how many order lines to price (default 300)
+  --concurrency N   how many run at once, over all workers (default 16)
+  --seed N          the seed of the records and of the server's failures (default 42)
+  --workers N       run through Redis with async-pipeline/bullmq on N worker processes
+                    (default 0: in this process). Uses REDIS_URL when set, else starts a
+                    local redis-server if one is installed.
+  --help            print this help and exit`;
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      records: { type: "string", default: "300" },
+      concurrency: { type: "string", default: "16" },
+      seed: { type: "string", default: "42" },
+      workers: { type: "string", default: "0" },
+      help: { type: "boolean", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+} catch (error) {
+  // One line, as command-line tools do: what was wrong, and where to look.
+  const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+  console.error(`demo: ${message ?? "bad arguments"} (see npm run demo -- --help)`);
+  process.exit(2);
+}
+const args = parsed.values;
+if (args.help) {
+  console.log(HELP);
+  process.exit(0);
+}
 const count = integerOption("records", args.records, 1);
 const concurrency = integerOption("concurrency", args.concurrency, 1);
 const seed = integerOption("seed", args.seed, 0);
+const workers = integerOption("workers", args.workers, 0);
 
 const server = await startServer(seed);
 const records = makeRecords(count, seed);
@@ -72,7 +110,8 @@ const stageNames = pipeline.stages.map((stage) => stage.name);
 const fetchStage = pipeline.stages.find((stage) => stage.name === "fetch");
 
 log(
-  `async-pipeline demo: ${String(count)} records, concurrency ${String(concurrency)}, seed ${String(seed)}`,
+  `async-pipeline demo: ${String(count)} records, concurrency ${String(concurrency)}, seed ${String(seed)}` +
+    (workers > 0 ? `, ${String(workers)} worker processes through Redis` : ""),
 );
 log(`pipeline: ${stageNames.join(" → ")}`);
 log(`quote server at ${server.url}: 100–300 ms per answer, some 404, 500, 503 and hangs`);
@@ -109,15 +148,40 @@ const timings: Record<string, number[]> = {};
 
 let settled: PromiseSettledResult<PricedOrder>[] | undefined;
 try {
-  settled = await pipeline.mapSettled(records, concurrency, {
-    signal: controller.signal,
-    context: { timings },
-    onProgress: (progress) => {
-      progressLine.update(progress);
-    },
-  });
+  if (workers > 0) {
+    const result = await runDistributed({
+      records,
+      workers,
+      concurrency,
+      serverUrl: server.url,
+      signal: controller.signal,
+      retries,
+      onProgress: (progress) => {
+        progressLine.update(progress);
+      },
+      log: (line) => {
+        progressLine.note(line);
+      },
+    });
+    settled = result.settled;
+    Object.assign(timings, result.timings);
+    collected.push(...result.collected);
+  } else {
+    settled = await pipeline.mapSettled(records, concurrency, {
+      signal: controller.signal,
+      context: { timings },
+      onProgress: (progress) => {
+        progressLine.update(progress);
+      },
+    });
+  }
 } catch (error) {
-  if (error !== controller.signal.reason) throw error;
+  if (error !== controller.signal.reason) {
+    progressLine.end();
+    await server.close();
+    console.error(`demo: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  }
 } finally {
   process.off("SIGINT", onSigint);
   progressLine.end();
@@ -139,7 +203,9 @@ if (settled === undefined) {
   log(`retries: ${String(retries.total)}`);
   for (const line of durationLines(timings, stageNames)) log(line);
   log(serverLine(server.stats));
-  log(`output: ${String(collected.length)} priced orders collected before the interruption`);
+  // Through Redis the outputs of an interrupted batch stay with the workers: count them.
+  const outputs = workers > 0 ? done - failed : collected.length;
+  log(`output: ${String(outputs)} priced orders collected before the interruption`);
   process.exitCode = 130;
 } else {
   const failures = new Tally();

@@ -1,4 +1,4 @@
-import { Pipeline, Stage, type RetryEvent } from "async-pipeline";
+import { Pipeline, Stage, type Middleware, type RetryEvent } from "async-pipeline";
 import { timingMiddleware } from "async-pipeline/middlewares";
 import { parseRecord, type OrderLine } from "./records.js";
 import type { Quote } from "./server.js";
@@ -43,6 +43,11 @@ export interface JobOptions {
   onRetry: (event: RetryEvent) => void;
   /** Receives each priced order, in the order they finish. */
   collect: (order: PricedOrder) => void;
+  /**
+   * Middlewares around timingMiddleware (a worker process adds one that keeps the durations,
+   * since each job's context is its own copy).
+   */
+  outer?: readonly Middleware<object>[];
 }
 
 /**
@@ -50,7 +55,7 @@ export interface JobOptions {
  * exponential backoff and jitter, no retry for a 4xx) → convert to euros → collect. The
  * `timingMiddleware` records every stage's duration in `context.timings`.
  */
-export function makePipeline({ baseUrl, onRetry, collect }: JobOptions) {
+export function makePipeline({ baseUrl, onRetry, collect, outer = [] }: JobOptions) {
   return new Pipeline(
     [
       new Stage("parse", parseRecord),
@@ -92,6 +97,6 @@ export function makePipeline({ baseUrl, onRetry, collect }: JobOptions) {
         return order;
       }),
     ],
-    { middlewares: [timingMiddleware()] },
+    { middlewares: [...outer, timingMiddleware()] },
   );
 }

@@ -3,15 +3,27 @@ import { CurrencyError, HttpError } from "./pipeline.js";
 import { InvalidRecordError } from "./records.js";
 import type { ServerStats } from "./server.js";
 
-/** A short, stable description of what an attempt threw. */
+/**
+ * A short, stable description of what an attempt threw. By class here, and by `name` for an
+ * error that came back from a worker process (rebuilt as a plain `Error` with the remote name).
+ */
 export function describeError(error: unknown): string {
   if (error instanceof TimeoutError) return `timed out (${String(error.timeout)} ms)`;
-  if (error instanceof HttpError) return error.message;
-  if (error instanceof CurrencyError) return error.message;
+  if (error instanceof HttpError || error instanceof CurrencyError) return error.message;
   if (error instanceof InvalidRecordError) return "invalid record";
   if (error instanceof SyntaxError) return "not JSON";
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return String(error);
+  if (!(error instanceof Error)) return String(error);
+  switch (error.name) {
+    case "TimeoutError":
+      return `timed out (${/after (\d+) ms/.exec(error.message)?.[1] ?? "?"} ms)`;
+    case "HttpError":
+    case "CurrencyError":
+      return error.message;
+    case "InvalidRecordError":
+      return "invalid record";
+    default:
+      return `${error.name}: ${error.message}`;
+  }
 }
 
 /** Why an item failed: the stage, what its last attempt threw, and how many attempts it took. */
@@ -25,8 +37,14 @@ export function failureReason(reason: unknown): string {
 export class Tally {
   readonly #counts = new Map<string, number>();
 
-  add(key: string): void {
-    this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
+  add(key: string, count = 1): void {
+    this.#counts.set(key, (this.#counts.get(key) ?? 0) + count);
+  }
+
+  /** Replaces every count (with the totals worker processes keep in Redis). */
+  replace(counts: Record<string, number>): void {
+    this.#counts.clear();
+    for (const [key, count] of Object.entries(counts)) this.#counts.set(key, count);
   }
 
   get total(): number {
@@ -94,6 +112,13 @@ export class ProgressLine {
     if (step <= this.#lastStep) return;
     this.#lastStep = step;
     this.#out.write(`progress: ${this.#text()}\n`);
+  }
+
+  /** Prints a line of its own above the progress line (redrawn after it). */
+  note(line: string): void {
+    if (this.#drawn) this.#out.write("\r\x1b[2K");
+    this.#out.write(`${line}\n`);
+    if (this.#drawn) this.#draw();
   }
 
   /** Stops redrawing and ends the line, so what follows starts on a line of its own. */

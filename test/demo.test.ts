@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 
 // The demo (`npm run demo`) runs end to end in a child process, its stdout a pipe (not a
 // TTY), as in CI. The records and the server's behaviour derive from the seed alone, but
@@ -24,10 +24,13 @@ interface Finished {
  */
 function startDemo(
   onOutput: (stdout: string, kill: (signal: NodeJS.Signals) => void) => void = () => {},
+  args: readonly string[] = [],
 ): Promise<Finished> {
-  const child = spawn(process.execPath, ["--import", "tsx", "demo/main.ts"], {
+  const child = spawn(process.execPath, ["--import", "tsx", "demo/main.ts", ...args], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
+    // The Redis of the test run (test/bullmq/global-setup.ts), for --workers.
+    env: { ...process.env, REDIS_URL: inject("redisUrl") },
   });
   let stdout = "";
   let stderr = "";
@@ -53,59 +56,7 @@ describe.concurrent("demo", () => {
     expect(code).toBe(0);
 
     expect(stdout).toMatch(/^async-pipeline demo: 300 records, concurrency 16, seed 42$/m);
-    expect(stdout).toMatch(/^quote server at http:\/\/127\.0\.0\.1:\d+: /m);
-    // Not a TTY: plain progress lines, one per tenth, no carriage returns.
-    expect(stdout).not.toContain("\r");
-    const progress = stdout.match(
-      /^progress: \d+\/300 done, \d+ failed, \d+ in flight, retries: \d+, \d+\.\d s$/gm,
-    );
-    // One line per tenth of the way; fewer when items settling together skip a tenth.
-    expect(progress?.length).toBeGreaterThanOrEqual(2);
-    expect(progress?.length).toBeLessThanOrEqual(10);
-    const summary = stdout.slice(stdout.indexOf("\nsummary: ") + 1);
-    expect(summary).toMatch(/^summary: 300 records in \d+\.\d s$/m);
-    const succeeded = Number(/^succeeded: (\d+)$/m.exec(summary)?.[1]);
-    const failed = Number(/^failed: (\d+), by reason:$/m.exec(summary)?.[1]);
-    expect(succeeded + failed).toBe(300);
-    expect(stdout).toMatch(
-      new RegExp(`^progress: 300/300 done, ${String(failed)} failed, 0 in flight, `, "m"),
-    );
-    const reasons = summary.slice(
-      summary.indexOf("by reason:\n") + 11,
-      summary.indexOf("\nretries: "),
-    );
-    const counts = new Map<string, number>();
-    for (const line of reasons.split("\n")) {
-      const match =
-        /^ {2}((?:parse: (?:invalid record|not JSON))|(?:fetch: (?:HTTP (?:404|500)|timed out \(800 ms\))(?: after \d+ attempts)?)|(?:transform: no exchange rate for XYZ)) +(\d+)$/.exec(
-          line,
-        );
-      expect(match, `an unexpected failure reason: ${line}`).not.toBeNull();
-      counts.set(match![1]!, Number(match![2]));
-    }
-    expect([...counts.values()].reduce((sum, count) => sum + count, 0)).toBe(failed);
-    // Parsing involves no timing: the seed decides it alone.
-    expect(counts.get("parse: invalid record")).toBe(2);
-    expect(counts.get("parse: not JSON")).toBe(2);
-    // The records the server always refuses fail whatever the timing, if not always as 404s.
-    expect(counts.get("fetch: timed out (800 ms) after 4 attempts")).toBeGreaterThanOrEqual(4);
-    expect(summary).toMatch(/^retries: \d+, after:$/m);
-    expect(summary).toMatch(/^ {2}HTTP 503 +\d+$/m);
-    expect(summary).toMatch(/^ {2}timed out \(800 ms\) +\d+$/m);
-    expect(summary).toMatch(/^stage durations \(ms, timingMiddleware\):$/m);
-    expect(summary).toMatch(/^ {2}stage +runs +p50 +p95$/m);
-    expect(summary).toMatch(/^ {2}parse +300 +\d+\.\d +\d+\.\d$/m);
-    expect(summary).toMatch(/^ {2}fetch +296 +\d+\.\d +\d+\.\d$/m);
-    expect(summary).toMatch(/^ {2}transform +\d+ +\d+\.\d +\d+\.\d$/m);
-    expect(summary).toMatch(
-      new RegExp(`^ {2}collect +${String(succeeded)} +\\d+\\.\\d +\\d+\\.\\d$`, "m"),
-    );
-    expect(summary).toMatch(
-      /^quote server: \d+ requests \(200 ×\d+, 404 ×\d+, 500 ×\d+, 503 ×\d+\), \d+ never answered/m,
-    );
-    expect(summary).toMatch(
-      new RegExp(`^output: ${String(succeeded)} priced orders, \\d+\\.\\d{2} EUR in all$`, "m"),
-    );
+    expectSummary(stdout);
   });
 
   it("stops cleanly on Ctrl-C (SIGINT) and exits with 130", { timeout: 120_000 }, async () => {
@@ -145,3 +96,96 @@ describe.concurrent("demo", () => {
     expect(stdout).not.toContain("summary:");
   });
 });
+
+// After the concurrent ones, one at a time: on a loaded machine, a run through Redis beside
+// the in-process run would slow the latter's requests past their 800 ms timeouts.
+describe("demo options", () => {
+  it(
+    "runs the same job through Redis on three worker processes",
+    { timeout: 120_000 },
+    async () => {
+      const { code, stdout, stderr } = await startDemo(undefined, ["--workers", "3"]);
+      expect(stderr).toBe("");
+      expect(code).toBe(0);
+      expect(stdout).toMatch(
+        /^async-pipeline demo: 300 records, concurrency 16, seed 42, 3 worker processes through Redis$/m,
+      );
+      expect(stdout).toMatch(/^workers: 3 processes × concurrency 6, queue demo-\d+-\d+$/m);
+      expectSummary(stdout);
+    },
+  );
+
+  it("prints its options with --help", { timeout: 60_000 }, async () => {
+    const { code, stdout, stderr } = await startDemo(undefined, ["--help"]);
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^Usage: npm run demo -- \[options\]$/m);
+    for (const option of ["--records N", "--concurrency N", "--seed N", "--workers N", "--help"]) {
+      expect(stdout).toContain(`  ${option}`);
+    }
+  });
+
+  it("rejects an unknown option with one line", { timeout: 60_000 }, async () => {
+    const { code, stdout, stderr } = await startDemo(undefined, ["--colour"]);
+    expect(code).toBe(2);
+    expect(stdout).toBe("");
+    expect(stderr).toBe("demo: Unknown option '--colour' (see npm run demo -- --help)\n");
+  });
+});
+
+/** The summary every run with the default seed ends with, in process or through Redis. */
+function expectSummary(stdout: string): void {
+  expect(stdout).toMatch(/^quote server at http:\/\/127\.0\.0\.1:\d+: /m);
+  // Not a TTY: plain progress lines, one per tenth, no carriage returns.
+  expect(stdout).not.toContain("\r");
+  const progress = stdout.match(
+    /^progress: \d+\/300 done, \d+ failed, \d+ in flight, retries: \d+, \d+\.\d s$/gm,
+  );
+  // One line per tenth of the way; fewer when items settling together skip a tenth.
+  expect(progress?.length).toBeGreaterThanOrEqual(2);
+  expect(progress?.length).toBeLessThanOrEqual(10);
+  const summary = stdout.slice(stdout.indexOf("\nsummary: ") + 1);
+  expect(summary).toMatch(/^summary: 300 records in \d+\.\d s$/m);
+  const succeeded = Number(/^succeeded: (\d+)$/m.exec(summary)?.[1]);
+  const failed = Number(/^failed: (\d+), by reason:$/m.exec(summary)?.[1]);
+  expect(succeeded + failed).toBe(300);
+  expect(stdout).toMatch(
+    new RegExp(`^progress: 300/300 done, ${String(failed)} failed, 0 in flight, `, "m"),
+  );
+  const reasons = summary.slice(
+    summary.indexOf("by reason:\n") + 11,
+    summary.indexOf("\nretries: "),
+  );
+  const counts = new Map<string, number>();
+  for (const line of reasons.split("\n")) {
+    const match =
+      /^ {2}((?:parse: (?:invalid record|not JSON))|(?:fetch: (?:HTTP (?:404|500)|timed out \(800 ms\))(?: after \d+ attempts)?)|(?:transform: no exchange rate for XYZ)) +(\d+)$/.exec(
+        line,
+      );
+    expect(match, `an unexpected failure reason: ${line}`).not.toBeNull();
+    counts.set(match![1]!, Number(match![2]));
+  }
+  expect([...counts.values()].reduce((sum, count) => sum + count, 0)).toBe(failed);
+  // Parsing involves no timing: the seed decides it alone.
+  expect(counts.get("parse: invalid record")).toBe(2);
+  expect(counts.get("parse: not JSON")).toBe(2);
+  // The records the server always refuses fail whatever the timing, if not always as 404s.
+  expect(counts.get("fetch: timed out (800 ms) after 4 attempts")).toBeGreaterThanOrEqual(4);
+  expect(summary).toMatch(/^retries: \d+, after:$/m);
+  expect(summary).toMatch(/^ {2}HTTP 503 +\d+$/m);
+  expect(summary).toMatch(/^ {2}timed out \(800 ms\) +\d+$/m);
+  expect(summary).toMatch(/^stage durations \(ms, timingMiddleware\):$/m);
+  expect(summary).toMatch(/^ {2}stage +runs +p50 +p95$/m);
+  expect(summary).toMatch(/^ {2}parse +300 +\d+\.\d +\d+\.\d$/m);
+  expect(summary).toMatch(/^ {2}fetch +296 +\d+\.\d +\d+\.\d$/m);
+  expect(summary).toMatch(/^ {2}transform +\d+ +\d+\.\d +\d+\.\d$/m);
+  expect(summary).toMatch(
+    new RegExp(`^ {2}collect +${String(succeeded)} +\\d+\\.\\d +\\d+\\.\\d$`, "m"),
+  );
+  expect(summary).toMatch(
+    /^quote server: \d+ requests \(200 ×\d+, 404 ×\d+, 500 ×\d+, 503 ×\d+\), \d+ never answered/m,
+  );
+  expect(summary).toMatch(
+    new RegExp(`^output: ${String(succeeded)} priced orders, \\d+\\.\\d{2} EUR in all$`, "m"),
+  );
+}

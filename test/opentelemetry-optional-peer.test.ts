@@ -6,75 +6,29 @@
  * tarball offline into a fresh project without `@opentelemetry/api`, and imports it from child
  * processes.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { installPackedPackage, type Consumer } from "./support/packed.js";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-let workspace = "";
-let consumer = "";
+let consumer: Consumer;
 
 beforeAll(() => {
-  workspace = mkdtempSync(join(tmpdir(), "async-pipeline-peer-"));
-  const packageDir = join(workspace, "package");
-  mkdirSync(packageDir);
-  execFileSync("npx", ["--no-install", "tsup", "--out-dir", join(packageDir, "dist")], {
-    cwd: root,
-    stdio: "pipe",
-  });
-  for (const file of ["package.json", "README.md", "LICENSE", "CHANGELOG.md"]) {
-    if (existsSync(join(root, file))) copyFileSync(join(root, file), join(packageDir, file));
-  }
-  const packed = JSON.parse(
-    execFileSync("npm", ["pack", "--json", "--pack-destination", workspace], {
-      cwd: packageDir,
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-    }),
-  ) as { filename: string }[];
-  const tarball = join(workspace, packed[0]!.filename);
-
-  consumer = join(workspace, "consumer");
-  mkdirSync(consumer);
-  writeFileSync(
-    join(consumer, "package.json"),
-    JSON.stringify({ name: "consumer", version: "1.0.0", private: true }),
-  );
-  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--offline", tarball], {
-    cwd: consumer,
-    stdio: "pipe",
-  });
+  consumer = installPackedPackage();
 }, 120_000);
 
 afterAll(() => {
-  if (workspace !== "") rmSync(workspace, { recursive: true, force: true });
+  consumer.remove();
 });
 
-/** Runs a Node script in the consumer project; returns its exit status and output. */
-function node(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, args, { cwd: consumer, encoding: "utf8" });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-const commonjs = (script: string) => node(["-e", script]);
-const esm = (script: string) => node(["--input-type=module", "-e", script]);
+const commonjs = (script: string) => consumer.commonjs(script);
+const esm = (script: string) => consumer.esm(script);
 
 // Each test starts Node processes: seconds on a busy machine, so a wide timeout.
 describe("without @opentelemetry/api installed", { timeout: 60_000 }, () => {
   it("installs the package without the peer dependency", () => {
-    expect(existsSync(join(consumer, "node_modules", "async-pipeline", "dist"))).toBe(true);
-    expect(existsSync(join(consumer, "node_modules", "@opentelemetry", "api"))).toBe(false);
+    expect(existsSync(join(consumer.dir, "node_modules", "async-pipeline", "dist"))).toBe(true);
+    expect(existsSync(join(consumer.dir, "node_modules", "@opentelemetry", "api"))).toBe(false);
   });
 
   it("loads the core and the middlewares with require", () => {
@@ -137,9 +91,7 @@ describe("without @opentelemetry/api installed", { timeout: 60_000 }, () => {
 describe("with @opentelemetry/api installed", { timeout: 60_000 }, () => {
   // Runs last: links the repository's copy of the API into the consumer project.
   it("loads async-pipeline/opentelemetry in both formats", () => {
-    const scope = join(consumer, "node_modules", "@opentelemetry");
-    mkdirSync(scope, { recursive: true });
-    symlinkSync(join(root, "node_modules", "@opentelemetry", "api"), join(scope, "api"), "dir");
+    consumer.link("@opentelemetry/api");
 
     const program = (load: string) => `
       ${load}

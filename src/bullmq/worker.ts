@@ -1,0 +1,321 @@
+import { Worker, type Job } from "bullmq";
+import type { Context, Pipeline } from "../index.js";
+import {
+  closeClient,
+  duplicate,
+  openClient,
+  whenReady,
+  type Client,
+  type Connection,
+} from "./connection.js";
+import { connectTimeoutOf, queueNameOf, prefixOf, optionalCount } from "./options.js";
+import {
+  cancelledEntry,
+  failureRecord,
+  jsonProblem,
+  Keys,
+  notJsonSafe,
+  sameStages,
+  stageMismatch,
+  toWireError,
+  type JobPayload,
+  type ResultRecord,
+} from "./wire.js";
+
+/**
+ * Options of {@link PipelineWorker}.
+ *
+ * @example
+ * ```ts
+ * import type { PipelineWorkerOptions } from "async-pipeline/bullmq";
+ *
+ * const options: PipelineWorkerOptions = {
+ *   queueName: "pricing",
+ *   connection: { host: "127.0.0.1", port: 6379 },
+ *   concurrency: 16,
+ * };
+ * ```
+ */
+export interface PipelineWorkerOptions {
+  /**
+   * The BullMQ queue to take jobs from: the producer's `queueName`.
+   * @example
+   * ```ts
+   * const options = { queueName: "pricing" };
+   * ```
+   */
+  queueName: string;
+  /**
+   * ioredis options, or an ioredis instance (left open by `close()`). The library sets
+   * `maxRetriesPerRequest: null`, which BullMQ requires, on the connections it opens.
+   * @example
+   * ```ts
+   * const options = { connection: { host: "redis.internal", port: 6379 } };
+   * ```
+   */
+  connection: Connection;
+  /**
+   * BullMQ's key prefix: the producer's `prefix`.
+   * @default "bull"
+   * @example
+   * ```ts
+   * const options = { prefix: "pricing-app" };
+   * ```
+   */
+  prefix?: string | undefined;
+  /**
+   * How many jobs this worker runs at once.
+   * @default 1
+   * @example
+   * ```ts
+   * const options = { concurrency: 16 };
+   * ```
+   */
+  concurrency?: number | undefined;
+  /**
+   * BullMQ's `lockDuration`: ms a job's lock lasts without renewal; a worker that died is
+   * noticed after at most about this long.
+   * @default 30_000 (BullMQ's default)
+   * @example
+   * ```ts
+   * const options = { lockDuration: 5_000, stalledInterval: 2_000 };
+   * ```
+   */
+  lockDuration?: number | undefined;
+  /**
+   * BullMQ's `stalledInterval`: ms between checks for jobs whose worker died.
+   * @default 30_000 (BullMQ's default)
+   * @example
+   * ```ts
+   * const options = { stalledInterval: 2_000 };
+   * ```
+   */
+  stalledInterval?: number | undefined;
+  /**
+   * BullMQ's `maxStalledCount`: how many times a job may be taken over after its worker died
+   * before it fails (the producer then gets that failure for the item).
+   * @default 1 (BullMQ's default)
+   * @example
+   * ```ts
+   * const options = { maxStalledCount: 3 };
+   * ```
+   */
+  maxStalledCount?: number | undefined;
+  /**
+   * ms to wait for Redis before `waitUntilReady()` rejects with a `RedisUnavailableError`.
+   * @default 10_000
+   * @example
+   * ```ts
+   * const options = { connectTimeout: 2_000 };
+   * ```
+   */
+  connectTimeout?: number | undefined;
+  /**
+   * Called with the errors BullMQ and Redis report while the worker runs (a lost connection,
+   * a failed lock renewal). Its failures are ignored.
+   * @default console.error
+   * @example
+   * ```ts
+   * const options = { onError: (error: unknown) => console.warn("worker:", error) };
+   * ```
+   */
+  onError?: ((error: unknown) => unknown) | undefined;
+}
+
+/** The reason an item's `call.signal` aborts with when its batch stops. */
+function batchStopped(): Error {
+  const error = new Error("The batch was stopped: an item failed or the producer aborted");
+  error.name = "AbortError";
+  return error;
+}
+
+/**
+ * Runs a pipeline for the jobs that {@link PipelineQueue} enqueues on the same queue: one
+ * pipeline run per job, `concurrency` at once, with the stage's own timeouts and retries.
+ *
+ * Jobs whose batch stopped (an item failed in `map`, or the producer aborted) are not started,
+ * and those running are cancelled: their `call.signal` aborts. A job whose worker died is
+ * taken over by another worker once BullMQ sees it stalled.
+ *
+ * @typeParam I - the pipeline's input type
+ * @typeParam O - the pipeline's output type
+ * @typeParam C - the pipeline's context type
+ * @example
+ * ```ts
+ * import { Pipeline, Stage } from "async-pipeline";
+ * import { PipelineWorker } from "async-pipeline/bullmq";
+ *
+ * const pipeline = new Pipeline([new Stage("double", (value: number) => value * 2)]);
+ * const worker = new PipelineWorker(pipeline, {
+ *   queueName: "doubling",
+ *   connection: { host: "127.0.0.1", port: 6379 },
+ *   concurrency: 8,
+ * });
+ * process.once("SIGTERM", () => void worker.close());
+ * ```
+ */
+export class PipelineWorker<I = unknown, O = unknown, C extends object = Context> {
+  /** The BullMQ `Worker` underneath (its jobs' data is the library's own wire format). */
+  readonly worker: Worker;
+  readonly #pipeline: Pipeline<I, O, C>;
+  readonly #stageNames: readonly string[];
+  readonly #keys: Keys;
+  readonly #client: Client;
+  readonly #subscriber: Client;
+  readonly #connectTimeout: number;
+  readonly #onError: (error: unknown) => unknown;
+  /** The controllers of the running jobs, by batch, so a stopped batch can abort them. */
+  readonly #running = new Map<string, Set<AbortController>>();
+  #closing: Promise<void> | undefined;
+
+  /**
+   * @param pipeline - the pipeline to run: the producer's, with the same stage names
+   * @param options - `queueName`, `connection`, `concurrency`, stall settings
+   * @throws TypeError or RangeError for a bad option
+   */
+  constructor(pipeline: Pipeline<I, O, C>, options: PipelineWorkerOptions) {
+    const queueName = queueNameOf(options);
+    const prefix = prefixOf(options.prefix);
+    const concurrency = optionalCount("concurrency", options.concurrency, 1);
+    const stall = {
+      lockDuration: optionalCount("lockDuration", options.lockDuration, undefined),
+      stalledInterval: optionalCount("stalledInterval", options.stalledInterval, undefined),
+      maxStalledCount: optionalCount("maxStalledCount", options.maxStalledCount, undefined, 0),
+    };
+    this.#connectTimeout = connectTimeoutOf(options.connectTimeout);
+    const onError = options.onError ?? console.error;
+    if (typeof onError !== "function") throw new TypeError("onError must be a function");
+    this.#onError = onError;
+    this.#pipeline = pipeline;
+    this.#stageNames = pipeline.stages.map((stage) => stage.name);
+    this.#keys = new Keys(prefix, queueName);
+    this.#client = openClient(options.connection, "connection");
+    this.#subscriber = duplicate(this.#client);
+    this.#subscriber.redis.on("error", this.#report);
+    this.#subscriber.redis.on("message", (_channel: string, batchId: string) => {
+      this.#stopBatch(batchId);
+    });
+    this.#subscriber.redis.subscribe(this.#keys.stopChannel).catch(this.#report);
+    const defined = Object.fromEntries(
+      Object.entries(stall).filter(([, value]) => value !== undefined),
+    );
+    this.worker = new Worker<JobPayload, void>(queueName, (job) => this.#process(job), {
+      connection: this.#client.redis,
+      prefix,
+      concurrency,
+      ...defined,
+    });
+    this.worker.on("error", this.#report);
+  }
+
+  /**
+   * Resolves once the worker is connected to Redis; rejects with a `RedisUnavailableError`
+   * when Redis cannot be reached within `connectTimeout` ms.
+   *
+   * @example
+   * ```ts
+   * await worker.waitUntilReady();
+   * ```
+   */
+  async waitUntilReady(): Promise<void> {
+    await whenReady(this.#client.redis, this.#connectTimeout);
+    await whenReady(this.#subscriber.redis, this.#connectTimeout);
+    await this.worker.waitUntilReady();
+  }
+
+  /**
+   * Stops taking jobs, waits for the running ones to finish, and closes the connections the
+   * worker opened. Calling it again returns the same promise.
+   *
+   * @example
+   * ```ts
+   * process.once("SIGTERM", () => void worker.close());
+   * ```
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      // Without a connection there is no job to finish, and BullMQ would wait for one.
+      await this.worker.close(this.#client.redis.status !== "ready");
+      await closeClient(this.#subscriber);
+      await closeClient(this.#client);
+    })();
+    return this.#closing;
+  }
+
+  readonly #report = (error: unknown): void => {
+    try {
+      this.#onError(error);
+    } catch {
+      // Documented as ignored.
+    }
+  };
+
+  #stopBatch(batchId: string): void {
+    const controllers = this.#running.get(batchId);
+    if (controllers === undefined) return;
+    for (const controller of controllers) controller.abort(batchStopped());
+  }
+
+  async #process(job: Job<JobPayload, void>): Promise<void> {
+    const { b: batchId, i: index, v: item, c: context, s: stages } = job.data;
+    const redis = this.#client.redis;
+    const keys = this.#keys;
+    const field = String(index);
+    // Registered before the check, so a stop announced while it runs still cancels the item.
+    const controller = new AbortController();
+    let controllers = this.#running.get(batchId);
+    if (controllers === undefined) this.#running.set(batchId, (controllers = new Set()));
+    controllers.add(controller);
+    let record: ResultRecord | undefined;
+    try {
+      const [stopped, known] = (await redis
+        .multi()
+        .exists(keys.stop(batchId))
+        .hexists(keys.results(batchId), field)
+        .exec()) as [[null, number], [null, number]];
+      if (stopped[1] === 1 || controller.signal.aborted) {
+        record = undefined;
+      } else if (known[1] === 1) {
+        // Settled already (by a worker that died before BullMQ saw the job finish): run nothing.
+        await redis.rpush(keys.done(batchId), field);
+        return;
+      } else if (!sameStages(this.#stageNames, stages)) {
+        record = { error: toWireError(stageMismatch(this.#stageNames, stages)) };
+      } else {
+        record = await this.#run(item, context, index, controller.signal);
+      }
+    } finally {
+      controllers.delete(controller);
+      if (controllers.size === 0) this.#running.delete(batchId);
+    }
+    if (record === undefined) {
+      await redis.rpush(keys.done(batchId), cancelledEntry(index));
+    } else {
+      await redis
+        .multi()
+        .hsetnx(keys.results(batchId), field, JSON.stringify(record))
+        .rpush(keys.done(batchId), field)
+        .exec();
+    }
+  }
+
+  /** Runs the pipeline on one item; `undefined` when the batch stopped while it ran. */
+  async #run(
+    item: unknown,
+    context: object | undefined,
+    index: number,
+    signal: AbortSignal,
+  ): Promise<ResultRecord | undefined> {
+    try {
+      const output = await this.#pipeline.run(item as I, {
+        ...(context === undefined ? {} : { context: context as C }),
+        signal,
+      });
+      const problem = jsonProblem(output);
+      if (problem === undefined) return { ok: output };
+      return { error: toWireError(notJsonSafe("The output of the item", index, problem)) };
+    } catch (error) {
+      return signal.aborted ? undefined : failureRecord(error);
+    }
+  }
+}

@@ -1,0 +1,467 @@
+/**
+ * `async-pipeline/bullmq` with the workers in the test process (so coverage sees them), against
+ * the real Redis of the global setup: the window, endless inputs, JSON safety, stage-name
+ * mismatches, an unreachable Redis, graceful close, stream forms, progress and bad options.
+ */
+import { Worker } from "bullmq";
+import { Redis } from "ioredis";
+import { afterAll, describe, expect, it } from "vitest";
+import { Pipeline, PipelineError, Stage, type Progress } from "../../src/index.js";
+import { PipelineQueue, PipelineWorker, RedisUnavailableError } from "../../src/bullmq/index.js";
+import { freePort } from "../../demo/redis-server.js";
+import { arithmetic, renamed } from "./pipelines.js";
+import {
+  client,
+  connection,
+  jobKeys,
+  keysContaining,
+  queueName,
+  redisUrl,
+  until,
+} from "./support.js";
+
+const redis = client();
+const closing: { close(): Promise<void> }[] = [];
+
+afterAll(async () => {
+  await Promise.all(closing.map((entry) => entry.close()));
+  redis.disconnect();
+});
+
+/** A worker and a queue on a fresh queue name, closed after the file. */
+function pair<I, O, C extends object>(
+  pipeline: Pipeline<I, O, C>,
+  workerOptions: { concurrency?: number } = {},
+  workerPipeline: Pipeline<unknown, unknown, object> = pipeline as never,
+) {
+  const name = queueName();
+  const worker = new PipelineWorker(workerPipeline, {
+    queueName: name,
+    connection: connection(),
+    ...workerOptions,
+  });
+  const queue = new PipelineQueue(pipeline, { queueName: name, connection: connection() });
+  closing.push(queue, worker);
+  return { name, worker, queue };
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const slow = new Pipeline([
+  new Stage("slow", async (value: number) => {
+    await delay(5);
+    return value + 1;
+  }),
+]);
+const echo = new Pipeline([new Stage("echo", (value: unknown): unknown => value)]);
+
+describe("window", { timeout: 30_000 }, () => {
+  it("never has more than `window` jobs of the batch in Redis", async () => {
+    const { name, queue } = pair(slow, { concurrency: 3 });
+    const batchId = `window-${crypto.randomUUID()}`;
+    const reported: number[] = [];
+    let finished = false;
+    let most = 0;
+    const sampling = (async () => {
+      while (!finished) most = Math.max(most, (await jobKeys(redis, name, batchId)).length);
+    })();
+    const items = Array.from({ length: 60 }, (_, index) => index);
+    const outputs = await queue.map(items, {
+      batchId,
+      window: 5,
+      onProgress: (progress) => reported.push(progress.inFlight),
+    });
+    finished = true;
+    await sampling;
+    expect(outputs).toEqual(items.map((item) => item + 1));
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(5);
+    expect(Math.max(...reported)).toBeLessThanOrEqual(5);
+  });
+
+  it("runs an endless input in bounded memory and stops cleanly on abort", async () => {
+    const { queue } = pair(slow, { concurrency: 4 });
+    let pulled = 0;
+    let closed = false;
+    function* endless() {
+      try {
+        for (;;) yield pulled++;
+      } finally {
+        closed = true;
+      }
+    }
+    const controller = new AbortController();
+    const reason = new Error("enough");
+    const batchId = `endless-${crypto.randomUUID()}`;
+    let seen = 0;
+    let mostAhead = 0;
+    const outcome = await (async () => {
+      for await (const output of queue.stream(endless(), {
+        batchId,
+        window: 8,
+        ordered: false,
+        signal: controller.signal,
+      })) {
+        expect(typeof output).toBe("number");
+        seen++;
+        mostAhead = Math.max(mostAhead, pulled - seen);
+        if (seen === 150) controller.abort(reason);
+      }
+    })().catch((error: unknown) => error);
+    expect(outcome).toBe(reason);
+    expect(closed).toBe(true);
+    expect(mostAhead).toBeLessThanOrEqual(8);
+    expect(await keysContaining(redis, batchId)).toEqual([]);
+  });
+
+  it("leaving a stream early stops the batch and removes its keys", async () => {
+    const { queue } = pair(slow, { concurrency: 2 });
+    const batchId = `break-${crypto.randomUUID()}`;
+    const seen: number[] = [];
+    for await (const output of queue.stream(
+      Array.from({ length: 100 }, (_, index) => index),
+      { batchId, window: 10 },
+    )) {
+      seen.push(output);
+      if (seen.length === 3) break;
+    }
+    expect(seen).toEqual([1, 2, 3]);
+    expect(await keysContaining(redis, batchId)).toEqual([]);
+  });
+});
+
+describe("stopping a batch, workers in this process", { timeout: 30_000 }, () => {
+  const hanging = (started: number[], aborted: number[]) =>
+    new Pipeline([
+      new Stage("hang", (value: number, _context: object, call: { signal: AbortSignal }) => {
+        started.push(value);
+        if (value === 2) return Promise.reject(new Error("two"));
+        return new Promise<number>((_resolve, reject) => {
+          call.signal.addEventListener("abort", () => {
+            aborted.push(value);
+            reject(call.signal.reason as Error);
+          });
+        });
+      }),
+    ]);
+
+  it("map fails fast and cancels what runs", async () => {
+    const started: number[] = [];
+    const aborted: number[] = [];
+    const { queue } = pair(hanging(started, aborted), { concurrency: 3 });
+    const batchId = `fail-${crypto.randomUUID()}`;
+    await expect(queue.map([0, 1, 2, 3, 4, 5], { batchId })).rejects.toThrow(
+      'Stage "hang" failed: two',
+    );
+    expect(aborted.sort()).toEqual(started.filter((value) => value !== 2).sort());
+    expect(await keysContaining(redis, batchId)).toEqual([]);
+  });
+
+  it("an abort rejects with the signal's reason", async () => {
+    const started: number[] = [];
+    const aborted: number[] = [];
+    const { queue } = pair(hanging(started, aborted), { concurrency: 2 });
+    const controller = new AbortController();
+    const batchId = `abort-${crypto.randomUUID()}`;
+    const outcome = queue.mapSettled([0, 1, 3, 4], { batchId, signal: controller.signal });
+    await until(() => started.length === 2);
+    controller.abort("stop now");
+    await expect(outcome).rejects.toBe("stop now");
+    expect(aborted.sort()).toEqual([0, 1]);
+    expect(await keysContaining(redis, batchId)).toEqual([]);
+  });
+});
+
+describe("JSON", { timeout: 30_000 }, () => {
+  it("fails an item that is not JSON-safe with a TypeError naming its index", async () => {
+    const { queue } = pair(echo);
+    const items: unknown[] = [
+      1,
+      new Date(0),
+      { a: undefined },
+      Number.NaN,
+      // eslint-disable-next-line no-sparse-arrays -- a hole is what this checks
+      [1, , 3],
+      "ok",
+      new Map(),
+    ];
+    const settled = await queue.mapSettled(items);
+    expect(settled.map((entry) => entry.status)).toEqual([
+      "fulfilled",
+      "rejected",
+      "rejected",
+      "rejected",
+      "rejected",
+      "fulfilled",
+      "rejected",
+    ]);
+    const messages = settled.map((entry) =>
+      entry.status === "rejected" ? (entry.reason as TypeError).message : entry.value,
+    );
+    expect(messages[1]).toMatch(
+      /^The item at index 1 is not JSON-safe \(value has a toJSON method \(a Date\)\)/,
+    );
+    expect(messages[2]).toContain("index 2 is not JSON-safe (value.a is undefined)");
+    expect(messages[3]).toContain("index 3 is not JSON-safe (value is NaN)");
+    expect(messages[4]).toContain("index 4 is not JSON-safe (value[1] is a hole)");
+    expect(messages[6]).toContain("index 6 is not JSON-safe (value is a Map)");
+    for (const index of [1, 2, 3, 4, 6]) {
+      expect((settled[index] as PromiseRejectedResult).reason).toBeInstanceOf(TypeError);
+    }
+  });
+
+  it("fails an item whose output is not JSON-safe, and map fails fast with it", async () => {
+    const outputs = new Pipeline([
+      new Stage("wrap", (value: number) => (value === 2 ? { at: new Set([value]) } : { value })),
+    ]);
+    const { queue } = pair(outputs);
+    const settled = await queue.mapSettled([1, 2, 3]);
+    expect(settled[0]).toEqual({ status: "fulfilled", value: { value: 1 } });
+    const reason = (settled[1] as PromiseRejectedResult).reason as TypeError;
+    expect(reason).toBeInstanceOf(TypeError);
+    expect(reason.message).toContain(
+      "The output of the item at index 1 is not JSON-safe (value.at is a Set)",
+    );
+    await expect(queue.map([1, 2, 3])).rejects.toThrow(/index 1 is not JSON-safe/);
+  });
+
+  it("rejects a context template that is not JSON-safe, and accepts cycles nowhere", async () => {
+    const { queue } = pair(echo);
+    await expect(queue.map([1], { context: { when: new Date() } })).rejects.toThrow(
+      new TypeError(
+        "context is not JSON-safe (context.when has a toJSON method (a Date)): it travels as JSON",
+      ),
+    );
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    const [entry] = await queue.mapSettled([cycle]);
+    expect((entry as PromiseRejectedResult).reason).toEqual(
+      new TypeError(
+        "The item at index 0 is not JSON-safe (value.self is a circular reference): items, context templates and outputs travel as JSON",
+      ),
+    );
+  });
+});
+
+describe("a worker whose pipeline has other stage names", { timeout: 30_000 }, () => {
+  it("fails the job with an error naming both pipelines' stages", async () => {
+    const { queue } = pair(arithmetic(), {}, renamed() as never);
+    const [entry] = await queue.mapSettled(["3"]);
+    const reason = (entry as PromiseRejectedResult).reason as Error;
+    expect(reason.name).toBe("PipelineMismatchError");
+    expect(reason.message).toBe(
+      'The job was enqueued for a pipeline with stages ["parse","square","format"], but this worker runs ["parse","cube","format"]: run the same pipeline on the producer and the workers',
+    );
+  });
+});
+
+describe("an unreachable Redis", { timeout: 30_000 }, () => {
+  it("fails batches and waitUntilReady with a RedisUnavailableError in bounded time", async () => {
+    const port = await freePort(); // nothing listens there
+    const options = {
+      queueName: queueName(),
+      connection: { host: "127.0.0.1", port },
+      connectTimeout: 300,
+    };
+    const queue = new PipelineQueue(echo, options);
+    const worker = new PipelineWorker(echo, { ...options, onError: () => undefined });
+    const error = (await queue
+      .map([1])
+      .catch((reason: unknown) => reason)) as RedisUnavailableError;
+    expect(error).toBeInstanceOf(RedisUnavailableError);
+    expect(error).toBeInstanceOf(PipelineError);
+    expect(error.name).toBe("RedisUnavailableError");
+    expect(error.address).toBe(`127.0.0.1:${String(port)}`);
+    expect(error.timeout).toBe(300);
+    expect(error.message).toMatch(
+      new RegExp(
+        `^Could not connect to Redis at 127\\.0\\.0\\.1:${String(port)} within 300 ms: .*ECONNREFUSED`,
+      ),
+    );
+    await expect(worker.waitUntilReady()).rejects.toBeInstanceOf(RedisUnavailableError);
+    await queue.close();
+    await worker.close();
+  });
+});
+
+describe("worker.close()", { timeout: 30_000 }, () => {
+  it("finishes the active jobs and takes no new ones", async () => {
+    const events: string[] = [];
+    const tagged = (tag: string) =>
+      new Pipeline([
+        new Stage("step", async (value: number) => {
+          events.push(`${tag} start ${String(value)}`);
+          await delay(150);
+          events.push(`${tag} end ${String(value)}`);
+          return value * 10;
+        }),
+      ]);
+    const name = queueName();
+    const first = new PipelineWorker(tagged("A"), {
+      queueName: name,
+      connection: connection(),
+      concurrency: 2,
+    });
+    const queue = new PipelineQueue(tagged("producer"), {
+      queueName: name,
+      connection: connection(),
+    });
+    closing.push(queue);
+    const mapping = queue.map([1, 2, 3, 4, 5, 6], { window: 6 });
+    await until(() => events.filter((event) => event.startsWith("A start")).length === 2);
+    await first.close();
+    const startedByA = events.filter((event) => event.startsWith("A start"));
+    expect(startedByA).toHaveLength(2);
+    // Both jobs A had taken finished before close() resolved.
+    expect(events.filter((event) => event.startsWith("A end"))).toHaveLength(2);
+    const second = new PipelineWorker(tagged("B"), {
+      queueName: name,
+      connection: connection(),
+      concurrency: 2,
+    });
+    closing.push(second);
+    expect(await mapping).toEqual([10, 20, 30, 40, 50, 60]);
+    expect(events.filter((event) => event.startsWith("A start"))).toEqual(startedByA);
+    expect(events.filter((event) => event.startsWith("B start"))).toHaveLength(4);
+    expect(first.close()).toBe(first.close());
+  });
+});
+
+describe("stream, progress, connections", { timeout: 30_000 }, () => {
+  it("streams in input order by default, settled entries on request", async () => {
+    const failing = new Pipeline([
+      new Stage("check", async (value: number) => {
+        await delay((value * 3) % 7);
+        if (value === 4) throw new Error("four");
+        return value;
+      }),
+    ]);
+    const { queue } = pair(failing, { concurrency: 4 });
+    const items = [0, 1, 2, 3, 4, 5, 6, 7];
+    const ordered: PromiseSettledResult<number>[] = [];
+    for await (const entry of queue.stream(items, { settled: true })) ordered.push(entry);
+    expect(ordered.map((entry) => (entry.status === "fulfilled" ? entry.value : "x"))).toEqual([
+      0,
+      1,
+      2,
+      3,
+      "x",
+      5,
+      6,
+      7,
+    ]);
+    const unordered: number[] = [];
+    for await (const entry of queue.stream(items, { settled: true, ordered: false })) {
+      unordered.push(entry.status === "fulfilled" ? entry.value : -1);
+    }
+    expect(unordered.sort((a, b) => a - b)).toEqual([-1, 0, 1, 2, 3, 5, 6, 7]);
+    const yielded: number[] = [];
+    const error = await (async () => {
+      for await (const value of queue.stream(items)) yielded.push(value);
+    })().catch((reason: unknown) => reason);
+    expect((error as Error).message).toBe('Stage "check" failed: four');
+    expect(yielded).toEqual([0, 1, 2, 3]);
+  });
+
+  it("reports progress as in-process, and takes async inputs", async () => {
+    const { queue } = pair(slow, { concurrency: 2 });
+    const seen: Progress[] = [];
+    async function* numbers() {
+      for (let index = 0; index < 10; index++) {
+        await delay(1);
+        yield index;
+      }
+    }
+    const outputs = await queue.map(numbers(), { onProgress: (progress) => seen.push(progress) });
+    expect(outputs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    const last = seen.at(-1)!;
+    expect(last).toEqual({ done: 10, failed: 0, inFlight: 0, total: undefined });
+    expect(Object.isFrozen(last)).toBe(true);
+    const settled = await queue.mapSettled(new Set([1, 2]), {
+      onProgress: () => {
+        throw new Error("ignored");
+      },
+    });
+    expect(settled).toEqual([
+      { status: "fulfilled", value: 2 },
+      { status: "fulfilled", value: 3 },
+    ]);
+  });
+
+  it("uses an ioredis instance given as connection, and leaves it open", async () => {
+    const shared = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+    const name = queueName();
+    const worker = new PipelineWorker(slow, {
+      queueName: name,
+      connection: shared,
+      prefix: "custom",
+    });
+    const queue = new PipelineQueue(slow, {
+      queueName: name,
+      connection: shared,
+      prefix: "custom",
+    });
+    expect(await queue.map([1, 2])).toEqual([2, 3]);
+    expect(queue.queue.name).toBe(name);
+    expect(worker.worker.name).toBe(name);
+    await queue.close();
+    await worker.close();
+    expect(await shared.ping()).toBe("PONG");
+    shared.disconnect();
+  });
+
+  it("settles an item whose job BullMQ failed instead of waiting for ever", async () => {
+    const name = queueName();
+    const queue = new PipelineQueue(echo, { queueName: name, connection: connection() });
+    closing.push(queue);
+    // A foreign worker on the queue whose processor throws: BullMQ moves the job to failed.
+    const foreign = new Worker(name, () => Promise.reject(new Error("foreign failure")), {
+      connection: new Redis(redisUrl(), { maxRetriesPerRequest: null }),
+    });
+    const [entry] = await queue.mapSettled(["x"]);
+    await foreign.close();
+    expect((entry as PromiseRejectedResult).reason).toEqual(
+      new Error("BullMQ failed the job of item 0: foreign failure"),
+    );
+  });
+});
+
+describe("bad arguments", () => {
+  it("are rejected with errors that name the option", async () => {
+    const base = { queueName: queueName(), connection: connection() };
+    expect(() => new PipelineQueue(echo, { ...base, queueName: "a:b" })).toThrow(
+      new RangeError('queueName must not contain ":", got "a:b"'),
+    );
+    expect(() => new PipelineQueue(echo, undefined as never)).toThrow(TypeError);
+    expect(() => new PipelineQueue(echo, { ...base, connection: 6379 as never })).toThrow(
+      new TypeError("connection must be ioredis options or an ioredis instance"),
+    );
+    expect(() => new PipelineWorker(echo, { ...base, concurrency: 0 })).toThrow(
+      new RangeError("concurrency must be an integer of at least 1, got 0"),
+    );
+    expect(() => new PipelineWorker(echo, { ...base, lockDuration: "1s" as never })).toThrow(
+      new TypeError('lockDuration must be a number, got "1s"'),
+    );
+    expect(() => new PipelineWorker(echo, { ...base, onError: 1 as never })).toThrow(
+      new TypeError("onError must be a function"),
+    );
+    const queue = new PipelineQueue(echo, base);
+    closing.push(queue);
+    await expect(queue.map([1], { window: 0 })).rejects.toThrow(
+      new RangeError("window must be an integer of at least 1, got 0"),
+    );
+    await expect(queue.map([1], { batchId: "x:y" })).rejects.toThrow(
+      new RangeError('batchId must not contain ":", got "x:y"'),
+    );
+    await expect(queue.map(42 as never)).rejects.toThrow(
+      new TypeError("items must be an Iterable or an AsyncIterable"),
+    );
+    await expect(queue.mapSettled([1], { signal: AbortSignal.abort("early") })).rejects.toBe(
+      "early",
+    );
+    const stream = queue.stream([1], { ordered: "yes" as never });
+    await expect(stream.next()).rejects.toThrow(
+      new TypeError('ordered must be a boolean, got "yes"'),
+    );
+  });
+});

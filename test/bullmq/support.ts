@@ -1,0 +1,125 @@
+/** Helpers of the BullMQ tests: the shared Redis, worker processes, and key scans. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
+import { inject } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+export function redisUrl(): string {
+  return inject("redisUrl");
+}
+
+/** ioredis options for the test server. */
+export function connection(): { host: string; port: number } {
+  const url = new URL(redisUrl());
+  return { host: url.hostname, port: Number(url.port) };
+}
+
+/** A fresh queue name, so tests never see each other's jobs. */
+export function queueName(): string {
+  return `test-${randomUUID()}`;
+}
+
+/** A plain client for the test's own checks. */
+export function client(): Redis {
+  return new Redis(redisUrl(), { maxRetriesPerRequest: null });
+}
+
+/** Every key whose name contains `text` (SCAN, never KEYS). */
+export async function keysContaining(redis: Redis, text: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `*${text}*`, "COUNT", 1_000);
+    found.push(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+  return found;
+}
+
+/** BullMQ job keys of a batch (not their `:lock` companions). */
+export async function jobKeys(redis: Redis, queue: string, batchId: string): Promise<string[]> {
+  const keys = await keysContaining(redis, `${queue}:${batchId}-`);
+  return keys.filter((key) => /-\d+$/.test(key));
+}
+
+export interface WorkerProcess {
+  readonly child: ChildProcess;
+  readonly name: string;
+  /** Resolves with the exit code (or signal) once the process has ended. */
+  readonly exited: Promise<number | string | null>;
+  output(): string;
+}
+
+/** Starts `test/bullmq/worker-process.ts` and resolves once its workers are connected. */
+export async function startWorker(
+  base: string,
+  roles: readonly ("scripted" | "arithmetic" | "stall")[],
+  env: Record<string, string | number> = {},
+): Promise<WorkerProcess> {
+  const name = String(env.WORKER_NAME ?? randomUUID());
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      fileURLToPath(new URL("worker-process.ts", import.meta.url)),
+      base,
+      ...roles,
+    ],
+    {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        NODE_OPTIONS: "",
+        REDIS_URL: redisUrl(),
+        WORKER_NAME: name,
+        ...Object.fromEntries(Object.entries(env).map(([key, value]) => [key, String(value)])),
+      },
+    },
+  );
+  let output = "";
+  const exited = new Promise<number | string | null>((resolve) =>
+    child.once("exit", (code, signal) => {
+      resolve(code ?? signal);
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      output += chunk;
+      if (output.includes("ready\n")) resolve();
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      output += chunk;
+    });
+    void exited.then((code) => {
+      reject(new Error(`worker exited (${String(code)}): ${output}`));
+    });
+  });
+  return { child, name, exited, output: () => output };
+}
+
+/** Stops worker processes: SIGKILL for those still running. */
+export async function stopAll(workers: readonly WorkerProcess[]): Promise<void> {
+  for (const worker of workers) {
+    if (worker.child.exitCode === null && worker.child.signalCode === null) {
+      worker.child.kill("SIGKILL");
+    }
+  }
+  await Promise.all(workers.map((worker) => worker.exited));
+}
+
+/** Polls `check` until it returns true (a real-time wait with a wide limit, never an assertion). */
+export async function until(
+  check: () => Promise<boolean> | boolean,
+  limit = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + limit;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
