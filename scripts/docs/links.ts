@@ -12,14 +12,6 @@ export interface LinkProblem {
   message: string;
 }
 
-/**
- * Guides that other branches of this round write, linked from here before they exist. A name
- * listed here whose file exists is reported, so that the list empties itself at merge time.
- */
-export const pendingGuides: readonly string[] = [
-  "docs/distributed-batches.md",
-];
-
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
 export function githubAnchor(heading: string): string {
   return heading
@@ -108,21 +100,11 @@ export function checkLinks(root: string, files: readonly string[]): LinkProblem[
     }
     return found;
   };
-  for (const pending of pendingGuides) {
-    if (existsSync(join(root, pending))) {
-      problems.push({
-        file: "scripts/docs/links.ts",
-        line: 0,
-        message: `${pending} exists now: remove it from pendingGuides`,
-      });
-    }
-  }
   for (const file of files) {
     for (const { target, line } of linksOf(readFileSync(join(root, file), "utf8"))) {
       if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue;
       const [path = "", fragment] = target.split("#", 2);
       const resolved = path === "" ? file : normalize(join(dirname(file), path));
-      if (pendingGuides.includes(resolved)) continue;
       if (!existsSync(join(root, resolved))) {
         problems.push({ file, line, message: `link to ${target}: ${resolved} does not exist` });
         continue;
