@@ -1005,6 +1005,12 @@ describe("argument checks", () => {
     expect(make({ spanPrefix: true })).toThrow(
       new TypeError("spanPrefix must be a string, got true"),
     );
+    expect(make({ spanPrefx: "p" })).toThrow(
+      new TypeError('unknown option "spanPrefx" (did you mean "spanPrefix"?)'),
+    );
+    expect(() => openTelemetryRunSpan({ spanname: "x" } as never)).toThrow(
+      new TypeError('unknown option "spanname" (did you mean "spanName"?)'),
+    );
   });
 
   it("rejects bad tracedRun arguments as a rejection", async () => {
@@ -1029,6 +1035,9 @@ describe("argument checks", () => {
     );
     await expect(call(pipeline, { tracer: 1 })).rejects.toThrow(
       new TypeError("tracer must be an OpenTelemetry Tracer, got 1"),
+    );
+    await expect(call(pipeline, { sginal: AbortSignal.abort() })).rejects.toThrow(
+      new TypeError('unknown option "sginal" (did you mean "signal"?)'),
     );
     expect(finished()).toEqual([]);
   });

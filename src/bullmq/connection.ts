@@ -5,6 +5,7 @@
  */
 import { Redis, type RedisOptions } from "ioredis";
 import { PipelineError } from "../index.js";
+import { brandClass } from "../errors/brand.js";
 
 /** ioredis options, or an ioredis instance (which the library then never closes). */
 export type Connection = RedisOptions | Redis;
@@ -40,6 +41,9 @@ export class RedisUnavailableError extends PipelineError {
     this.timeout = timeout;
   }
 }
+
+// `instanceof RedisUnavailableError` holds for an instance made by either build.
+brandClass(RedisUnavailableError, "RedisUnavailableError");
 
 /** A client the library owns (closes) or borrows (leaves open). */
 export interface Client {

@@ -1,9 +1,12 @@
 /** Checks of the options both sides share, with messages that name the option. */
 import { nonEmptyString, optionsObject, show } from "../internal/validate.js";
 
-/** The options object itself, and its `queueName`: a non-empty string without `:`. */
-export function queueNameOf(options: unknown): string {
-  const bag = optionsObject<{ queueName?: unknown }>("options", options);
+/**
+ * The options object itself (no key that `known` does not list), and its `queueName`: a
+ * non-empty string without `:`.
+ */
+export function queueNameOf(options: unknown, known: object): string {
+  const bag = optionsObject<{ queueName?: unknown }>("options", options, known);
   if (bag === undefined) throw new TypeError("options must be an object with a queueName");
   return noColon("queueName", bag.queueName);
 }

@@ -1,3 +1,4 @@
+import type { OptionKeys } from "../internal/known-keys.js";
 import { Queue } from "bullmq";
 import type { Context, Pipeline, Progress } from "../index.js";
 import {
@@ -58,6 +59,13 @@ export interface PipelineQueueOptions {
    */
   connectTimeout?: number | undefined;
 }
+
+const queueOptionKeys = {
+  queueName: true,
+  connection: true,
+  prefix: true,
+  connectTimeout: true,
+} as const satisfies OptionKeys<PipelineQueueOptions>;
 
 /**
  * Options of {@link PipelineQueue.map} and {@link PipelineQueue.mapSettled}.
@@ -123,6 +131,14 @@ export interface DistributedMapOptions<C extends object = Context> {
   batchId?: string | undefined;
 }
 
+const mapOptionKeys = {
+  context: true,
+  signal: true,
+  onProgress: true,
+  window: true,
+  batchId: true,
+} as const satisfies OptionKeys<DistributedMapOptions>;
+
 /**
  * Options of {@link PipelineQueue.stream}: those of `map`, plus how results are delivered.
  *
@@ -156,6 +172,12 @@ export interface DistributedStreamOptions<
    */
   settled?: boolean | undefined;
 }
+
+const streamOptionKeys = {
+  ...mapOptionKeys,
+  ordered: true,
+  settled: true,
+} as const satisfies OptionKeys<DistributedStreamOptions>;
 
 /**
  * The batch forms of a pipeline, run by {@link PipelineWorker}s in other processes or on other
@@ -192,7 +214,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
    * @throws TypeError or RangeError for a bad option
    */
   constructor(pipeline: Pipeline<I, O, C>, options: PipelineQueueOptions) {
-    const queueName = queueNameOf(options);
+    const queueName = queueNameOf(options, queueOptionKeys);
     const prefix = prefixOf(options.prefix);
     const connectTimeout = connectTimeoutOf(options.connectTimeout);
     this.#client = openClient(options.connection, "connection");
@@ -232,7 +254,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedMapOptions<C>,
   ): Promise<O[]> {
-    const { batch, size } = this.#batch(items, options);
+    const { batch, size } = this.#batch(items, options, mapOptionKeys);
     const outputs: O[] = [];
     let count = 0;
     for await (const settled of batch.run(items)) {
@@ -264,7 +286,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedMapOptions<C>,
   ): Promise<PromiseSettledResult<O>[]> {
-    const { batch, size } = this.#batch(items, options);
+    const { batch, size } = this.#batch(items, options, mapOptionKeys);
     const results: PromiseSettledResult<O>[] = [];
     let count = 0;
     for await (const settled of batch.run(items)) {
@@ -307,7 +329,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedStreamOptions<C>,
   ): AsyncGenerator<unknown, void, undefined> {
-    const { batch } = this.#batch(items, options);
+    const { batch } = this.#batch(items, options, streamOptionKeys);
     const ordered = optionalBoolean("ordered", options?.ordered, true);
     const settledMode = optionalBoolean("settled", options?.settled, false);
     const ready = new Map<number, PromiseSettledResult<unknown> | undefined>();
@@ -354,8 +376,9 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
   #batch(
     items: unknown,
     options: DistributedStreamOptions<C> | undefined,
+    known: object,
   ): { batch: Batch; size: number | undefined } {
-    const opts = optionsObject<DistributedStreamOptions<C>>("options", options) ?? {};
+    const opts = optionsObject<DistributedStreamOptions<C>>("options", options, known) ?? {};
     const context = optionalContext(opts.context);
     if (context !== undefined) {
       const problem = jsonProblem(context, "context");

@@ -1,3 +1,4 @@
+import type { OptionKeys } from "../internal/known-keys.js";
 import { Worker, type Job } from "bullmq";
 import type { Context, Pipeline } from "../index.js";
 import {
@@ -122,6 +123,18 @@ export interface PipelineWorkerOptions {
   onError?: ((error: unknown) => unknown) | undefined;
 }
 
+const workerOptionKeys = {
+  queueName: true,
+  connection: true,
+  prefix: true,
+  concurrency: true,
+  lockDuration: true,
+  stalledInterval: true,
+  maxStalledCount: true,
+  connectTimeout: true,
+  onError: true,
+} as const satisfies OptionKeys<PipelineWorkerOptions>;
+
 /** The reason an item's `call.signal` aborts with when its batch stops. */
 function batchStopped(): Error {
   const error = new Error("The batch was stopped: an item failed or the producer aborted");
@@ -174,7 +187,7 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
    * @throws TypeError or RangeError for a bad option
    */
   constructor(pipeline: Pipeline<I, O, C>, options: PipelineWorkerOptions) {
-    const queueName = queueNameOf(options);
+    const queueName = queueNameOf(options, workerOptionKeys);
     const prefix = prefixOf(options.prefix);
     const concurrency = optionalCount("concurrency", options.concurrency, 1);
     const stall = {

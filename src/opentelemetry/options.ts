@@ -5,8 +5,12 @@ import { nonEmptyString, optionsObject, show } from "../internal/validate.js";
 export const DEFAULT_TRACER_NAME = "async_pipeline";
 
 /** An options bag (or any record option): `{}` when not given, else a non-null object. */
-export function optionsBag<T extends object>(name: string, value: T | undefined): Partial<T> {
-  return optionsObject<T>(name, value) ?? {};
+export function optionsBag<T extends object>(
+  name: string,
+  value: T | undefined,
+  known?: object,
+): Partial<T> {
+  return optionsObject<T>(name, value, known) ?? {};
 }
 
 /** The tracer to use: `tracer` when given, else the global provider's tracer named `tracerName`. */

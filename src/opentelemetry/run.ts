@@ -5,9 +5,10 @@ import {
   type Tracer,
 } from "@opentelemetry/api";
 import type { RunWrapper } from "../pipeline.js";
-import type { Context, RunOptions } from "../types.js";
 import { INPUT_TYPE, traceAttributesOf, typeName } from "./attributes.js";
 import { nonEmptyString } from "../internal/validate.js";
+import type { OptionKeys } from "../internal/known-keys.js";
+import { runOptionKeys, type Context, type RunOptions } from "../types.js";
 import { optionsBag, resolveTracer } from "./options.js";
 import { runInSpan } from "./span.js";
 
@@ -118,6 +119,18 @@ export interface RunSpanOptions {
   attributes?: Attributes | undefined;
 }
 
+const runSpanOptionKeys = {
+  tracer: true,
+  tracerName: true,
+  spanName: true,
+  attributes: true,
+} as const satisfies OptionKeys<RunSpanOptions>;
+
+const tracedRunOptionKeys = {
+  ...runSpanOptionKeys,
+  ...runOptionKeys,
+} as const satisfies OptionKeys<TracedRunOptions>;
+
 /**
  * Runs `pipeline.run(input, { context, signal })` inside one "run span", made the active span
  * for the whole run: the stage spans of {@link openTelemetryMiddleware} (and any span a hook or
@@ -166,7 +179,7 @@ export async function tracedRun<I, O, C extends object = Context>(
   ) {
     throw new TypeError("pipeline must be a Pipeline or a Stage (an object with a run method)");
   }
-  const opts = optionsBag("options", options);
+  const opts = optionsBag("options", options, tracedRunOptionKeys);
   const { context, signal } = opts;
   return (await runSpanWrapper(opts)(
     () => pipeline.run(input, { context, signal }),
@@ -200,7 +213,7 @@ export async function tracedRun<I, O, C extends object = Context>(
  * ```
  */
 export function openTelemetryRunSpan(options?: RunSpanOptions): RunWrapper<object> {
-  return runSpanWrapper(optionsBag("options", options));
+  return runSpanWrapper(optionsBag("options", options, runSpanOptionKeys));
 }
 
 /**

@@ -459,6 +459,19 @@ describe("bad arguments", () => {
     await expect(queue.mapSettled([1], { signal: AbortSignal.abort("early") })).rejects.toBe(
       "early",
     );
+    // Unknown keys: a typo names the option meant; map takes no stream-only key.
+    expect(() => new PipelineQueue(echo, { ...base, prefx: "x" } as never)).toThrow(
+      new TypeError('unknown option "prefx" (did you mean "prefix"?)'),
+    );
+    expect(() => new PipelineWorker(echo, { ...base, concurency: 2 } as never)).toThrow(
+      new TypeError('unknown option "concurency" (did you mean "concurrency"?)'),
+    );
+    await expect(queue.map([1], { windw: 10 } as never)).rejects.toThrow(
+      new TypeError('unknown option "windw" (did you mean "window"?)'),
+    );
+    await expect(queue.mapSettled([1], { ordered: false } as never)).rejects.toThrow(
+      new TypeError('unknown option "ordered"'),
+    );
     const stream = queue.stream([1], { ordered: "yes" as never });
     await expect(stream.next()).rejects.toThrow(
       new TypeError('ordered must be a boolean, got "yes"'),
