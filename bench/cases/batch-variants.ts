@@ -14,17 +14,19 @@ import { Pipeline, Stage } from "../lib.js";
 import {
   OURS,
   formatNs,
-  formatRatio,
   formatRatioRange,
   formatSpread,
-  score,
-  type ChartPanel,
-  type Score,
   type Section,
   type Settings,
   type Table,
 } from "../report.js";
 import { defineCase, type ChildSettings, type Group } from "../suite.js";
+import {
+  mapped,
+  measureVariants,
+  variantGroups,
+  type Variant as BatchVariant,
+} from "../variants.js";
 
 type Mapper = (value: number) => Promise<number>;
 
@@ -99,24 +101,11 @@ async function sum(iterable: AsyncIterable<number>): Promise<number> {
   return total;
 }
 
-/** Checks a `map`-like output: `items` numbers, each its index + 1. */
-function mapped(count: number): (output: unknown) => boolean {
-  return (output) =>
-    Array.isArray(output) &&
-    output.length === count &&
-    output.every((value, index) => value === index + 1);
-}
-
-interface Variant {
-  readonly id: string;
-  readonly title: string;
-  readonly floor: string;
+interface Variant extends BatchVariant {
   /** The p-map-based alternative, if the group has one. */
   readonly alternative?: string | undefined;
   /** Of the case's item count, when not all of it. */
   readonly fraction?: number | undefined;
-  readonly rows: readonly { id: string; label: string; reference: string; goal?: number }[];
-  readonly contenders: (count: number) => Contender[];
 }
 
 const GENERATOR_POOL = "hand-written pool over the generator";
@@ -413,16 +402,7 @@ function variantCount(variant: Variant, settings: ChildSettings): number {
 
 export default defineCase({
   groups: (settings): Group[] =>
-    VARIANTS.map((variant) => ({
-      id: variant.id,
-      options: {
-        rounds: settings.quick ? 3 : 9,
-        sampleMs: 0,
-        warmupMs: 0,
-        unitsPerOp: variantCount(variant, settings),
-      },
-      contenders: () => variant.contenders(variantCount(variant, settings)),
-    })),
+    variantGroups(VARIANTS, settings.quick, (variant) => variantCount(variant, settings)),
   section: batchVariants,
 });
 
@@ -431,32 +411,15 @@ async function batchVariants(
   measureGroup: (id: string) => Promise<Measurement>,
 ): Promise<Section> {
   const count = itemCount(settings);
-  const tables: Table[] = [];
-  const headlines: string[] = [];
-  const scores: Score[] = [];
-  const groups: ChartPanel["groups"][number][] = [];
-  for (const variant of VARIANTS) {
-    const measurement = await measureGroup(variant.id);
-    tables.push(table(variant, variantCount(variant, settings), measurement));
-    for (const row of variant.rows) {
-      scores.push(score(measurement, { ...row, ours: OURS }));
-    }
-    const perItem = measurement.results.find((result) => result.name === OURS)?.wall.median;
-    const versus = [variant.floor, variant.alternative]
-      .filter(
-        (name, index, names): name is string => name !== undefined && names.indexOf(name) === index,
-      )
-      .map((name) => `${formatRatio(ratio(measurement, OURS, name).median)} the time of ${name}`);
-    headlines.push(`${variant.title}: ${formatNs(perItem ?? NaN)} per item, ${versus.join(", ")}`);
-    groups.push({
-      label: variant.title.replaceAll("`", ""),
-      bars: measurement.results.map((result) => ({
-        label: result.name,
-        value: result.wall.median,
-        text: formatNs(result.wall.median),
-      })),
-    });
-  }
+  const { tables, headlines, scores, groups } = await measureVariants(VARIANTS, measureGroup, {
+    count: (variant) => variantCount(variant, settings),
+    table,
+    // The floor, then the alternative when it is another contender.
+    versus: (variant) =>
+      variant.alternative === undefined || variant.alternative === variant.floor
+        ? [variant.floor]
+        : [variant.floor, variant.alternative],
+  });
   return {
     title: "5. Batch variants: generator input, `mapSettled`, `stream`, timeouts, retries",
     intro: [

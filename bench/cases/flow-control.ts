@@ -5,22 +5,19 @@
  * limit; and `map` with `perKey` against plain `map`, with keys that rarely wait and with keys
  * that make half of the items wait.
  */
-import { ratio, type Contender, type Measurement } from "../harness.js";
+import { ratio, type Measurement } from "../harness.js";
 import { library, Pipeline, Stage } from "../lib.js";
 import {
   OURS,
   formatNs,
-  formatRatio,
   formatRatioRange,
   formatSpread,
-  score,
-  type ChartPanel,
-  type Score,
   type Section,
   type Settings,
   type Table,
 } from "../report.js";
 import { defineCase, type ChildSettings, type Group } from "../suite.js";
+import { mapped, measureVariants, variantGroups, type Variant } from "../variants.js";
 
 const CONCURRENCY = 16;
 /** A limit that never binds at any speed this machine reaches: 100,000 starts per ms. */
@@ -60,24 +57,9 @@ function slidingWindowPool(items: readonly number[]): Promise<number[]> {
   return Promise.all(Array.from({ length: CONCURRENCY }, worker)).then(() => results);
 }
 
-function mapped(count: number): (output: unknown) => boolean {
-  return (output) =>
-    Array.isArray(output) &&
-    output.length === count &&
-    output.every((value, index) => value === index + 1);
-}
-
 const WINDOW_POOL = "hand-written pool + sliding window";
 const PLAIN_MAP = "`map`, no limit";
 const PLAIN_PER_KEY = "`map`, no perKey";
-
-interface Variant {
-  readonly id: string;
-  readonly title: string;
-  readonly floor: string;
-  readonly rows: readonly { id: string; label: string; reference: string; goal?: number }[];
-  readonly contenders: (count: number) => Contender[];
-}
 
 function perKeyVariant(id: string, title: string, keys: number, perKey: number): Variant {
   return {
@@ -161,17 +143,7 @@ function table(variant: Variant, count: number, measurement: Measurement): Table
 }
 
 export default defineCase({
-  groups: (settings): Group[] =>
-    VARIANTS.map((variant) => ({
-      id: variant.id,
-      options: {
-        rounds: settings.quick ? 3 : 9,
-        sampleMs: 0,
-        warmupMs: 0,
-        unitsPerOp: itemCount(settings),
-      },
-      contenders: () => variant.contenders(itemCount(settings)),
-    })),
+  groups: (settings): Group[] => variantGroups(VARIANTS, settings.quick, () => itemCount(settings)),
   section: flowControl,
 });
 
@@ -180,31 +152,11 @@ async function flowControl(
   measureGroup: (id: string) => Promise<Measurement>,
 ): Promise<Section> {
   const count = itemCount(settings);
-  const tables: Table[] = [];
-  const headlines: string[] = [];
-  const scores: Score[] = [];
-  const groups: ChartPanel["groups"][number][] = [];
-  for (const variant of VARIANTS) {
-    const measurement = await measureGroup(variant.id);
-    tables.push(table(variant, count, measurement));
-    for (const row of variant.rows) scores.push(score(measurement, { ...row, ours: OURS }));
-    const perItem = measurement.results.find((result) => result.name === OURS)?.wall.median;
-    const versus = variant.rows
-      .map(
-        (row) =>
-          `${formatRatio(ratio(measurement, OURS, row.reference).median)} the time of ${row.reference}`,
-      )
-      .join(", ");
-    headlines.push(`${variant.title}: ${formatNs(perItem ?? NaN)} per item, ${versus}`);
-    groups.push({
-      label: variant.title.replaceAll("`", ""),
-      bars: measurement.results.map((result) => ({
-        label: result.name,
-        value: result.wall.median,
-        text: formatNs(result.wall.median),
-      })),
-    });
-  }
+  const { tables, headlines, scores, groups } = await measureVariants(VARIANTS, measureGroup, {
+    count: () => count,
+    table,
+    versus: (variant) => variant.rows.map((row) => row.reference),
+  });
   return {
     title: "6. Flow control: a rate-limited batch, `perKey`",
     intro: [
