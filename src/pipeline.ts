@@ -516,8 +516,13 @@ class PipelineImpl<I, O, C extends object = Context> {
    * `StageExecutionError`) on the failure path only: no handler chained onto every item.
    */
   #itemRunner(template: C | undefined): ItemRunner {
-    const newContext = (): C =>
-      template === undefined ? this.#newContext() : copyContext(template);
+    // Chosen once per batch, not per item.
+    const newContext: () => C =
+      template !== undefined
+        ? () => copyContext(template)
+        : this.#needsContext
+          ? () => ({}) as C
+          : () => undefined as unknown as C;
     const stages = this.#stages;
     const only = stages[0] as AnyStage;
     if (
@@ -527,17 +532,15 @@ class PipelineImpl<I, O, C extends object = Context> {
       this.#aroundRun === undefined
     ) {
       return {
-        run: (item, signal) => {
+        // The pool reads `then` of what this returns, and maps what that throws as it maps a
+        // rejection: one look at `then` per item.
+        run: (item, signal): unknown => {
           const context = newContext();
-          let output: unknown;
           try {
-            output = only[begin](item, context, signal, false);
-            // Inside the try: reading `then` is user code too (a getter may throw).
-            if (!isThenable(output)) return output;
+            return only[begin](item, context, signal, false) as unknown;
           } catch (error) {
             return only[recover](error, item, context, signal, false);
           }
-          return output;
         },
         mapRejection: (error) => only[fail](error),
       };

@@ -55,8 +55,9 @@ interface KeyState<T> {
  * Per-key admission for the pool. `enter` admits an item when its key has a free place, or
  * queues it (per key, FIFO) so that the pool can go on to items of other keys; `leave` frees
  * a place and hands over the key's next waiting item. At most `maxWaiting` items wait at once:
- * the pool takes no new item while `full`, and its workers wait for `room()`. A key's entry is dropped as soon as nothing of
- * that key runs or waits, so memory follows the items in flight, not the keys ever seen.
+ * the pool takes no new item while `full` (a hand-over makes room). A key's entry is dropped
+ * as soon as nothing of that key runs or waits, so memory follows the items in flight, not
+ * the keys ever seen.
  */
 export class KeyedAdmission<T> {
   readonly #key: (item: T, index: number) => unknown;
@@ -64,8 +65,6 @@ export class KeyedAdmission<T> {
   readonly #maxWaiting: number;
   readonly #keys = new Map<unknown, KeyState<T>>();
   #waiting = 0;
-  /** Wakes the workers that wait for room (see {@link KeyedAdmission.room}), one per call. */
-  readonly #blocked: (() => void)[] = [];
 
   constructor(options: PerKeyOptions<T>, maxWaiting: number) {
     this.#key = options.key;
@@ -76,21 +75,6 @@ export class KeyedAdmission<T> {
   /** Whether as many items wait as allowed: take no new item until one is handed over. */
   get full(): boolean {
     return this.#waiting >= this.#maxWaiting;
-  }
-
-  /**
-   * For a worker that found the admission full: resolves when an item stopped waiting (one
-   * worker woken per item handed over), or when {@link KeyedAdmission.wakeAll} is called.
-   */
-  room(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#blocked.push(resolve);
-    });
-  }
-
-  /** Wakes every worker waiting for room: the input has ended, or the batch stopped. */
-  wakeAll(): void {
-    for (let wake = this.#blocked.pop(); wake !== undefined; wake = this.#blocked.pop()) wake();
   }
 
   /**
@@ -122,7 +106,6 @@ export class KeyedAdmission<T> {
     const next = state.waiting?.shift();
     if (next !== undefined) {
       this.#waiting--;
-      this.#blocked.pop()?.();
       return next;
     }
     state.running--;

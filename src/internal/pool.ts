@@ -23,10 +23,10 @@ export interface PoolTask<T> {
    */
   settle(index: number, ok: boolean, outcome: unknown): boolean;
   /**
-   * Optional backpressure: while it returns a promise, no item is taken; it is asked again
-   * when that promise resolves.
+   * Optional backpressure: while it returns `false`, no item is taken. Workers that find no
+   * room end; call {@link Pool.resume} once there may be room again to start them anew.
    */
-  readonly wait?: (() => Promise<void> | undefined) | undefined;
+  readonly room?: (() => boolean) | undefined;
   /** Optional: told after each item settles (`ok` false for a failure), before any stop. */
   readonly onSettled?: ((ok: boolean) => void) | undefined;
   /** Optional: told once when the pool ends, whichever way, before `done` settles. */
@@ -34,7 +34,7 @@ export interface PoolTask<T> {
   /**
    * Optional per-key admission (`perKey`): an item whose key is busy waits in it while the
    * workers go on to other items, and runs when an item of its key finishes; no item is taken
-   * while it is full.
+   * while it is full (the worker that hands a waiting item over starts the others again).
    */
   readonly admission?: KeyedAdmission<T> | undefined;
 }
@@ -57,6 +57,11 @@ const arrayValues = Array.prototype[Symbol.iterator];
  * `map`, `mapSettled` and `stream`. Workers start one per item taken, up to the limit, so a
  * short input starts few. An array is read by index; any other input through its iterator,
  * never asked again once it said `done`; pulls from an async iterator are serialised.
+ *
+ * Nothing waits for room: a worker that finds none (the task's `room`, or a full per-key
+ * admission) ends, and workers start again through {@link Pool.resume} or when a waiting
+ * item is handed over. So a worker's only await is its item's promise (and, for an async
+ * input, the pull), and the loop stays one short path per item.
  *
  * When the pool stops early (fail-fast, the caller's signal, or {@link Pool.stop}) it starts
  * nothing new, aborts the batch's signal (which every item's stages and `call.signal`s watch),
@@ -110,6 +115,11 @@ export class Pool<T> {
     return this.#nextIndex + this.#pulling;
   }
 
+  /** Starts workers again, up to the limit, after the task's `room` may have become true. */
+  resume(): void {
+    this.#fill();
+  }
+
   /** Starts pulling. Call once. */
   start(): void {
     const { signal, source } = this.#task;
@@ -136,8 +146,8 @@ export class Pool<T> {
         void this.stop(signal.reason, true);
       });
     }
+    // The workers finish the pool: the last one out, once the input has ended.
     this.#fill();
-    if (this.#workers === 0) this.#finish();
   }
 
   /**
@@ -162,7 +172,6 @@ export class Pool<T> {
     this.#stopped = true;
     this.#subscription?.cancel();
     this.#controller.abort(abortReason);
-    this.#task.admission?.wakeAll();
     const closing =
       closeSource && !this.#exhausted ? this.#close() : Promise.resolve<CloseOutcome>(undefined);
     // With a pull under way the close waits for it; so does the batch, unless the caller's
@@ -210,15 +219,23 @@ export class Pool<T> {
     return this.#stopped;
   }
 
+  /** Whether an item may be taken now: the task's `room` and the per-key admission agree. */
+  #canTake(): boolean {
+    const { room, admission } = this.#task;
+    return (room === undefined || room()) && admission?.full !== true;
+  }
+
+  /** Starts workers while there are items to take, room for them, and places under the limit. */
   #fill(): void {
-    if (this.#filling) return;
+    // The common case first: every worker is busy.
+    if (this.#filling || this.#workers >= this.#task.concurrency) return;
     this.#filling = true;
     while (
       !this.#stopped &&
       !this.#exhausted &&
       this.#workers < this.#task.concurrency &&
       (this.#sync || this.#pending === undefined) &&
-      this.#task.admission?.full !== true
+      this.#canTake()
     ) {
       this.#workers++;
       // #work handles every failure it expects; anything else stops the pool rather than
@@ -253,7 +270,8 @@ export class Pool<T> {
         let item: T;
         let index: number;
         let ok = true;
-        let pending = false;
+        /** `run` returned: a failure from here is its promise's, for `mapRejection`. */
+        let returned = false;
         let outcome: unknown;
         if (handedOver !== undefined) {
           ({ item, index } = handedOver);
@@ -261,17 +279,9 @@ export class Pool<T> {
           if (this.#halted()) return;
           this.#fill();
         } else {
-          // Enough items wait for their keys: take no more until one of them is handed over to
-          // the worker that ran an item of its key.
-          if (admission?.full === true && !this.#halted() && !this.#exhausted) {
-            await admission.room();
-            continue;
-          }
-          if (task.wait !== undefined) {
-            for (let gate = task.wait(); gate !== undefined; gate = task.wait()) await gate;
-          }
-          // Once the input said `done`, nobody asks it again.
-          if (this.#halted() || this.#exhausted) return;
+          // Once the input said `done`, nobody asks it again. With no room (a stream's
+          // read-ahead window is full, or enough items wait for their keys) this worker ends.
+          if (this.#halted() || this.#exhausted || !this.#canTake()) return;
           try {
             const array = this.#array;
             if (array !== undefined) {
@@ -328,14 +338,13 @@ export class Pool<T> {
         if (ok) {
           try {
             outcome = task.run(item, signal);
-            if (isThenable(outcome)) {
-              pending = true;
-              outcome = await outcome;
-            }
+            returned = true;
+            // Inside the try: reading `then` is the returned value's code (a getter may throw).
+            if (isThenable(outcome)) outcome = await outcome;
           } catch (error) {
             ok = false;
             const { mapRejection } = task;
-            outcome = pending && mapRejection !== undefined ? mapRejection(error) : error;
+            outcome = returned && mapRejection !== undefined ? mapRejection(error) : error;
           }
           if (admission !== undefined) handedOver = admission.leave(key);
         }
@@ -351,8 +360,6 @@ export class Pool<T> {
         }
       }
     } finally {
-      // The input has ended: the workers waiting for room will find nothing more to take.
-      if (this.#exhausted) admission?.wakeAll();
       this.#workers--;
       if (this.#workers === 0 && (this.#exhausted || this.#stopped)) this.#finish();
       else this.#fill();

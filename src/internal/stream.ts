@@ -7,6 +7,7 @@ import {
   type ItemRunner,
 } from "./batch.js";
 import { Queue } from "./queue.js";
+import { ReorderBuffer } from "./reorder.js";
 import { countOrInfinity, optionalBoolean } from "./validate.js";
 
 /** Stream-only options, validated. */
@@ -50,7 +51,8 @@ const END: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: 
  * the consumer leaves (`break`, `return()`, `throw()`, with or without a `next()` pending):
  * in-flight items' signals abort, nothing new starts, pending reads end, and the input is
  * closed, awaited before `return()` settles. A read that finds a result ready costs no
- * promise beyond the one it returns; every queue is O(1).
+ * promise beyond the one it returns; every queue is O(1). Backpressure holds nothing: the
+ * pool's workers end when the window is full, and a read starts them again.
  *
  * The arguments are validated on the first `next()` (as the generator's body would be), so
  * that a bad option surfaces where the stream is read.
@@ -64,14 +66,11 @@ export class PipelineStream implements AsyncGenerator<unknown, void, undefined> 
   #ordered = true;
   #settled = false;
   #limit = 0;
-  /** Ordered mode: results by input index, until read. */
-  readonly #ready = new Map<number, unknown>();
+  /** Ordered mode: results by input index, until read (sized for the window in `#start`). */
+  #ready = new ReorderBuffer<unknown>(1);
   /** Unordered mode: results in the order they settled. */
   readonly #arrivals = new Queue<unknown>();
   readonly #readers = new Queue<Reader>();
-  /** Workers blocked by the read-ahead window; a read wakes one, the end wakes all. */
-  readonly #blocked = new Queue<() => void>();
-  #nextIndex = 0;
   #read = 0;
   /** The pool has ended (or the consumer left): nothing more will arrive. */
   #finished = false;
@@ -111,7 +110,10 @@ export class PipelineStream implements AsyncGenerator<unknown, void, undefined> 
     }
     if (this.#readers.length === 0) {
       const taken = this.#take();
-      if (taken !== undefined) return Promise.resolve(taken);
+      if (taken !== undefined) {
+        this.#pool?.resume();
+        return Promise.resolve(taken);
+      }
     }
     return new Promise((resolve, reject) => {
       this.#readers.push({ resolve, reject });
@@ -140,6 +142,7 @@ export class PipelineStream implements AsyncGenerator<unknown, void, undefined> 
     this.#ordered = shape.ordered;
     this.#settled = shape.settled;
     this.#limit = settings.concurrency + shape.buffer;
+    if (shape.ordered) this.#ready = new ReorderBuffer(this.#limit);
     // Annotated: the callbacks below read `pool`, which TypeScript cannot infer through.
     // eslint-disable-next-line @typescript-eslint/consistent-generic-constructors
     const pool: Pool<unknown> = new Pool({
@@ -149,7 +152,9 @@ export class PipelineStream implements AsyncGenerator<unknown, void, undefined> 
       run: runner.run,
       mapRejection: runner.mapRejection,
       settle: (index, ok, outcome) => this.#arrive(index, ok, outcome),
-      wait: this.#wait,
+      // `reserved` counts the pulls under way too, so that workers pulling from an async input
+      // at the same time cannot overshoot the window.
+      room: () => pool.reserved - this.#read < this.#limit,
       ...progressHooks(reporterFor(this.#items, settings, () => pool.inFlight)),
       admission: admissionFor(settings),
     });
@@ -179,42 +184,33 @@ export class PipelineStream implements AsyncGenerator<unknown, void, undefined> 
     return false;
   }
 
-  /** The pool's backpressure gate: a promise while the read-ahead window is full. */
-  readonly #wait = (): Promise<void> | undefined =>
-    // `reserved` counts the pulls under way too, so that workers pulling from an async input
-    // at the same time cannot overshoot the window.
-    this.#finished || (this.#pool as Pool<unknown>).reserved - this.#read < this.#limit
-      ? undefined
-      : new Promise<void>((resolve) => {
-          this.#blocked.push(resolve);
-        });
-
-  /** The next result if one is ready to be read, else `undefined`. */
+  /**
+   * The next result if one is ready to be read, else `undefined`. A read frees a place in the
+   * window: the caller resumes the pool once its readers are served (a resumed item may settle
+   * at once and deliver in turn).
+   */
   #take(): IteratorYieldResult<unknown> | undefined {
     let value: unknown;
     if (this.#ordered) {
-      const index = this.#nextIndex;
-      if (!this.#ready.has(index)) return undefined;
-      value = this.#ready.get(index);
-      this.#ready.delete(index);
-      this.#nextIndex = index + 1;
+      if (!this.#ready.ready) return undefined;
+      value = this.#ready.shift();
     } else {
       if (this.#arrivals.length === 0) return undefined;
       value = this.#arrivals.shift();
     }
     this.#read++;
-    // A read frees one place in the window: it wakes one blocked worker, which re-checks it.
-    this.#blocked.shift()?.();
     return { done: false, value };
   }
 
   /** Hands ready results to waiting readers, then the failure or the end once none is left. */
   #deliver(): void {
     const readers = this.#readers;
+    let read = false;
     while (readers.length > 0) {
       const taken = this.#take();
       if (taken !== undefined) {
         (readers.shift() as Reader).resolve(taken);
+        read = true;
         continue;
       }
       const failure = this.#failure;
@@ -229,21 +225,16 @@ export class PipelineStream implements AsyncGenerator<unknown, void, undefined> 
         (readers.shift() as Reader).resolve(END);
         continue;
       }
-      return;
+      break;
     }
+    if (read) this.#pool?.resume();
   }
 
   /** The pool ended: with `failure` (fail-fast, the signal, the input) or after every item. */
   #end(failure: { readonly error: unknown } | undefined): void {
     this.#finished = true;
     if (!this.#closed) this.#failure = failure;
-    this.#releaseBlocked();
     this.#deliver();
-  }
-
-  #releaseBlocked(): void {
-    const blocked = this.#blocked;
-    while (blocked.length > 0) (blocked.shift() as () => void)();
   }
 
   /** The signal aborted: the stream ends with its reason, the pool stops with it too. */
@@ -251,7 +242,6 @@ export class PipelineStream implements AsyncGenerator<unknown, void, undefined> 
     this.#closed = true;
     this.#finished = true;
     void this.#pool?.stop(reason, true);
-    this.#releaseBlocked();
     this.#deliver();
   }
 
@@ -268,8 +258,6 @@ export class PipelineStream implements AsyncGenerator<unknown, void, undefined> 
     this.#failure = undefined;
     this.#deliver();
     if (pool === undefined || wasClosed) return Promise.resolve(undefined);
-    const closing = pool.stop(consumerStopped(), true);
-    this.#releaseBlocked();
-    return closing;
+    return pool.stop(consumerStopped(), true);
   }
 }
