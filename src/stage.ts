@@ -237,6 +237,11 @@ export class Stage<I, O, C extends object = Context> {
   readonly #policy: RetryPolicy;
   readonly #limiter: RateLimiter | undefined;
   readonly #breaker: CircuitBreaker | undefined;
+  /**
+   * The first attempt is the handler's call and nothing else: no circuit breaker, rate limit,
+   * timeout or call object. Decided once here, so that such an attempt decides nothing per call.
+   */
+  readonly #bare: boolean;
   /** The stage's failure after `attempts` attempts; also the retry loop's `fail`. */
   readonly #wrap = (error: unknown, attempts: number): StageExecutionError =>
     new StageExecutionError(this.#name, error, attempts);
@@ -267,6 +272,11 @@ export class Stage<I, O, C extends object = Context> {
     this.#policy = retryPolicy(opts);
     this.#limiter = rateLimiterOption(opts.rateLimit);
     this.#breaker = circuitBreakerOption(opts.circuitBreaker);
+    this.#bare =
+      this.#breaker === undefined &&
+      this.#limiter === undefined &&
+      this.#timeout === undefined &&
+      !this.#takesContext;
   }
 
   /**
@@ -415,6 +425,8 @@ export class Stage<I, O, C extends object = Context> {
     signal: AbortSignal | undefined,
     race: boolean,
   ): O | PromiseLike<O> {
+    // Without `race` there is no signal to race either: the attempt is the bare call.
+    if (this.#bare && !race) return (this.#handler as (value: I) => O | PromiseLike<O>)(value);
     return this.#breaker === undefined
       ? this.#attempt(value, context, signal, race, 1)
       : this.#guarded(value, context, signal, race);
