@@ -37,6 +37,10 @@ interface Reader {
   reject(error: unknown): void;
 }
 
+function neverStarted(): never {
+  throw new Error("never started");
+}
+
 const END: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 /**
@@ -58,6 +62,13 @@ const END: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: 
  * that a bad option surfaces where the stream is read.
  */
 export class PipelineStream implements AsyncGenerator<unknown, void, undefined> {
+  /**
+   * An idle stream that is never read, kept for the life of the module with its queues and
+   * ring, so that their hidden classes outlive every batch (as {@link Pool} does for its own).
+   */
+  // eslint-disable-next-line no-unused-private-class-members -- held, never read (see above)
+  static readonly #idle: unknown = new PipelineStream([], neverStarted, neverStarted);
+
   readonly #items: Iterable<unknown> | AsyncIterable<unknown>;
   readonly #makeSettings: () => BatchSettings<unknown>;
   readonly #runnerFor: (settings: BatchSettings<unknown>) => ItemRunner;
