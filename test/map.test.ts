@@ -106,6 +106,33 @@ describe("map: any Iterable or AsyncIterable", () => {
     await expect(pipeline.map(new Set([1, 2, 3]), 2)).resolves.toEqual([2, 4, 6]);
   });
 
+  // The results of an input of unknown size are written as items settle, out of order: no
+  // hole and no extra slot may be left, whatever the count and the completion order.
+  it.each([0, 1, 15, 16, 17, 100, 1_000])(
+    "returns a dense array of exactly the item count over a generator (%i items)",
+    async (count) => {
+      function* generate(): Generator<number> {
+        for (let index = 0; index < count; index++) yield index;
+      }
+      // Later items finish first within each group of concurrent ones.
+      const stage = new Stage("reversed", async (value: number) => {
+        for (let turn = 0; turn < 8 - (value % 8); turn++) await Promise.resolve();
+        return value * 2;
+      });
+      for (const settled of [false, true]) {
+        const pipeline = new Pipeline([stage]);
+        const results = settled
+          ? (await pipeline.mapSettled(generate(), 8)).map(
+              (result) => (result as PromiseFulfilledResult<number>).value,
+            )
+          : await pipeline.map(generate(), 8);
+        expect(results).toHaveLength(count);
+        expect(Object.keys(results)).toHaveLength(count);
+        expect(results).toStrictEqual(Array.from({ length: count }, (_, index) => index * 2));
+      }
+    },
+  );
+
   it("accepts a generator", async () => {
     function* generate(): Generator<number> {
       yield 1;
