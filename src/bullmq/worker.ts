@@ -9,6 +9,7 @@ import {
   type Client,
   type Connection,
 } from "./connection.js";
+import { scriptsOn, type Scripts } from "./scripts.js";
 import { connectTimeoutOf, queueNameOf, prefixOf, optionalCount } from "./options.js";
 import {
   cancelledEntry,
@@ -175,6 +176,7 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   readonly #keys: Keys;
   readonly #client: Client;
   readonly #subscriber: Client;
+  readonly #scripts: Scripts;
   readonly #connectTimeout: number;
   readonly #onError: (error: unknown) => unknown;
   /** The controllers of the running jobs, by batch, so a stopped batch can abort them. */
@@ -203,6 +205,7 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
     this.#stageNames = pipeline.stages.map((stage) => stage.name);
     this.#keys = new Keys(prefix, queueName);
     this.#client = openClient(options.connection, "connection");
+    this.#scripts = scriptsOn(this.#client.redis);
     this.#subscriber = duplicate(this.#client);
     this.#subscriber.redis.on("error", this.#report);
     this.#subscriber.redis.on("message", (_channel: string, batchId: string) => {
@@ -271,8 +274,9 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
 
   async #process(job: Job<JobPayload, void>): Promise<void> {
     const { b: batchId, i: index, v: item, c: context, s: stages } = job.data;
-    const redis = this.#client.redis;
     const keys = this.#keys;
+    const results = keys.results(batchId);
+    const done = keys.done(batchId);
     const field = String(index);
     // Registered before the check, so a stop announced while it runs still cancels the item.
     const controller = new AbortController();
@@ -281,17 +285,11 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
     controllers.add(controller);
     let record: ResultRecord | undefined;
     try {
-      const [stopped, known] = (await redis
-        .multi()
-        .exists(keys.stop(batchId))
-        .hexists(keys.results(batchId), field)
-        .exec()) as [[null, number], [null, number]];
-      if (stopped[1] === 1 || controller.signal.aborted) {
+      const begin = await this.#scripts.begin(keys.stop(batchId), results, done, field);
+      // Settled already (by a worker that died before BullMQ saw the job finish): run nothing.
+      if (begin === "settled") return;
+      if (begin === "stopped" || controller.signal.aborted) {
         record = undefined;
-      } else if (known[1] === 1) {
-        // Settled already (by a worker that died before BullMQ saw the job finish): run nothing.
-        await redis.rpush(keys.done(batchId), field);
-        return;
       } else if (!sameStages(this.#stageNames, stages)) {
         record = { error: toWireError(stageMismatch(this.#stageNames, stages)) };
       } else {
@@ -302,13 +300,9 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
       if (controllers.size === 0) this.#running.delete(batchId);
     }
     if (record === undefined) {
-      await redis.rpush(keys.done(batchId), cancelledEntry(index));
+      await this.#scripts.finish(results, done, field, cancelledEntry(index), "");
     } else {
-      await redis
-        .multi()
-        .hsetnx(keys.results(batchId), field, JSON.stringify(record))
-        .rpush(keys.done(batchId), field)
-        .exec();
+      await this.#scripts.finish(results, done, field, field, JSON.stringify(record));
     }
   }
 
