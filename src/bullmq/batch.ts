@@ -198,12 +198,13 @@ export class Batch {
 
   async #add(indices: number[], entries: { index: number; value: unknown }[]): Promise<void> {
     if (entries.length === 0) return;
-    const { batchId, context } = this.#settings;
+    const { batchId, context, resumable } = this.#settings;
     const stages = this.#backend.stageNames;
+    const r = resumable ? 1 : undefined;
     await this.#backend.queue.addBulk(
       entries.map(({ index, value }) => ({
         name: "item",
-        data: { b: batchId, i: index, v: value, c: context, s: stages },
+        data: { b: batchId, i: index, v: value, c: context, s: stages, r },
         opts: {
           jobId: jobId(batchId, index),
           removeOnComplete: true,

@@ -9,7 +9,8 @@ import {
   type Client,
   type Connection,
 } from "./connection.js";
-import { scriptsOn, type Scripts } from "./scripts.js";
+import { scriptsOn, type Begin, type Scripts } from "./scripts.js";
+import { StopNotices } from "./stops.js";
 import { connectTimeoutOf, queueNameOf, prefixOf, optionalCount } from "./options.js";
 import {
   cancelledEntry,
@@ -177,10 +178,14 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   readonly #client: Client;
   readonly #subscriber: Client;
   readonly #scripts: Scripts;
+  readonly #stops: StopNotices;
   readonly #connectTimeout: number;
   readonly #onError: (error: unknown) => unknown;
-  /** The controllers of the running jobs, by batch, so a stopped batch can abort them. */
-  readonly #running = new Map<string, Set<AbortController>>();
+  /**
+   * One controller per batch with jobs running here, and how many: a stop aborts them all
+   * (one signal shared by the batch's runs costs less than one controller per job).
+   */
+  readonly #running = new Map<string, { controller: AbortController; jobs: number }>();
   #closing: Promise<void> | undefined;
 
   /**
@@ -208,10 +213,14 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
     this.#scripts = scriptsOn(this.#client.redis);
     this.#subscriber = duplicate(this.#client);
     this.#subscriber.redis.on("error", this.#report);
-    this.#subscriber.redis.on("message", (_channel: string, batchId: string) => {
-      this.#stopBatch(batchId);
-    });
-    this.#subscriber.redis.subscribe(this.#keys.stopChannel).catch(this.#report);
+    this.#stops = new StopNotices(
+      this.#subscriber.redis,
+      this.#keys.stopChannel,
+      (batchId) => {
+        this.#stopBatch(batchId);
+      },
+      this.#report,
+    );
     const defined = Object.fromEntries(
       Object.entries(stall).filter(([, value]) => value !== undefined),
     );
@@ -225,8 +234,8 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   }
 
   /**
-   * Resolves once the worker is connected to Redis; rejects with a `RedisUnavailableError`
-   * when Redis cannot be reached within `connectTimeout` ms.
+   * Resolves once the worker is connected to Redis (and hears stop announcements); rejects with a
+   * `RedisUnavailableError` when Redis cannot be reached within `connectTimeout` ms.
    *
    * @example
    * ```ts
@@ -236,6 +245,7 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   async waitUntilReady(): Promise<void> {
     await whenReady(this.#client.redis, this.#connectTimeout);
     await whenReady(this.#subscriber.redis, this.#connectTimeout);
+    await this.#stops.listening;
     await this.worker.waitUntilReady();
   }
 
@@ -267,9 +277,7 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   };
 
   #stopBatch(batchId: string): void {
-    const controllers = this.#running.get(batchId);
-    if (controllers === undefined) return;
-    for (const controller of controllers) controller.abort(batchStopped());
+    this.#running.get(batchId)?.controller.abort(batchStopped());
   }
 
   async #process(job: Job<JobPayload, void>): Promise<void> {
@@ -279,31 +287,59 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
     const done = keys.done(batchId);
     const field = String(index);
     // Registered before the check, so a stop announced while it runs still cancels the item.
-    const controller = new AbortController();
-    let controllers = this.#running.get(batchId);
-    if (controllers === undefined) this.#running.set(batchId, (controllers = new Set()));
-    controllers.add(controller);
+    let running = this.#running.get(batchId);
+    // An aborted controller belongs to a stop of the batch; a resumed batch gets a fresh one.
+    if (running === undefined || running.controller.signal.aborted) {
+      running = { controller: new AbortController(), jobs: 0 };
+      this.#running.set(batchId, running);
+    }
+    running.jobs++;
+    const signal = running.controller.signal;
     let record: ResultRecord | undefined;
     try {
-      const begin = await this.#scripts.begin(keys.stop(batchId), results, done, field);
+      const begin = await this.#begin(job, results, done, field);
       // Settled already (by a worker that died before BullMQ saw the job finish): run nothing.
       if (begin === "settled") return;
-      if (begin === "stopped" || controller.signal.aborted) {
+      if (begin === "stopped" || signal.aborted) {
         record = undefined;
       } else if (!sameStages(this.#stageNames, stages)) {
         record = { error: toWireError(stageMismatch(this.#stageNames, stages)) };
       } else {
-        record = await this.#run(item, context, index, controller.signal);
+        record = await this.#run(item, context, index, signal);
       }
     } finally {
-      controllers.delete(controller);
-      if (controllers.size === 0) this.#running.delete(batchId);
+      running.jobs--;
+      if (running.jobs === 0 && this.#running.get(batchId) === running) {
+        this.#running.delete(batchId);
+      }
     }
     if (record === undefined) {
       await this.#scripts.finish(results, done, field, cancelledEntry(index), "");
     } else {
       await this.#scripts.finish(results, done, field, field, JSON.stringify(record));
     }
+  }
+
+  /**
+   * Whether the item may run. Redis is asked (one script) unless the answer is known here: a
+   * job taken for the first time, of a batch that is not resumable and whose stop flag this
+   * worker checked since its subscription to stop announcements was last set up, cannot have a
+   * result yet, and its batch's stop would have been announced to us.
+   */
+  async #begin(
+    job: Job<JobPayload, void>,
+    results: string,
+    done: string,
+    field: string,
+  ): Promise<Begin> {
+    const batchId = job.data.b;
+    if (job.data.r !== 1 && job.attemptsStarted <= 1 && this.#stops.covers(batchId)) {
+      return this.#stops.stopped(batchId) ? "stopped" : "run";
+    }
+    const mark = this.#stops.mark();
+    const begin = await this.#scripts.begin(this.#keys.stop(batchId), results, done, field);
+    this.#stops.checked(batchId, mark);
+    return begin;
   }
 
   /** Runs the pipeline on one item; `undefined` when the batch stopped while it ran. */
