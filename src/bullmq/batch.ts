@@ -7,7 +7,7 @@
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Progress } from "../index.js";
-import { closeClient, duplicate, whenReady, type Client } from "./connection.js";
+import { whenReady, type Client, type ConnectionPool } from "./connection.js";
 import {
   jobId,
   jsonProblem,
@@ -23,6 +23,8 @@ import {
 export interface Backend {
   readonly queue: Queue<JobPayload>;
   readonly client: Client;
+  /** The connections for blocking reads, one per running batch. */
+  readonly blocking: ConnectionPool;
   readonly keys: Keys;
   readonly stageNames: readonly string[];
   readonly connectTimeout: number;
@@ -54,8 +56,8 @@ const ENQUEUE_COUNT = 500;
 /** Seconds one blocking read waits before the batch looks for jobs BullMQ failed. */
 const IDLE_SECONDS = 1;
 const WAKE = "wake";
-/** How many times (10 ms apart) a settling batch checks that its last jobs are gone. */
-const JOB_GONE_TRIES = 500;
+/** How long a settling batch waits at most for its last jobs to be gone, in ms. */
+const JOB_GONE_MS = 5_000;
 const LATER = Symbol("later");
 
 type Step = IteratorResult<unknown>;
@@ -97,7 +99,7 @@ export class Batch {
     await this.#backend.ready();
     const iterator = iteratorOf(items);
     const isAsync = Symbol.asyncIterator in items;
-    const blocking = duplicate(this.#backend.client);
+    const blocking = this.#backend.blocking.take();
     const wake = () => {
       this.#redis.rpush(keys.done(batchId), WAKE).catch(() => undefined);
     };
@@ -141,7 +143,7 @@ export class Batch {
         await this.#jobsGone();
         await this.#redis.del(...keys.batch(batchId));
       } finally {
-        await closeClient(blocking);
+        await this.#backend.blocking.give(blocking);
       }
     }
   }
@@ -304,9 +306,11 @@ export class Batch {
    */
   async #jobsGone(): Promise<void> {
     const keys = this.#recent.map((index) => this.#backend.keys.job(this.#settings.batchId, index));
-    for (let tries = 0; keys.length > 0 && tries < JOB_GONE_TRIES; tries++) {
+    // BullMQ removes a job one round trip after its result: mostly gone by the first retry.
+    for (let waited = 0, pause = 1; keys.length > 0 && waited < JOB_GONE_MS; waited += pause) {
       if ((await this.#redis.exists(...keys)) === 0) return;
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, 10);
     }
   }
 

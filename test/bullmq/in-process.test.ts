@@ -420,6 +420,30 @@ describe("stream, progress, connections", { timeout: 30_000 }, () => {
     shared.disconnect();
   });
 
+  it("reuses its connections for blocking reads between batches, and closes them", async () => {
+    const name = queueName();
+    const tag = `pool-${crypto.randomUUID()}`;
+    const worker = new PipelineWorker(slow, { queueName: name, connection: connection() });
+    closing.push(worker);
+    const queue = new PipelineQueue(slow, {
+      queueName: name,
+      connection: { ...connection(), connectionName: tag },
+    });
+    const named = async (): Promise<number> => {
+      const list = String(await redis.client("LIST"));
+      return list.split("\n").filter((line) => line.includes(` name=${tag} `)).length;
+    };
+    expect(await queue.map([1, 2])).toEqual([2, 3]);
+    const after = await named();
+    expect(await queue.map([3])).toEqual([4]);
+    expect(await Promise.all([queue.map([5]), queue.map([6])])).toEqual([[6], [7]]);
+    expect(await queue.map([7])).toEqual([8]);
+    // Two batches at once needed a second connection; the later ones reused the two.
+    expect(await named()).toBe(after + 1);
+    await queue.close();
+    await until(async () => (await named()) === 0);
+  });
+
   it("settles an item whose job BullMQ failed instead of waiting for ever", async () => {
     const name = queueName();
     const queue = new PipelineQueue(echo, { queueName: name, connection: connection() });
