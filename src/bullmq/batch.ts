@@ -72,6 +72,8 @@ export class Batch {
   /** The last indices collected: their jobs may still be in Redis for a moment. */
   #recent: number[] = [];
   #forgotten: number[] = [];
+  /** Outstanding items whose job the last sweep found gone with no result: lost if again. */
+  #suspects = new Set<number>();
   #pending: Promise<Step> | undefined;
   #done = 0;
   #failed = 0;
@@ -323,25 +325,52 @@ export class Batch {
     await this.#add(indices, entries);
   }
 
-  /** Items whose job BullMQ moved to failed (stalled too often, or a worker error). */
+  /**
+   * Items whose job BullMQ moved to failed (stalled too often, or a worker error), and items
+   * whose job is gone although no done entry came: settled from their result when it is in
+   * Redis, else failed once a second sweep finds them so (the worker's write failed).
+   */
   async #sweep(): Promise<Settlement[]> {
     if (this.#outstanding.size === 0) return [];
     const { batchId } = this.#settings;
+    const keys = this.#backend.keys;
     const indices = [...this.#outstanding];
-    const scores = await this.#redis.zmscore(
-      this.#backend.keys.failed,
-      ...indices.map((index) => jobId(batchId, index)),
-    );
-    const failed = indices.filter((_, offset) => scores[offset] !== null);
+    const [scores, present] = await Promise.all([
+      this.#redis.zmscore(keys.failed, ...indices.map((index) => jobId(batchId, index))),
+      Promise.all(indices.map((index) => this.#redis.exists(keys.job(batchId, index)))),
+    ]);
     const settled: Settlement[] = [];
-    for (const index of failed) {
-      const job = await this.#backend.queue.getJob(jobId(batchId, index));
-      const reason = new Error(
-        `BullMQ failed the job of item ${String(index)}: ${job?.failedReason ?? "unknown reason"}`,
-      );
-      await job?.remove().catch(() => undefined);
+    const gone: number[] = [];
+    for (const [offset, index] of indices.entries()) {
+      if (scores[offset] !== null) {
+        const job = await this.#backend.queue.getJob(jobId(batchId, index));
+        const reason = new Error(
+          `BullMQ failed the job of item ${String(index)}: ${job?.failedReason ?? "unknown reason"}`,
+        );
+        await job?.remove().catch(() => undefined);
+        this.#outstanding.delete(index);
+        settled.push({ index, result: { status: "rejected", reason } });
+      } else if (present[offset] === 0) gone.push(index);
+    }
+    const suspects = this.#suspects;
+    this.#suspects = new Set();
+    if (gone.length === 0) return settled;
+    const records = await this.#redis.hmget(keys.results(batchId), ...gone.map(String));
+    for (const [offset, index] of gone.entries()) {
+      const record = records[offset];
+      if (typeof record === "string") {
+        settled.push({ index, result: settle(JSON.parse(record) as ResultRecord) });
+      } else if (suspects.has(index)) {
+        const reason = new Error(
+          `The job of item ${String(index)} finished without recording a result (the worker could not write it: see its onError)`,
+        );
+        settled.push({ index, result: { status: "rejected", reason } });
+      } else {
+        this.#suspects.add(index);
+        continue;
+      }
       this.#outstanding.delete(index);
-      settled.push({ index, result: { status: "rejected", reason } });
+      this.#collected(index);
     }
     return settled;
   }

@@ -313,11 +313,14 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
         this.#running.delete(batchId);
       }
     }
-    if (record === undefined) {
-      await this.#scripts.finish(results, done, field, cancelledEntry(index), "");
-    } else {
-      await this.#scripts.finish(results, done, field, field, JSON.stringify(record));
-    }
+    // Not awaited: BullMQ completes the job on the same connection right after, so Redis runs
+    // this first, and both travel together. Should the write fail (a full Redis), the job is
+    // gone without a done entry, and the producer's sweep notices (see Batch).
+    const written =
+      record === undefined
+        ? this.#scripts.finish(results, done, field, cancelledEntry(index), "")
+        : this.#scripts.finish(results, done, field, field, JSON.stringify(record));
+    written.catch(this.#report);
   }
 
   /**

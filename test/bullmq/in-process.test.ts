@@ -458,6 +458,35 @@ describe("stream, progress, connections", { timeout: 30_000 }, () => {
       new Error("BullMQ failed the job of item 0: foreign failure"),
     );
   });
+
+  it("settles an item whose job finished without a done entry, from Redis or as lost", async () => {
+    const name = queueName();
+    const queue = new PipelineQueue(echo, { queueName: name, connection: connection() });
+    closing.push(queue);
+    // A foreign worker completes the jobs without the library's write (as when it failed):
+    // item 1's result it records by hand, item 0's nowhere.
+    const foreign = new Worker<{ b: string; i: number }>(
+      name,
+      async (job) => {
+        if (job.data.i !== 1) return;
+        const results = `bull:${name}:pipeline:${job.data.b}:results`;
+        await redis.hset(results, "1", JSON.stringify({ ok: "recorded" }));
+      },
+      { connection: new Redis(redisUrl(), { maxRetriesPerRequest: null }) },
+    );
+    const settled = await queue.mapSettled(["a", "b"]);
+    await foreign.close();
+    expect(settled).toEqual([
+      {
+        status: "rejected",
+        reason: new Error(
+          "The job of item 0 finished without recording a result (the worker could not write it: see its onError)",
+        ),
+      },
+      { status: "fulfilled", value: "recorded" },
+    ]);
+    expect(await keysContaining(redis, `${name}:pipeline:`)).toEqual([]);
+  });
 });
 
 describe("stop announcements", { timeout: 30_000 }, () => {
