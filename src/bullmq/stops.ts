@@ -55,6 +55,8 @@ export class StopNotices {
         listening();
       }, report);
     });
+    // A connection copied from a `lazyConnect` one would otherwise wait for a first command.
+    if (subscriber.status === "wait") subscriber.connect().catch(() => undefined);
   }
 
   /** True when any stop of `batchId` since it was last checked in Redis has reached us. */

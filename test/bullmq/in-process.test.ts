@@ -541,6 +541,19 @@ describe("stop announcements", { timeout: 30_000 }, () => {
     );
   });
 
+  it("a worker on a lazyConnect instance listens without being asked to connect", async () => {
+    const lazy = new Redis(redisUrl(), { lazyConnect: true, maxRetriesPerRequest: null });
+    const name = queueName();
+    const worker = new PipelineWorker(echo, { queueName: name, connection: lazy });
+    const channel = `bull:${name}:pipeline:stop`;
+    await until(async () => {
+      const [, count] = (await redis.pubsub("NUMSUB", channel)) as [string, number];
+      return count === 1;
+    });
+    await worker.close();
+    lazy.disconnect();
+  });
+
   it("after its subscription was lost, a worker asks Redis again", async () => {
     const subscriber = client();
     const channel = `stops-${crypto.randomUUID()}`;
