@@ -7,7 +7,7 @@
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Progress } from "../index.js";
-import { closeClient, duplicate, whenReady, type Client } from "./connection.js";
+import { whenReady, type Client, type ConnectionPool } from "./connection.js";
 import {
   jobId,
   jsonProblem,
@@ -23,6 +23,8 @@ import {
 export interface Backend {
   readonly queue: Queue<JobPayload>;
   readonly client: Client;
+  /** The connections for blocking reads, one per running batch. */
+  readonly blocking: ConnectionPool;
   readonly keys: Keys;
   readonly stageNames: readonly string[];
   readonly connectTimeout: number;
@@ -54,8 +56,8 @@ const ENQUEUE_COUNT = 500;
 /** Seconds one blocking read waits before the batch looks for jobs BullMQ failed. */
 const IDLE_SECONDS = 1;
 const WAKE = "wake";
-/** How many times (10 ms apart) a settling batch checks that its last jobs are gone. */
-const JOB_GONE_TRIES = 500;
+/** How long a settling batch waits at most for its last jobs to be gone, in ms. */
+const JOB_GONE_MS = 5_000;
 const LATER = Symbol("later");
 
 type Step = IteratorResult<unknown>;
@@ -70,6 +72,8 @@ export class Batch {
   /** The last indices collected: their jobs may still be in Redis for a moment. */
   #recent: number[] = [];
   #forgotten: number[] = [];
+  /** Outstanding items whose job the last sweep found gone with no result: lost if again. */
+  #suspects = new Set<number>();
   #pending: Promise<Step> | undefined;
   #done = 0;
   #failed = 0;
@@ -97,7 +101,7 @@ export class Batch {
     await this.#backend.ready();
     const iterator = iteratorOf(items);
     const isAsync = Symbol.asyncIterator in items;
-    const blocking = duplicate(this.#backend.client);
+    const blocking = this.#backend.blocking.take();
     const wake = () => {
       this.#redis.rpush(keys.done(batchId), WAKE).catch(() => undefined);
     };
@@ -141,7 +145,7 @@ export class Batch {
         await this.#jobsGone();
         await this.#redis.del(...keys.batch(batchId));
       } finally {
-        await closeClient(blocking);
+        await this.#backend.blocking.give(blocking);
       }
     }
   }
@@ -198,12 +202,13 @@ export class Batch {
 
   async #add(indices: number[], entries: { index: number; value: unknown }[]): Promise<void> {
     if (entries.length === 0) return;
-    const { batchId, context } = this.#settings;
+    const { batchId, context, resumable } = this.#settings;
     const stages = this.#backend.stageNames;
+    const r = resumable ? 1 : undefined;
     await this.#backend.queue.addBulk(
       entries.map(({ index, value }) => ({
         name: "item",
-        data: { b: batchId, i: index, v: value, c: context, s: stages },
+        data: { b: batchId, i: index, v: value, c: context, s: stages, r },
         opts: {
           jobId: jobId(batchId, index),
           removeOnComplete: true,
@@ -303,9 +308,11 @@ export class Batch {
    */
   async #jobsGone(): Promise<void> {
     const keys = this.#recent.map((index) => this.#backend.keys.job(this.#settings.batchId, index));
-    for (let tries = 0; keys.length > 0 && tries < JOB_GONE_TRIES; tries++) {
+    // BullMQ removes a job one round trip after its result: mostly gone by the first retry.
+    for (let waited = 0, pause = 1; keys.length > 0 && waited < JOB_GONE_MS; waited += pause) {
       if ((await this.#redis.exists(...keys)) === 0) return;
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, 10);
     }
   }
 
@@ -318,25 +325,52 @@ export class Batch {
     await this.#add(indices, entries);
   }
 
-  /** Items whose job BullMQ moved to failed (stalled too often, or a worker error). */
+  /**
+   * Items whose job BullMQ moved to failed (stalled too often, or a worker error), and items
+   * whose job is gone although no done entry came: settled from their result when it is in
+   * Redis, else failed once a second sweep finds them so (the worker's write failed).
+   */
   async #sweep(): Promise<Settlement[]> {
     if (this.#outstanding.size === 0) return [];
     const { batchId } = this.#settings;
+    const keys = this.#backend.keys;
     const indices = [...this.#outstanding];
-    const scores = await this.#redis.zmscore(
-      this.#backend.keys.failed,
-      ...indices.map((index) => jobId(batchId, index)),
-    );
-    const failed = indices.filter((_, offset) => scores[offset] !== null);
+    const [scores, present] = await Promise.all([
+      this.#redis.zmscore(keys.failed, ...indices.map((index) => jobId(batchId, index))),
+      Promise.all(indices.map((index) => this.#redis.exists(keys.job(batchId, index)))),
+    ]);
     const settled: Settlement[] = [];
-    for (const index of failed) {
-      const job = await this.#backend.queue.getJob(jobId(batchId, index));
-      const reason = new Error(
-        `BullMQ failed the job of item ${String(index)}: ${job?.failedReason ?? "unknown reason"}`,
-      );
-      await job?.remove().catch(() => undefined);
+    const gone: number[] = [];
+    for (const [offset, index] of indices.entries()) {
+      if (scores[offset] !== null) {
+        const job = await this.#backend.queue.getJob(jobId(batchId, index));
+        const reason = new Error(
+          `BullMQ failed the job of item ${String(index)}: ${job?.failedReason ?? "unknown reason"}`,
+        );
+        await job?.remove().catch(() => undefined);
+        this.#outstanding.delete(index);
+        settled.push({ index, result: { status: "rejected", reason } });
+      } else if (present[offset] === 0) gone.push(index);
+    }
+    const suspects = this.#suspects;
+    this.#suspects = new Set();
+    if (gone.length === 0) return settled;
+    const records = await this.#redis.hmget(keys.results(batchId), ...gone.map(String));
+    for (const [offset, index] of gone.entries()) {
+      const record = records[offset];
+      if (typeof record === "string") {
+        settled.push({ index, result: settle(JSON.parse(record) as ResultRecord) });
+      } else if (suspects.has(index)) {
+        const reason = new Error(
+          `The job of item ${String(index)} finished without recording a result (the worker could not write it: see its onError)`,
+        );
+        settled.push({ index, result: { status: "rejected", reason } });
+      } else {
+        this.#suspects.add(index);
+        continue;
+      }
       this.#outstanding.delete(index);
-      settled.push({ index, result: { status: "rejected", reason } });
+      this.#collected(index);
     }
     return settled;
   }

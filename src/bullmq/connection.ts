@@ -69,6 +69,38 @@ export function duplicate(client: Client): Client {
   return { redis: client.redis.duplicate({ maxRetriesPerRequest: null }), owned: true };
 }
 
+/**
+ * The connections for batches' blocking reads, kept between batches (opening one per batch
+ * cost a TCP handshake and a ready check each time): one per running batch, the idle ones
+ * reused, all closed with the queue.
+ */
+export class ConnectionPool {
+  readonly #base: Client;
+  readonly #idle: Client[] = [];
+  #closed = false;
+
+  constructor(base: Client) {
+    this.#base = base;
+  }
+
+  /** An idle connection, or a new one. */
+  take(): Client {
+    return this.#idle.pop() ?? duplicate(this.#base);
+  }
+
+  /** Gives a connection back: kept when it is ready and the pool open, else closed. */
+  async give(client: Client): Promise<void> {
+    if (!this.#closed && client.redis.status === "ready") this.#idle.push(client);
+    else await closeClient(client);
+  }
+
+  /** Closes the idle connections; those given back later are closed then. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#idle.splice(0).map(closeClient));
+  }
+}
+
 /** Closes a client the library opened. */
 export async function closeClient(client: Client): Promise<void> {
   if (!client.owned) return;

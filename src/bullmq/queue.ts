@@ -9,7 +9,14 @@ import {
   optionsObject,
 } from "../internal/validate.js";
 import { Batch, type Backend, type BatchSettings } from "./batch.js";
-import { closeClient, openClient, whenReady, type Client, type Connection } from "./connection.js";
+import {
+  closeClient,
+  ConnectionPool,
+  openClient,
+  whenReady,
+  type Client,
+  type Connection,
+} from "./connection.js";
 import { batchIdOf, connectTimeoutOf, optionalCount, prefixOf, queueNameOf } from "./options.js";
 import { jsonProblem, Keys, type JobPayload } from "./wire.js";
 
@@ -206,6 +213,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
   readonly queue: Queue;
   readonly #client: Client;
   readonly #backend: Backend;
+  readonly #blocking: ConnectionPool;
   #closing: Promise<void> | undefined;
 
   /**
@@ -224,9 +232,11 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     this.queue.on("error", () => undefined);
     this.#client.redis.on("error", () => undefined);
     const client = this.#client;
+    this.#blocking = new ConnectionPool(client);
     this.#backend = {
       queue,
       client,
+      blocking: this.#blocking,
       keys: new Keys(prefix, queueName),
       stageNames: pipeline.stages.map((stage) => stage.name),
       connectTimeout,
@@ -368,6 +378,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.queue.close();
+      await this.#blocking.close();
       await closeClient(this.#client);
     })();
     return this.#closing;

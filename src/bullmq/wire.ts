@@ -17,6 +17,11 @@ export interface JobPayload {
   readonly c?: object | undefined;
   /** The producer's stage names, in order. */
   readonly s: readonly string[];
+  /**
+   * `1` for a batch named by the caller (resumable): another producer of it may have enqueued
+   * the item before, so the worker checks Redis for its result before every run.
+   */
+  readonly r?: 1 | undefined;
 }
 
 /** An error as it travels: the parts that survive JSON. */

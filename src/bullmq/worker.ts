@@ -9,6 +9,8 @@ import {
   type Client,
   type Connection,
 } from "./connection.js";
+import { scriptsOn, type Begin, type Scripts } from "./scripts.js";
+import { StopNotices } from "./stops.js";
 import { connectTimeoutOf, queueNameOf, prefixOf, optionalCount } from "./options.js";
 import {
   cancelledEntry,
@@ -175,10 +177,15 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   readonly #keys: Keys;
   readonly #client: Client;
   readonly #subscriber: Client;
+  readonly #scripts: Scripts;
+  readonly #stops: StopNotices;
   readonly #connectTimeout: number;
   readonly #onError: (error: unknown) => unknown;
-  /** The controllers of the running jobs, by batch, so a stopped batch can abort them. */
-  readonly #running = new Map<string, Set<AbortController>>();
+  /**
+   * One controller per batch with jobs running here, and how many: a stop aborts them all
+   * (one signal shared by the batch's runs costs less than one controller per job).
+   */
+  readonly #running = new Map<string, { controller: AbortController; jobs: number }>();
   #closing: Promise<void> | undefined;
 
   /**
@@ -203,12 +210,17 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
     this.#stageNames = pipeline.stages.map((stage) => stage.name);
     this.#keys = new Keys(prefix, queueName);
     this.#client = openClient(options.connection, "connection");
+    this.#scripts = scriptsOn(this.#client.redis);
     this.#subscriber = duplicate(this.#client);
     this.#subscriber.redis.on("error", this.#report);
-    this.#subscriber.redis.on("message", (_channel: string, batchId: string) => {
-      this.#stopBatch(batchId);
-    });
-    this.#subscriber.redis.subscribe(this.#keys.stopChannel).catch(this.#report);
+    this.#stops = new StopNotices(
+      this.#subscriber.redis,
+      this.#keys.stopChannel,
+      (batchId) => {
+        this.#stopBatch(batchId);
+      },
+      this.#report,
+    );
     const defined = Object.fromEntries(
       Object.entries(stall).filter(([, value]) => value !== undefined),
     );
@@ -222,8 +234,8 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   }
 
   /**
-   * Resolves once the worker is connected to Redis; rejects with a `RedisUnavailableError`
-   * when Redis cannot be reached within `connectTimeout` ms.
+   * Resolves once the worker is connected to Redis (and hears stop announcements); rejects with a
+   * `RedisUnavailableError` when Redis cannot be reached within `connectTimeout` ms.
    *
    * @example
    * ```ts
@@ -233,6 +245,7 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   async waitUntilReady(): Promise<void> {
     await whenReady(this.#client.redis, this.#connectTimeout);
     await whenReady(this.#subscriber.redis, this.#connectTimeout);
+    await this.#stops.listening;
     await this.worker.waitUntilReady();
   }
 
@@ -264,52 +277,72 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   };
 
   #stopBatch(batchId: string): void {
-    const controllers = this.#running.get(batchId);
-    if (controllers === undefined) return;
-    for (const controller of controllers) controller.abort(batchStopped());
+    this.#running.get(batchId)?.controller.abort(batchStopped());
   }
 
   async #process(job: Job<JobPayload, void>): Promise<void> {
     const { b: batchId, i: index, v: item, c: context, s: stages } = job.data;
-    const redis = this.#client.redis;
     const keys = this.#keys;
+    const results = keys.results(batchId);
+    const done = keys.done(batchId);
     const field = String(index);
     // Registered before the check, so a stop announced while it runs still cancels the item.
-    const controller = new AbortController();
-    let controllers = this.#running.get(batchId);
-    if (controllers === undefined) this.#running.set(batchId, (controllers = new Set()));
-    controllers.add(controller);
+    let running = this.#running.get(batchId);
+    // An aborted controller belongs to a stop of the batch; a resumed batch gets a fresh one.
+    if (running === undefined || running.controller.signal.aborted) {
+      running = { controller: new AbortController(), jobs: 0 };
+      this.#running.set(batchId, running);
+    }
+    running.jobs++;
+    const signal = running.controller.signal;
     let record: ResultRecord | undefined;
     try {
-      const [stopped, known] = (await redis
-        .multi()
-        .exists(keys.stop(batchId))
-        .hexists(keys.results(batchId), field)
-        .exec()) as [[null, number], [null, number]];
-      if (stopped[1] === 1 || controller.signal.aborted) {
+      const begin = await this.#begin(job, results, done, field);
+      // Settled already (by a worker that died before BullMQ saw the job finish): run nothing.
+      if (begin === "settled") return;
+      if (begin === "stopped" || signal.aborted) {
         record = undefined;
-      } else if (known[1] === 1) {
-        // Settled already (by a worker that died before BullMQ saw the job finish): run nothing.
-        await redis.rpush(keys.done(batchId), field);
-        return;
       } else if (!sameStages(this.#stageNames, stages)) {
         record = { error: toWireError(stageMismatch(this.#stageNames, stages)) };
       } else {
-        record = await this.#run(item, context, index, controller.signal);
+        record = await this.#run(item, context, index, signal);
       }
     } finally {
-      controllers.delete(controller);
-      if (controllers.size === 0) this.#running.delete(batchId);
+      running.jobs--;
+      if (running.jobs === 0 && this.#running.get(batchId) === running) {
+        this.#running.delete(batchId);
+      }
     }
-    if (record === undefined) {
-      await redis.rpush(keys.done(batchId), cancelledEntry(index));
-    } else {
-      await redis
-        .multi()
-        .hsetnx(keys.results(batchId), field, JSON.stringify(record))
-        .rpush(keys.done(batchId), field)
-        .exec();
+    // Not awaited: BullMQ completes the job on the same connection right after, so Redis runs
+    // this first, and both travel together. Should the write fail (a full Redis), the job is
+    // gone without a done entry, and the producer's sweep notices (see Batch).
+    const written =
+      record === undefined
+        ? this.#scripts.finish(results, done, field, cancelledEntry(index), "")
+        : this.#scripts.finish(results, done, field, field, JSON.stringify(record));
+    written.catch(this.#report);
+  }
+
+  /**
+   * Whether the item may run. Redis is asked (one script) unless the answer is known here: a
+   * job taken for the first time, of a batch that is not resumable and whose stop flag this
+   * worker checked since its subscription to stop announcements was last set up, cannot have a
+   * result yet, and its batch's stop would have been announced to us.
+   */
+  async #begin(
+    job: Job<JobPayload, void>,
+    results: string,
+    done: string,
+    field: string,
+  ): Promise<Begin> {
+    const batchId = job.data.b;
+    if (job.data.r !== 1 && job.attemptsStarted <= 1 && this.#stops.covers(batchId)) {
+      return this.#stops.stopped(batchId) ? "stopped" : "run";
     }
+    const mark = this.#stops.mark();
+    const begin = await this.#scripts.begin(this.#keys.stop(batchId), results, done, field);
+    this.#stops.checked(batchId, mark);
+    return begin;
   }
 
   /** Runs the pipeline on one item; `undefined` when the batch stopped while it ran. */

@@ -3,11 +3,12 @@
  * the real Redis of the global setup: the window, endless inputs, JSON safety, stage-name
  * mismatches, an unreachable Redis, graceful close, stream forms, progress and bad options.
  */
-import { Worker } from "bullmq";
+import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { Pipeline, PipelineError, Stage, type Progress } from "../../src/index.js";
 import { PipelineQueue, PipelineWorker, RedisUnavailableError } from "../../src/bullmq/index.js";
+import { StopNotices } from "../../src/bullmq/stops.js";
 import { freePort } from "../../demo/redis-server.js";
 import { arithmetic, renamed } from "./pipelines.js";
 import {
@@ -155,6 +156,15 @@ describe("stopping a batch, workers in this process", { timeout: 30_000 }, () =>
     );
     expect(aborted.sort()).toEqual(started.filter((value) => value !== 2).sort());
     expect(await keysContaining(redis, batchId)).toEqual([]);
+  });
+
+  it("an unnamed batch fails fast too, and leaves no key", async () => {
+    const started: number[] = [];
+    const aborted: number[] = [];
+    const { name, queue } = pair(hanging(started, aborted), { concurrency: 3 });
+    await expect(queue.map([0, 1, 2, 3, 4, 5])).rejects.toThrow('Stage "hang" failed: two');
+    expect(aborted.sort()).toEqual(started.filter((value) => value !== 2).sort());
+    expect(await keysContaining(redis, `${name}:pipeline:`)).toEqual([]);
   });
 
   it("an abort rejects with the signal's reason", async () => {
@@ -410,6 +420,30 @@ describe("stream, progress, connections", { timeout: 30_000 }, () => {
     shared.disconnect();
   });
 
+  it("reuses its connections for blocking reads between batches, and closes them", async () => {
+    const name = queueName();
+    const tag = `pool-${crypto.randomUUID()}`;
+    const worker = new PipelineWorker(slow, { queueName: name, connection: connection() });
+    closing.push(worker);
+    const queue = new PipelineQueue(slow, {
+      queueName: name,
+      connection: { ...connection(), connectionName: tag },
+    });
+    const named = async (): Promise<number> => {
+      const list = String(await redis.client("LIST"));
+      return list.split("\n").filter((line) => line.includes(` name=${tag} `)).length;
+    };
+    expect(await queue.map([1, 2])).toEqual([2, 3]);
+    const after = await named();
+    expect(await queue.map([3])).toEqual([4]);
+    expect(await Promise.all([queue.map([5]), queue.map([6])])).toEqual([[6], [7]]);
+    expect(await queue.map([7])).toEqual([8]);
+    // Two batches at once needed a second connection; the later ones reused the two.
+    expect(await named()).toBe(after + 1);
+    await queue.close();
+    await until(async () => (await named()) === 0);
+  });
+
   it("settles an item whose job BullMQ failed instead of waiting for ever", async () => {
     const name = queueName();
     const queue = new PipelineQueue(echo, { queueName: name, connection: connection() });
@@ -423,6 +457,136 @@ describe("stream, progress, connections", { timeout: 30_000 }, () => {
     expect((entry as PromiseRejectedResult).reason).toEqual(
       new Error("BullMQ failed the job of item 0: foreign failure"),
     );
+  });
+
+  it("settles an item whose job finished without a done entry, from Redis or as lost", async () => {
+    const name = queueName();
+    const queue = new PipelineQueue(echo, { queueName: name, connection: connection() });
+    closing.push(queue);
+    // A foreign worker completes the jobs without the library's write (as when it failed):
+    // item 1's result it records by hand, item 0's nowhere.
+    const foreign = new Worker<{ b: string; i: number }>(
+      name,
+      async (job) => {
+        if (job.data.i !== 1) return;
+        const results = `bull:${name}:pipeline:${job.data.b}:results`;
+        await redis.hset(results, "1", JSON.stringify({ ok: "recorded" }));
+      },
+      { connection: new Redis(redisUrl(), { maxRetriesPerRequest: null }) },
+    );
+    const settled = await queue.mapSettled(["a", "b"]);
+    await foreign.close();
+    expect(settled).toEqual([
+      {
+        status: "rejected",
+        reason: new Error(
+          "The job of item 0 finished without recording a result (the worker could not write it: see its onError)",
+        ),
+      },
+      { status: "fulfilled", value: "recorded" },
+    ]);
+    expect(await keysContaining(redis, `${name}:pipeline:`)).toEqual([]);
+  });
+});
+
+describe("stop announcements", { timeout: 30_000 }, () => {
+  /** Enqueues one job in the wire format, as a producer of an unnamed batch would. */
+  async function enqueue(queue: Queue, batchId: string, index: number): Promise<void> {
+    await queue.add(
+      "item",
+      { b: batchId, i: index, v: index, s: ["echo"] },
+      { jobId: `${batchId}-${String(index)}`, removeOnComplete: true, attempts: 1 },
+    );
+  }
+
+  async function doneEntries(name: string, batchId: string, count: number): Promise<string[]> {
+    const key = `bull:${name}:pipeline:${batchId}:done`;
+    await until(async () => (await redis.llen(key)) >= count);
+    return redis.lrange(key, 0, -1);
+  }
+
+  it("a worker asks Redis for a batch it has not heard of, then trusts the announcements", async () => {
+    const ran: unknown[] = [];
+    const recording = new Pipeline([
+      new Stage("echo", (value: unknown) => {
+        ran.push(value);
+        return value;
+      }),
+    ]);
+    const name = queueName();
+    const worker = new PipelineWorker(recording, { queueName: name, connection: connection() });
+    const queue = new Queue(name, { connection: connection() });
+    closing.push(worker, queue);
+    await worker.waitUntilReady();
+    const base = `bull:${name}:pipeline`;
+    // Stopped before this worker heard of it (no announcement): the job must not start.
+    await redis.set(`${base}:early:stop`, "1");
+    await enqueue(queue, "early", 0);
+    expect(await doneEntries(name, "early", 1)).toEqual(["c0"]);
+    // A batch it has checked once: a stop announced afterwards arrives as a message, and the
+    // next job of it does not start although no stop flag is in Redis.
+    await enqueue(queue, "late", 0);
+    expect(await doneEntries(name, "late", 1)).toEqual(["0"]);
+    await redis.publish(`${base}:stop`, "late");
+    await delay(50);
+    await enqueue(queue, "late", 1);
+    expect(await doneEntries(name, "late", 2)).toEqual(["0", "c1"]);
+    expect(ran).toEqual([0]);
+    await redis.del(
+      ...["early", "late"].flatMap((id) => [
+        `${base}:${id}:stop`,
+        `${base}:${id}:done`,
+        `${base}:${id}:results`,
+      ]),
+    );
+  });
+
+  it("a worker on a lazyConnect instance listens without being asked to connect", async () => {
+    const lazy = new Redis(redisUrl(), { lazyConnect: true, maxRetriesPerRequest: null });
+    const name = queueName();
+    const worker = new PipelineWorker(echo, { queueName: name, connection: lazy });
+    const channel = `bull:${name}:pipeline:stop`;
+    await until(async () => {
+      const [, count] = (await redis.pubsub("NUMSUB", channel)) as [string, number];
+      return count === 1;
+    });
+    await worker.close();
+    lazy.disconnect();
+  });
+
+  it("after its subscription was lost, a worker asks Redis again", async () => {
+    const subscriber = client();
+    const channel = `stops-${crypto.randomUUID()}`;
+    const heard: string[] = [];
+    const notices = new StopNotices(
+      subscriber,
+      channel,
+      (id) => heard.push(id),
+      () => undefined,
+    );
+    await notices.listening;
+    expect(notices.covers("b")).toBe(false);
+    notices.checked("b", notices.mark());
+    expect(notices.covers("b")).toBe(true);
+    await redis.publish(channel, "b");
+    await until(() => heard.length === 1);
+    expect(notices.stopped("b")).toBe(true);
+    expect(notices.stopped("other")).toBe(false);
+    // A check that began before the connection dropped does not cover the batch after it.
+    const stale = notices.mark();
+    const id = await subscriber.client("ID");
+    await redis.client("KILL", "ID", String(id));
+    await until(() => !notices.covers("b"));
+    notices.checked("c", stale);
+    // Listening again once ioredis has reconnected and the subscription is answered.
+    await until(() => notices.mark() !== undefined);
+    expect(notices.covers("b")).toBe(false);
+    expect(notices.covers("c")).toBe(false);
+    notices.checked("b", notices.mark());
+    expect(notices.covers("b")).toBe(true);
+    await redis.publish(channel, "c");
+    await until(() => heard.length === 2);
+    subscriber.disconnect();
   });
 });
 
