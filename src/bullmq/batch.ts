@@ -375,10 +375,16 @@ export class Batch {
     return settled;
   }
 
-  /** Stops the batch everywhere, then waits until none of its jobs is left. */
+  /**
+   * Stops the batch everywhere, then waits until none of its jobs is left. The waiting jobs go
+   * first, so that no job of the batch is taken once the stop is announced: a worker starts
+   * only jobs it took before (which the announcement cancels) or, after a stall, ones it
+   * checks in Redis.
+   */
   async #stop(blocking: Redis): Promise<void> {
     const { batchId } = this.#settings;
     const keys = this.#backend.keys;
+    await this.#removeWaiting();
     await this.#redis
       .multi()
       .set(keys.stop(batchId), "1")
