@@ -300,12 +300,11 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
       const begin = await this.#begin(job, results, done, field);
       // Settled already (by a worker that died before BullMQ saw the job finish): run nothing.
       if (begin === "settled") return;
-      if (begin === "stopped" || signal.aborted) {
-        record = undefined;
-      } else if (!sameStages(this.#stageNames, stages)) {
-        record = { error: toWireError(stageMismatch(this.#stageNames, stages)) };
-      } else {
-        record = await this.#run(item, context, index, signal);
+      // A stopped batch's item runs nothing: it is recorded as cancelled (no `record`).
+      if (begin === "run" && !signal.aborted) {
+        record = sameStages(this.#stageNames, stages)
+          ? await this.#run(item, context, index, signal)
+          : { error: toWireError(stageMismatch(this.#stageNames, stages)) };
       }
     } finally {
       running.jobs--;
