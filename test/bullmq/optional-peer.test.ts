@@ -35,6 +35,18 @@ const tryImport = `
     console.log(JSON.stringify({ code: error.code, message: error.message }));
   }`;
 
+/** Loading the entry point fails, in both module formats, with an error naming `name`. */
+function expectMissing(name: string): void {
+  expect(JSON.parse(consumer.commonjs(tryRequire).stdout)).toEqual({
+    code: "MODULE_NOT_FOUND",
+    message: expect.stringContaining(`Cannot find module '${name}'`) as string,
+  });
+  expect(JSON.parse(consumer.esm(tryImport).stdout)).toEqual({
+    code: "ERR_MODULE_NOT_FOUND",
+    message: expect.stringContaining(`Cannot find package '${name}'`) as string,
+  });
+}
+
 describe("without bullmq and ioredis installed", { timeout: 30_000 }, () => {
   it("installs the package without them and loads the core", () => {
     expect(existsSync(join(consumer.dir, "node_modules", "bullmq"))).toBe(false);
@@ -48,27 +60,13 @@ describe("without bullmq and ioredis installed", { timeout: 30_000 }, () => {
   });
 
   it("fails to load async-pipeline/bullmq with an error naming bullmq", () => {
-    expect(JSON.parse(consumer.commonjs(tryRequire).stdout)).toEqual({
-      code: "MODULE_NOT_FOUND",
-      message: expect.stringContaining("Cannot find module 'bullmq'") as string,
-    });
-    expect(JSON.parse(consumer.esm(tryImport).stdout)).toEqual({
-      code: "ERR_MODULE_NOT_FOUND",
-      message: expect.stringContaining("Cannot find package 'bullmq'") as string,
-    });
+    expectMissing("bullmq");
   });
 
   // The tests below link packages in: they run last, in this order.
   it("with bullmq alone, fails with an error naming ioredis", () => {
     consumer.link("bullmq");
-    expect(JSON.parse(consumer.commonjs(tryRequire).stdout)).toEqual({
-      code: "MODULE_NOT_FOUND",
-      message: expect.stringContaining("Cannot find module 'ioredis'") as string,
-    });
-    expect(JSON.parse(consumer.esm(tryImport).stdout)).toEqual({
-      code: "ERR_MODULE_NOT_FOUND",
-      message: expect.stringContaining("Cannot find package 'ioredis'") as string,
-    });
+    expectMissing("ioredis");
   });
 
   it("with both, runs a batch through Redis in both module formats", () => {
