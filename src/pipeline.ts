@@ -10,7 +10,7 @@ import type { AfterStageHook, BeforeStageHook } from "./hooks.js";
 import { copyContext } from "./internal/context.js";
 import { begin, execute, fail, readsContext, recover, settle } from "./internal/execute.js";
 import { batchSettings, collect, type BatchSettings, type ItemRunner } from "./internal/batch.js";
-import { PipelineStream } from "./internal/stream.js";
+import { pipelineStream } from "./internal/stream.js";
 import { isThenable, handled } from "./internal/thenable.js";
 import { composeMiddlewares, type ComposedChain, type Middleware } from "./middleware.js";
 import type { OptionKeys } from "./internal/known-keys.js";
@@ -484,7 +484,7 @@ class PipelineImpl<I, O, C extends object = Context> {
     concurrencyOrOptions?: number | StreamOptions<C, I>,
     options?: StreamOptions<C, I>,
   ): AsyncGenerator<unknown, void, undefined> {
-    return new PipelineStream(
+    return pipelineStream(
       items,
       () => batchSettings<C>(items, concurrencyOrOptions, options, streamOptionKeys),
       (settings) => this.#itemRunner(settings.template as C | undefined),

@@ -1,5 +1,6 @@
 import { untilAborted, whenAborted, type Subscription } from "./abort.js";
 import { WAIT, type KeyedAdmission, type Waiting } from "../flow/per-key.js";
+import type { CloseOutcome } from "./result-stream.js";
 import { isThenable, noop } from "./thenable.js";
 
 /** What the pool does with each item and each outcome. */
@@ -38,9 +39,6 @@ export interface PoolTask<T> {
    */
   readonly admission?: KeyedAdmission<T> | undefined;
 }
-
-/** What closing the input threw, if anything: see {@link Pool.stop}. */
-export type CloseOutcome = { readonly error: unknown } | undefined;
 
 /** The reason in-flight items' signals abort with when another item failed (fail-fast). */
 function failedElsewhere(): DOMException {
