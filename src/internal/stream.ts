@@ -1,11 +1,5 @@
+import { batchHooks, recorder, type BatchSettings, type RunnerFactory } from "./batch.js";
 import { Pool } from "./pool.js";
-import {
-  admissionFor,
-  progressHooks,
-  reporterFor,
-  type BatchSettings,
-  type ItemRunner,
-} from "./batch.js";
 import { ResultStream, type ResultStreamSettings } from "./result-stream.js";
 import { countOrInfinity, optionalBoolean } from "./validate.js";
 
@@ -39,12 +33,13 @@ function streamShape(settings: BatchSettings<unknown>): StreamShape {
 export function pipelineStream(
   items: Iterable<unknown> | AsyncIterable<unknown>,
   makeSettings: () => BatchSettings<unknown>,
-  runnerFor: (settings: BatchSettings<unknown>) => ItemRunner,
+  runnerFor: (settings: BatchSettings<unknown>) => RunnerFactory,
 ): ResultStream {
   return new ResultStream((stream): ResultStreamSettings => {
     const settings = makeSettings();
     const shape = streamShape(settings);
     const runner = runnerFor(settings);
+    const hooks = batchHooks(items, settings, () => pool.inFlight);
     const window = settings.concurrency + shape.buffer;
     const { settled } = shape;
     // Annotated: the callbacks below read `pool`, which TypeScript cannot infer through.
@@ -53,9 +48,8 @@ export function pipelineStream(
       source: items,
       concurrency: settings.concurrency,
       signal: settings.signal,
-      run: runner.run,
-      mapRejection: runner.mapRejection,
-      settle: (index, ok, outcome) => {
+      runner,
+      settle: recorder((index, ok, outcome) => {
         // Fail-fast: the pool stops, and its failure ends the stream.
         if (!ok && !settled) return true;
         stream.arrive(
@@ -67,12 +61,12 @@ export function pipelineStream(
               : { status: "rejected", reason: outcome },
         );
         return false;
-      },
+      }, hooks.progress),
       // `reserved` counts the pulls under way too, so that workers pulling from an async input
       // at the same time cannot overshoot the window.
       room: () => pool.reserved - stream.read < window,
-      ...progressHooks(reporterFor(items, settings, () => pool.inFlight)),
-      admission: admissionFor(settings),
+      onEnd: hooks.onEnd,
+      admission: hooks.admission,
     });
     pool.done.then(
       () => {
