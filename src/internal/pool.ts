@@ -119,7 +119,8 @@ export class Pool<T> {
   #exhausted = false;
   #stopped = false;
   #nextIndex = 0;
-  #inFlight = 0;
+  /** Items settled so far. */
+  #settled = 0;
   #pulling = 0;
   #subscription: Subscription | undefined = undefined;
   readonly #hold: Subscription;
@@ -147,7 +148,7 @@ export class Pool<T> {
 
   /** Items taken from the input and not yet settled. */
   get inFlight(): number {
-    return this.#inFlight;
+    return this.#nextIndex - this.#settled;
   }
 
   /** Items taken from the input so far, plus pulls from an async input under way. */
@@ -256,7 +257,6 @@ export class Pool<T> {
 
   /** Whether an item may be taken now: the task's `room` and the per-key admission agree. */
   #canTake(): boolean {
-    if (!this.#gated) return true;
     const { room, admission } = this.#task;
     return (room === undefined || room()) && admission?.full !== true;
   }
@@ -271,7 +271,7 @@ export class Pool<T> {
       !this.#exhausted &&
       this.#workers < this.#limit &&
       (this.#sync || this.#pending === undefined) &&
-      this.#canTake()
+      (!this.#gated || this.#canTake())
     ) {
       this.#workers++;
       // #work handles every failure it expects; anything else stops the pool rather than
@@ -355,7 +355,7 @@ export class Pool<T> {
     for (;;) {
       // Once the input said `done`, nobody asks it again. With no room (a stream's read-ahead
       // window is full, or enough items wait for their keys) the worker ends.
-      if (this.#stopped || this.#exhausted || !this.#canTake()) return false;
+      if (this.#stopped || this.#exhausted || (this.#gated && !this.#canTake())) return false;
       let item: T;
       try {
         const array = this.#array;
@@ -383,7 +383,7 @@ export class Pool<T> {
   /** {@link Pool.#take} from an async input: pulls are serialised. */
   async #takeAsync(slot: Slot<T>): Promise<boolean> {
     for (;;) {
-      if (this.#stopped || this.#exhausted || !this.#canTake()) return false;
+      if (this.#stopped || this.#exhausted || (this.#gated && !this.#canTake())) return false;
       let item: T;
       try {
         let step: IteratorResult<T>;
@@ -423,13 +423,12 @@ export class Pool<T> {
     // The input's code ran: it may have stopped the pool.
     if (this.#stopped) return false;
     const index = this.#nextIndex++;
-    this.#inFlight++;
     slot.item = item;
     slot.index = index;
-    slot.refused = false;
-    slot.error = undefined;
     const { admission } = this.#task;
     if (admission !== undefined) {
+      slot.refused = false;
+      slot.error = undefined;
       let entered: unknown;
       try {
         entered = admission.enter(item, index);
@@ -441,7 +440,9 @@ export class Pool<T> {
       if (entered === WAIT) return false;
       slot.key = entered;
     }
-    this.#fill();
+    // Another worker may take the next item now (a synchronous input was offered to every
+    // free worker when the pool filled; an async one is pulled by one worker at a time).
+    if (!this.#sync) this.#fill();
     return true;
   }
 
@@ -455,7 +456,7 @@ export class Pool<T> {
     if (task.admission !== undefined && !slot.refused) {
       slot.handedOver = task.admission.leave(slot.key);
     }
-    this.#inFlight--;
+    this.#settled++;
     if (this.#stopped) return false;
     if (!task.settle(slot.index, ok, outcome)) return true;
     // The other items are aborted with an AbortError, not with this item's error, so that
