@@ -1,4 +1,4 @@
-import { retrying } from "../internal/execution.js";
+import { Retrying } from "../internal/execution.js";
 import type { OptionKeys } from "../internal/known-keys.js";
 import { retryPolicy } from "../internal/retry.js";
 import { optionsObject } from "../internal/validate.js";
@@ -85,7 +85,7 @@ export function retryMiddleware(options: RetryMiddlewareOptions = {}): Middlewar
     { retryDelay: retryDelayLabel, maxRetryDelay: maxRetryDelayLabel },
   );
   return (next, stageName, value, _context, signal) =>
-    retrying(() => next(value), policy, stageName, signal, rethrow);
+    new Retrying(() => next(value), policy, stageName, rethrow).run(value, undefined, signal);
 }
 
 /**
