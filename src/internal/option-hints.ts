@@ -108,17 +108,14 @@ export const loggingOptionHints: KeyHints = {
   aliases: { log: "logger", logLevel: "level" },
 };
 
+/** Names of the BullMQ connection options elsewhere, shared by the producer and the workers. */
+const bullmqAliases = { name: "queueName", queue: "queueName", redis: "connection" } as const;
+
 /** `PipelineQueue` (producer) options. Siblings: `PipelineWorker` (its keys). */
-export const queueOptionHints: KeyHints = {
-  form: "PipelineQueue",
-  aliases: { name: "queueName", queue: "queueName", redis: "connection" },
-};
+export const queueOptionHints: KeyHints = { form: "PipelineQueue", aliases: bullmqAliases };
 
 /** `PipelineWorker` options. */
-export const workerOptionHints: KeyHints = {
-  form: "PipelineWorker",
-  aliases: { name: "queueName", queue: "queueName", redis: "connection" },
-};
+export const workerOptionHints: KeyHints = { form: "PipelineWorker", aliases: bullmqAliases };
 
 /** `openTelemetryMiddleware(options)`. Siblings: `openTelemetryRunSpan` (its keys). */
 export const openTelemetryMiddlewareOptionHints: KeyHints = {
