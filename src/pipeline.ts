@@ -24,12 +24,19 @@ import {
 import { withMiddlewares, type Middleware } from "./middleware.js";
 import {
   batchSettings,
-  mapOptionKeys,
-  streamOptionKeys,
+  mapForm,
+  mapSettledForm,
+  streamForm,
   type MapOptions,
   type StreamOptions,
 } from "./options/batch.js";
-import { pipelineOptionKeys, type PipelineOptions, type RunWrapper } from "./options/pipeline.js";
+import {
+  pipelineHints,
+  pipelineOptionKeys,
+  runHints,
+  type PipelineOptions,
+  type RunWrapper,
+} from "./options/pipeline.js";
 import { runOptionKeys, type Context, type RunOptions } from "./types.js";
 
 /** Whether `value` is a stage (of any copy of the library): what `stages` must hold. */
@@ -60,7 +67,12 @@ class PipelineImpl<I, O, C extends object = Context> {
     this.#stages = Object.freeze(listOf<AnyStage>("stages", stages, "a Stage", isStage));
     if (this.#stages.length === 0) throw new RangeError("Pipeline requires at least one stage");
     const opts =
-      optionsObject<NonNullable<typeof options>>("options", options, pipelineOptionKeys) ?? {};
+      optionsObject<NonNullable<typeof options>>(
+        "options",
+        options,
+        pipelineOptionKeys,
+        pipelineHints,
+      ) ?? {};
     const before = optionalFunction("beforeStage", opts.beforeStage);
     const after = optionalFunction("afterStage", opts.afterStage);
     const middlewares = listOf<Middleware<C>>(
@@ -119,7 +131,12 @@ class PipelineImpl<I, O, C extends object = Context> {
     let signal: AbortSignal | undefined;
     let context: C;
     try {
-      const opts = optionsObject<NonNullable<typeof options>>("options", options, runOptionKeys);
+      const opts = optionsObject<NonNullable<typeof options>>(
+        "options",
+        options,
+        runOptionKeys,
+        runHints,
+      );
       signal = optionalSignal(opts?.signal);
       context = optionalContext(opts?.context) ?? this.#newContext();
     } catch (error) {
@@ -263,7 +280,7 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): AsyncGenerator<unknown, void, undefined> {
     return pipelineStream(
       items,
-      () => batchSettings<C>(items, concurrencyOrOptions, options, streamOptionKeys),
+      () => batchSettings<C>(items, concurrencyOrOptions, options, streamForm),
       (settings) => this.#runners(settings.template as C | undefined),
     );
   }
@@ -276,7 +293,12 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): Promise<unknown[]> {
     let settings;
     try {
-      settings = batchSettings<C>(items, concurrencyOrOptions, options, mapOptionKeys);
+      settings = batchSettings<C>(
+        items,
+        concurrencyOrOptions,
+        options,
+        settled ? mapSettledForm : mapForm,
+      );
     } catch (error) {
       return Promise.reject(error);
     }

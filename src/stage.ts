@@ -17,7 +17,8 @@ import {
   optionsObject,
   positiveDuration,
 } from "./internal/validate.js";
-import { stageOptionKeys, type StageOptions } from "./options/stage.js";
+import { runHints } from "./options/pipeline.js";
+import { stageHints, stageOptionKeys, type StageOptions } from "./options/stage.js";
 import {
   runOptionKeys,
   type Backoff,
@@ -75,7 +76,8 @@ export class Stage<I, O, C extends object = Context> {
       throw new TypeError(`handler must be a function, got ${typeof handler}`);
     }
     const opts =
-      optionsObject<NonNullable<typeof options>>("options", options, stageOptionKeys) ?? {};
+      optionsObject<NonNullable<typeof options>>("options", options, stageOptionKeys, stageHints) ??
+      {};
     this.#timeout =
       opts.timeout === undefined ? undefined : positiveDuration("timeout", opts.timeout);
     this.#policy = retryPolicy(opts);
@@ -195,7 +197,12 @@ export class Stage<I, O, C extends object = Context> {
     let signal: AbortSignal | undefined;
     let context: C;
     try {
-      const opts = optionsObject<NonNullable<typeof options>>("options", options, runOptionKeys);
+      const opts = optionsObject<NonNullable<typeof options>>(
+        "options",
+        options,
+        runOptionKeys,
+        runHints,
+      );
       signal = optionalSignal(opts?.signal);
       context = optionalContext(opts?.context) ?? ({} as C);
     } catch (error) {

@@ -19,7 +19,7 @@ import {
   tracedRunOptionHints,
   workerOptionHints,
 } from "../src/internal/option-hints.js";
-import { retrySettingKeys } from "../src/internal/retry.js";
+import { retryOptionKeys as retrySettingKeys } from "../src/options/retry.js";
 import { optionsObject } from "../src/internal/validate.js";
 import { runOptionKeys } from "../src/types.js";
 

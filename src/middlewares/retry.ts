@@ -4,6 +4,7 @@ import { retryPolicy } from "../internal/retry.js";
 import { optionsObject } from "../internal/validate.js";
 import type { Middleware } from "../middleware.js";
 import { retryOptionKeys, type RetryOptions } from "../options/retry.js";
+import { retryMiddlewareOptionHints } from "../internal/option-hints.js";
 
 /**
  * Options of {@link retryMiddleware}: the stage's retry options, under the same names.
@@ -68,7 +69,7 @@ const retryMiddlewareOptionKeys = {
  * ```
  */
 export function retryMiddleware(options: RetryMiddlewareOptions = {}): Middleware<object> {
-  optionsObject("options", options, retryMiddlewareOptionKeys);
+  optionsObject("options", options, retryMiddlewareOptionKeys, retryMiddlewareOptionHints);
   const [retryDelay, retryDelayLabel] = aliased(options, "retryDelay", "delay");
   const [maxRetryDelay, maxRetryDelayLabel] = aliased(options, "maxRetryDelay", "maxDelay");
   const policy = retryPolicy(
