@@ -13,14 +13,7 @@ import type { ItemRunner } from "./internal/pool.js";
 import { RunLoop, runOnce } from "./internal/run-loop.js";
 import { pipelineStream } from "./internal/stream.js";
 import { isThenable } from "./internal/thenable.js";
-import {
-  isFunction,
-  listOf,
-  optionalContext,
-  optionalFunction,
-  optionalSignal,
-  optionsObject,
-} from "./internal/validate.js";
+import { isFunction, listOf, optionalFunction, optionsObject } from "./internal/validate.js";
 import { withMiddlewares, type Middleware } from "./middleware.js";
 import {
   batchSettings,
@@ -33,11 +26,11 @@ import {
 import {
   pipelineHints,
   pipelineOptionKeys,
-  runHints,
+  runSettings,
   type PipelineOptions,
   type RunWrapper,
 } from "./options/pipeline.js";
-import { runOptionKeys, type Context, type RunOptions } from "./types.js";
+import type { Context, RunOptions } from "./types.js";
 
 /** Whether `value` is a stage (of any copy of the library): what `stages` must hold. */
 function isStage(value: unknown): boolean {
@@ -131,14 +124,7 @@ class PipelineImpl<I, O, C extends object = Context> {
     let signal: AbortSignal | undefined;
     let context: C;
     try {
-      const opts = optionsObject<NonNullable<typeof options>>(
-        "options",
-        options,
-        runOptionKeys,
-        runHints,
-      );
-      signal = optionalSignal(opts?.signal);
-      context = optionalContext(opts?.context) ?? this.#newContext();
+      ({ signal, context } = runSettings(options, () => this.#newContext()));
     } catch (error) {
       return Promise.reject(error);
     }
