@@ -2,7 +2,7 @@ import { BrokenCircuitError } from "../errors/BrokenCircuitError.js";
 import { TimeoutError } from "../errors/TimeoutError.js";
 import { now } from "../internal/clock.js";
 import type { OptionKeys } from "../internal/known-keys.js";
-import { gaugeOf, type DynamicLimit, type LimitGauge } from "../internal/limits.js";
+import { gaugeOf, type LimitGauge } from "../internal/limits.js";
 import { callIgnoringErrors } from "../internal/thenable.js";
 import { Fifo } from "./fifo.js";
 import { optionalFunction, optionsObject, positiveInteger, show } from "../internal/validate.js";
@@ -175,13 +175,19 @@ class Gauge implements LimitGauge {
   #holders = 0;
   /** Batches with items ready to start and no room, waiting for a place. */
   readonly #waiters = new Fifo<() => void>();
-  /** Completions to let pass before the next window: items started under another limit. */
-  #skip = 0;
-  /** When the current window began, or NaN when none has. */
-  #windowStart = Number.NaN;
-  /** Completions that end the current window. */
+  /**
+   * What the next completions are for: `ramp`, each grows the limit (the start, below
+   * {@link MIN_WINDOW}); `skip`, they are of items started under an earlier limit; `idle`,
+   * the next one starts a window; `window`, they are measured.
+   */
+  #phase: "ramp" | "skip" | "idle" | "window" = "idle";
+  /** Completions until the phase's next step: the only test on the hot path. */
+  #countdown = 1;
+  /** When the current window began. */
+  #windowStart = 0;
+  /** Completions in the current window. */
   #windowSize = 0;
-  #completions = 0;
+  /** Items in flight at each completion, summed since the window began. */
   #inFlightSum = 0;
   /** Cut for an overload since the current window began: later overloads are old news. */
   #cut = false;
@@ -211,6 +217,7 @@ class Gauge implements LimitGauge {
     this.#estimate = settings.initial;
     this.#limit = settings.initial;
     if (settings.initial >= settings.max) this.#starting = false;
+    this.#rearm();
   }
 
   get limit(): number {
@@ -237,29 +244,29 @@ class Gauge implements LimitGauge {
   }
 
   finished(): void {
-    this.#measure(this.#inFlight--);
+    const inFlight = this.#inFlight--;
+    this.#inFlightSum += inFlight;
+    if (--this.#countdown === 0) this.#step(inFlight);
     // A place is free, and the limit may have risen: only here does it rise.
-    if (this.#waiters.size > 0) this.#wake();
+    if (this.#waiters.size !== 0) this.#wake();
   }
 
-  /** Counts a completion, when `inFlight` items were running, toward the current window. */
-  #measure(inFlight: number): void {
-    if (this.#starting && this.#limit < MIN_WINDOW) {
-      // While at least half the limit runs, +1 per completion: doubling per round trip.
-      if (inFlight * 2 >= this.#limit) this.#set(this.#estimate + 1);
-      return;
+  /** The completion the countdown was for, when `inFlight` items were running. */
+  #step(inFlight: number): void {
+    switch (this.#phase) {
+      case "ramp":
+        // While at least half the limit runs, +1 per completion: doubling per round trip.
+        this.#countdown = 1;
+        if (inFlight * 2 >= this.#limit) this.#set(this.#estimate + 1);
+        return;
+      case "window":
+        this.#endWindow();
+        return;
+      default:
+        // The items of an earlier limit are done, or the first item after idle time is: the
+        // window starts at this completion, which it does not count.
+        this.#startWindow(now());
     }
-    if (this.#skip > 0) {
-      if (--this.#skip === 0) this.#startWindow(now());
-      return;
-    }
-    // No window yet (idle, or a new limit's items not measured yet): it starts here.
-    if (Number.isNaN(this.#windowStart)) {
-      this.#startWindow(now());
-      return;
-    }
-    this.#inFlightSum += inFlight;
-    if (++this.#completions >= this.#windowSize) this.#endWindow();
   }
 
   wait(wake: () => void): void {
@@ -315,21 +322,39 @@ class Gauge implements LimitGauge {
   release(): void {
     if (this.#holders === 0 || --this.#holders > 0) return;
     // Idle from now on: a window spanning the idle time would read it as latency.
-    this.#skip = 0;
-    this.#windowStart = Number.NaN;
+    if (this.#phase !== "ramp") {
+      this.#phase = "idle";
+      this.#countdown = 1;
+    }
+  }
+
+  /** The phase after a change of the limit (or at the start). */
+  #rearm(): void {
+    if (this.#starting && this.#limit < MIN_WINDOW) {
+      this.#phase = "ramp";
+      this.#countdown = 1;
+    } else if (this.#inFlight > 0) {
+      // Measure only items started under the new limit.
+      this.#phase = "skip";
+      this.#countdown = this.#inFlight;
+    } else {
+      this.#phase = "idle";
+      this.#countdown = 1;
+    }
   }
 
   #startWindow(time: number): void {
+    this.#phase = "window";
     this.#windowStart = time;
     this.#windowSize = Math.max(this.#limit, MIN_WINDOW);
-    this.#completions = 0;
+    this.#countdown = this.#windowSize;
     this.#inFlightSum = 0;
     this.#cut = false;
   }
 
   #endWindow(): void {
     const time = now();
-    const completions = this.#completions;
+    const completions = this.#windowSize;
     const meanInFlight = this.#inFlightSum / completions;
     const latency = (meanInFlight * (time - this.#windowStart)) / completions;
     this.#startWindow(time);
@@ -414,9 +439,7 @@ class Gauge implements LimitGauge {
     if (limit === this.#limit) return;
     this.#limit = limit;
     if (limit >= max) this.#starting = false;
-    // A new limit: measure only items started under it.
-    this.#skip = this.#inFlight;
-    if (this.#skip > 0) this.#windowStart = Number.NaN;
+    this.#rearm();
     if (onChange !== undefined) callIgnoringErrors(() => onChange(limit, this.#key));
   }
 }
@@ -437,7 +460,7 @@ class Gauge implements LimitGauge {
  * limit.limit; // the limit it found
  * ```
  */
-export class AdaptiveConcurrency implements DynamicLimit {
+export class AdaptiveConcurrency {
   readonly #settings: Settings;
   readonly #shared: Gauge;
   readonly #keys = new Map<unknown, Gauge>();
