@@ -5,11 +5,12 @@
  * adaptive-shift.test.ts.
  */
 import fc from "fast-check";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, expectTypeOf, it, vi } from "vitest";
 import {
   adaptiveConcurrency,
   BrokenCircuitError,
   TimeoutError,
+  type AdaptiveConcurrency,
   type AdaptiveConcurrencyOptions,
 } from "../src/index.js";
 import { isOverloadByDefault } from "../src/flow/adaptive.js";
@@ -91,6 +92,24 @@ describe("adaptiveConcurrency options", () => {
   ])("rejects %o when called", (options, Kind, message) => {
     expect(() => adaptiveConcurrency(options as never)).toThrow(Kind);
     expect(() => adaptiveConcurrency(options as never)).toThrow(message);
+  });
+
+  it("has the types of the contract", () => {
+    expectTypeOf(adaptiveConcurrency)
+      .parameter(0)
+      .toEqualTypeOf<AdaptiveConcurrencyOptions | undefined>();
+    expectTypeOf(adaptiveConcurrency()).toEqualTypeOf<AdaptiveConcurrency>();
+    expectTypeOf(adaptiveConcurrency().limit).toBeNumber();
+    expectTypeOf<AdaptiveConcurrencyOptions["onChange"]>().toEqualTypeOf<
+      ((limit: number, key: unknown) => unknown) | undefined
+    >();
+    expectTypeOf<AdaptiveConcurrencyOptions["isOverload"]>().toEqualTypeOf<
+      ((error: unknown, retryAfter: number | undefined) => boolean) | undefined
+    >();
+    // @ts-expect-error -- a limit is a number
+    expect(() => adaptiveConcurrency({ max: "8" })).toThrow(TypeError);
+    // @ts-expect-error -- not an option
+    expect(() => adaptiveConcurrency({ maximum: 8 })).toThrow(TypeError);
   });
 
   it("rejects options that are not an object", () => {
@@ -220,6 +239,21 @@ describe("the limit", () => {
     // …and, once it has seen that the slowness is not its doing, grows again.
     runSteady(gauge, 500, constant(500));
     expect(gauge.limit).toBe(16);
+  });
+
+  it("does not grow in the start while fewer than half the limit run", () => {
+    const { gauge, changes } = gaugeWithChanges({ initial: 5 });
+    const run = (running: number): void => {
+      for (let index = 0; index < running; index++) gauge.started();
+      vi.advanceTimersByTime(100);
+      for (let index = 0; index < running; index++) gauge.finished();
+    };
+    // 2 of 5 running: the limit is not what holds the batch back.
+    for (let round = 0; round < 100; round++) run(2);
+    expect(changes).toEqual([]);
+    // 3 of 5: the completion that sees 3 running grows it (the next two see fewer).
+    run(3);
+    expect(changes).toEqual([6]);
   });
 
   it("does not grow while the batch leaves it idle (app-limited) or half used", () => {
