@@ -20,10 +20,10 @@ import { curves, type LatencyCurve } from "../test/support/simulator.js";
 import { Aimd, Gradient2, Vegas, Windowed } from "../test/support/simulator-candidates.js";
 import { VirtualClock } from "../test/support/simulator-clock.js";
 import {
+  adaptiveOnShift,
   bestFixed,
   CAPACITIES,
   runAlgorithm,
-  shiftScenario,
   SHIFTS,
   steadyScenario,
   type AlgorithmFigures,
@@ -105,15 +105,7 @@ async function shapes(): Promise<string> {
 async function shifts(): Promise<string> {
   const rows: string[][] = [];
   for (const [from, to] of quick ? SHIFTS.slice(0, 2) : SHIFTS) {
-    const scenario = shiftScenario(from, to);
-    const best = await bestFixed(scenario, advance);
-    const controller = adaptiveConcurrency();
-    const result = await runAlgorithm(
-      scenario,
-      controller[gaugeOf](false, undefined),
-      best,
-      advance,
-    );
+    const { best, result, controller } = await adaptiveOnShift(from, to, advance);
     rows.push([
       `${String(from)} → ${String(to)}`,
       String(best.concurrency),

@@ -5,9 +5,7 @@
  * driver (see adaptive-convergence.test.ts).
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { adaptiveConcurrency } from "../src/index.js";
-import { gaugeOf } from "../src/internal/limits.js";
-import { bestFixed, runAlgorithm, shiftScenario, SHIFTS } from "./support/simulator-figures.js";
+import { adaptiveOnShift, SHIFTS } from "./support/simulator-figures.js";
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -26,15 +24,7 @@ describe.each(SHIFTS)("when the capacity goes from %i to %i mid-batch", (from, t
   it(
     "reaches ≥ 85% of the best fixed concurrency's throughput for the new capacity over the last third",
     async () => {
-      const scenario = shiftScenario(from, to);
-      const best = await bestFixed(scenario, advance);
-      const controller = adaptiveConcurrency();
-      const result = await runAlgorithm(
-        scenario,
-        controller[gaugeOf](false, undefined),
-        best,
-        advance,
-      );
+      const { best, result, controller } = await adaptiveOnShift(from, to, advance);
       const report = `${from} → ${to}: best fixed ${best.concurrency}, last third ${(100 * result.lastThirdRatio).toFixed(1)}% of it, limit at the end ${controller.limit}`;
       expect(result.lastThirdRatio, report).toBeGreaterThanOrEqual(0.85);
       expect(result.figures.failed).toBe(0);

@@ -4,7 +4,8 @@
  * fixed concurrency, and a run of a limit algorithm through the batch driver. The tests
  * assert on these figures; `bench/adaptive-simulation.ts` prints them as the guide's tables.
  */
-import type { LimitGauge } from "../../src/internal/limits.js";
+import { adaptiveConcurrency, type AdaptiveConcurrency } from "../../src/index.js";
+import { gaugeOf, type LimitGauge } from "../../src/internal/limits.js";
 import { curves, type LatencyCurve } from "./simulator.js";
 import {
   convergence,
@@ -134,4 +135,17 @@ export async function runAlgorithm(
     convergence:
       convergence(figures.stats.completions, figures.start, 0.9 * reference, window) / base,
   };
+}
+
+/** `adaptiveConcurrency()`'s figures on the capacity change `from` → `to`, and its controller. */
+export async function adaptiveOnShift(
+  from: number,
+  to: number,
+  advance: Advance,
+): Promise<{ best: BestFixed; result: AlgorithmFigures; controller: AdaptiveConcurrency }> {
+  const scenario = shiftScenario(from, to);
+  const best = await bestFixed(scenario, advance);
+  const controller = adaptiveConcurrency();
+  const result = await runAlgorithm(scenario, controller[gaugeOf](false, undefined), best, advance);
+  return { best, result, controller };
 }

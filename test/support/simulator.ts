@@ -10,18 +10,8 @@
  * scan every pending timer on each tick, so a timer per request would make a simulation of
  * 400 requests in flight 30 times slower.
  */
-
-/** A PRNG in [0, 1) from a 32-bit seed (mulberry32): the same seed, the same sequence. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+// The bench's PRNG (mulberry32, for its shuffles): a 32-bit seed, the same sequence.
+import { random as seededRandom } from "../../bench/harness.js";
 
 /** A standard normal draw from two uniform ones (Box–Muller). */
 function normal(random: () => number): number {
