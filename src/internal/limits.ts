@@ -6,11 +6,12 @@
  * The contract, in the order the core meets it (the costs are those of the implementation in
  * src/flow/adaptive.ts):
  *
- * 1. A batch given a limit (as `concurrency`, or as `perKey.concurrency`) asks it once for
- *    each gauge it needs: `limit[gaugeOf](false, undefined)` for the batch's own, and
- *    `limit[gaugeOf](true, key)` for a key, when an item of a key no item of the batch runs
- *    under yet is admitted. Every gauge it received is given back with
- *    {@link LimitGauge.release} when the batch ends, whichever way.
+ * 1. A batch given a limit (as `concurrency`, or as `perKey.concurrency`) asks it for each
+ *    gauge it needs, and gives each back with {@link LimitGauge.release} once it no longer
+ *    needs it: `limit[gaugeOf](false, undefined)` for the batch's own, when the batch starts,
+ *    released when it ends, whichever way; `limit[gaugeOf](true, key)` for a key, when the
+ *    batch's per-key admission makes the key's entry (no item of the key runs or waits in the
+ *    batch), released when it drops that entry. A Map look-up per key entry, not per item.
  * 2. The pool starts an item under a gauge only while {@link LimitGauge.inFlight} (items
  *    running under it, in every batch that shares it) is below {@link LimitGauge.limit}, both
  *    read afresh at each such decision. It calls {@link LimitGauge.started} when the item
@@ -22,20 +23,37 @@
  *    it when a place frees (within some batch's `finished()`) or the limit rises, waking one
  *    waiter per free place, in the order they waited. A batch that stops while waiting takes
  *    its callback back with {@link LimitGauge.cancelWait}.
- * 4. The stage reports each failed attempt of an item run under a gauge with
- *    {@link LimitGauge.attemptFailed}, once, whether or not a retry follows, and an execution
- *    its circuit breaker refused the same way (the error is the `BrokenCircuitError`).
- *    Cancellation (the signal aborted) is not reported.
+ * 4. The stage reports each failed attempt of an item run under gauges to an
+ *    {@link AttemptObserver} the pool hands it with the item (the gauge itself, or, for an item
+ *    under both a batch's and a key's gauge, one object per key entry that tells both), once,
+ *    whether or not a retry follows; and an execution its circuit breaker refused the same way
+ *    (the error is the `BrokenCircuitError`). Cancellation (the signal aborted) is not
+ *    reported. A stage run outside an adaptive batch gets no observer and pays nothing.
  *
  * A limit rises only within `finished()`, and a pool looks for room when one of its items
  * finishes, as it does today; `wait` covers the batch that has no item running to finish.
  */
 
 /**
+ * What a stage's retry loop tells about the attempts of an item run under adaptive limits:
+ * all it knows of them.
+ */
+export interface AttemptObserver {
+  /**
+   * An attempt failed with `error` (the attempt's own error, not the `StageExecutionError`
+   * around it). `retryAfter` is the wait in ms the stage's `retryAfter` returned for this
+   * error when it returned a number, else `undefined` (no `retryAfter`, it returned
+   * `undefined`, or it was not asked because no retry follows). Never throws. Off the hot
+   * path: only failures call it.
+   */
+  attemptFailed(error: unknown, retryAfter: number | undefined): void;
+}
+
+/**
  * One limit: a batch's, or one key's under `perKey`. Shared by every batch given the same
  * controller. All methods are cheap and never throw; none sets a timer.
  */
-export interface LimitGauge {
+export interface LimitGauge extends AttemptObserver {
   /**
    * The limit now, a whole number ≥ 1: start an item under this gauge only while fewer are
    * running under it. A field read; it changes only within the calls below.
@@ -51,12 +69,8 @@ export interface LimitGauge {
    */
   finished(): void;
   /**
-   * An attempt of an item running under this gauge failed with `error` (the attempt's own
-   * error, not the `StageExecutionError` around it). `retryAfter` is the wait in ms the
-   * stage's `retryAfter` returned for this error when it returned a number, else
-   * `undefined` (no `retryAfter`, it returned `undefined`, or it was not asked because no
-   * retry follows). Classifies the error, and lowers the limit at once on an overload.
-   * Off the hot path: only failures call it.
+   * See {@link AttemptObserver.attemptFailed}: classifies the error (with the controller's
+   * `isOverload`), and on an overload lowers the limit at once, once per window.
    */
   attemptFailed(error: unknown, retryAfter: number | undefined): void;
   /**
