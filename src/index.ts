@@ -31,6 +31,7 @@ export type {
 } from "./chain.js";
 export type {
   Backoff,
+  CheckpointStore,
   Context,
   Handler,
   Progress,
