@@ -128,7 +128,7 @@ export class FileCheckpoint implements CheckpointStore {
   /** A failure of a write or `fsync` that no caller has seen yet. */
   #failure: { readonly error: unknown } | undefined;
   /** The reads under way, closed with the store. */
-  readonly #readers = new Set<Generator<unknown>>();
+  readonly #readers = new Set<Generator>();
 
   /** @internal Use {@link fileCheckpoint}. */
   constructor(path: string, options?: FileCheckpointOptions) {
@@ -147,10 +147,16 @@ export class FileCheckpoint implements CheckpointStore {
   /**
    * Takes the lock (`CheckpointInUseError` when another batch holds it) and reads the records,
    * checking each checksum as it goes (`CheckpointCorruptError` for damage; a torn last record
-   * is skipped, and cut off before the next write). A missing file has no records.
+   * is skipped, and cut off before the next write). A missing file (or folder) has no records.
    */
   load(): Iterable<unknown> {
-    this.#open();
+    try {
+      this.#open();
+    } catch (error) {
+      // No folder, so no checkpoint: nothing to read or to lock. Writing will say what is wrong.
+      if ((error as { code?: unknown }).code === "ENOENT") return [];
+      throw error;
+    }
     return this.#read();
   }
 
@@ -227,7 +233,7 @@ export class FileCheckpoint implements CheckpointStore {
     this.#lock = acquireLock(this.path);
   }
 
-  #read(): Generator<unknown> {
+  #read(): Generator {
     // Only a read of the file before this store wrote to it says where the records end.
     const onEnd =
       this.#fd === undefined
@@ -237,7 +243,7 @@ export class FileCheckpoint implements CheckpointStore {
         : undefined;
     const readers = this.#readers;
     const path = this.path;
-    function* tracked(): Generator<unknown> {
+    function* tracked(): Generator {
       try {
         yield* readLines(path, onEnd);
       } finally {
@@ -286,7 +292,10 @@ export class FileCheckpoint implements CheckpointStore {
   #openFile(): number {
     if (this.#validEnd === undefined) {
       // Appending without a full read first: read once to find where the records end.
-      for (const record of this.#read()) void record;
+      const reader = this.#read();
+      while (reader.next().done !== true) {
+        // Each record is checked as it is read; nothing else to do with it.
+      }
     }
     const fd = openSync(this.path, "a");
     try {

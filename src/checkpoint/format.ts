@@ -111,9 +111,7 @@ export class LineBuffer {
 
 /** The line framing of one record, as a string: for tests and for repairs by hand. */
 export function frameLine(json: string): string {
-  const line = new LineBuffer();
-  line.add(json);
-  return new TextDecoder().decode(line.bytes);
+  return `${hex(crc32(encoder.encode(json)))} ${json}\n`;
 }
 
 /** How a read of a checkpoint file ended. */
@@ -187,7 +185,7 @@ const CHUNK = 1024 * 1024;
  * record: not yielded. `onEnd` learns where the valid records end once the file has been read
  * to its end.
  */
-export function* readLines(path: string, onEnd?: (end: ReadEnd) => void): Generator<unknown> {
+export function* readLines(path: string, onEnd?: (end: ReadEnd) => void): Generator {
   let fd: number;
   try {
     fd = openSync(path, "r");

@@ -72,7 +72,7 @@ export function acquireLock(path: string): HeldLock {
   if (held.has(key)) {
     throw new CheckpointInUseError(
       path,
-      readLock(lockPath)?.content,
+      holderIn(lockPath),
       "another batch of this process holds it (one batch per checkpoint at a time)",
     );
   }
@@ -85,7 +85,11 @@ export function acquireLock(path: string): HeldLock {
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     if (create(lockPath, mine)) {
       held.add(key);
-      return { release: () => release(lockPath, key, mine.token) };
+      return {
+        release: () => {
+          release(lockPath, key, mine.token);
+        },
+      };
     }
     const found = readLock(lockPath);
     if (found === undefined) continue; // released in between: try again
@@ -117,9 +121,15 @@ export function acquireLock(path: string): HeldLock {
   }
   throw new CheckpointInUseError(
     path,
-    readLock(lockPath)?.content,
+    holderIn(lockPath),
     `its lock ${lockPath} kept changing hands while this process tried to take it`,
   );
+}
+
+/** The holder named by the lock file, if it can be read. */
+function holderIn(lockPath: string): CheckpointHolder | undefined {
+  const content = readLock(lockPath)?.content;
+  return content === undefined ? undefined : holderOf(content);
 }
 
 function holderOf(content: LockContent): CheckpointHolder {
@@ -221,10 +231,12 @@ function liveness(content: LockContent, mine: LockContent): Liveness {
 }
 
 /**
+ * @internal Exported for its test: the race it guards against cannot be staged from outside.
+ *
  * Removes the dead lock whose token is `dead`: moves it aside atomically, then deletes it if it
  * is still that lock, or puts it back when another process replaced it in between.
  */
-function takeOver(lockPath: string, dead: string, token: string): void {
+export function takeOver(lockPath: string, dead: string, token: string): void {
   const aside = `${lockPath}.${token}.stale`;
   try {
     renameSync(lockPath, aside);
