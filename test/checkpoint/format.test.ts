@@ -111,7 +111,7 @@ describe("readLines", () => {
     const { records: read, end } = readAll(folder.file("c"));
     expect(read).toEqual(records);
     expect(end).toEqual({ validEnd: encoder.encode(text).length, torn: false });
-  });
+  }, 30_000);
 
   it("skips a torn last record (no newline) and says where the valid records end", () => {
     const whole = frameLine('{"n":1}') + frameLine('{"n":2}');
