@@ -14,12 +14,13 @@ import {
   fsyncSync,
   ftruncateSync,
   openSync,
-  unlinkSync,
+  rmSync,
   writeSync,
 } from "node:fs";
 import { dirname } from "node:path";
 import type { CheckpointStore } from "../types.js";
 import type { OptionKeys } from "../internal/known-keys.js";
+import { noop } from "../internal/thenable.js";
 import { startTimer, stopTimer, type TimerHandle } from "../internal/timers.js";
 import { optionalBoolean, optionsObject, show } from "../internal/validate.js";
 import { LineBuffer, readLines, type ReadEnd } from "./format.js";
@@ -212,14 +213,10 @@ export class FileCheckpoint implements CheckpointStore {
     this.#open();
     try {
       this.#stopTimer();
-      await this.#syncing?.catch(() => undefined);
+      await this.#syncing?.then(noop, noop);
       this.#pending.clear();
       this.#closeFile();
-      try {
-        unlinkSync(this.path);
-      } catch (error) {
-        if ((error as { code?: unknown }).code !== "ENOENT") throw error;
-      }
+      rmSync(this.path, { force: true });
       syncFolder(this.path);
       this.#validEnd = 0;
     } finally {
@@ -234,11 +231,11 @@ export class FileCheckpoint implements CheckpointStore {
   }
 
   #read(): Generator {
-    // Only a read of the file before this store wrote to it says where the records end.
+    // Where the records end matters only until this store opens the file to write.
     const onEnd =
       this.#fd === undefined
         ? (end: ReadEnd) => {
-            if (this.#fd === undefined) this.#validEnd = end.validEnd;
+            this.#validEnd = end.validEnd;
           }
         : undefined;
     const readers = this.#readers;
@@ -260,7 +257,7 @@ export class FileCheckpoint implements CheckpointStore {
     try {
       this.#write();
       // A failure is kept for the next append, flush or close.
-      this.#sync().catch(() => undefined);
+      this.#sync().then(noop, noop);
     } catch (error) {
       this.#failure ??= { error };
     }
@@ -300,7 +297,7 @@ export class FileCheckpoint implements CheckpointStore {
     const fd = openSync(this.path, "a");
     try {
       const { size } = fstatSync(fd);
-      const validEnd = this.#validEnd ?? 0;
+      const validEnd = this.#validEnd as number;
       if (size > validEnd) ftruncateSync(fd, validEnd);
       if (size === 0) syncFolder(this.path);
     } catch (error) {

@@ -393,8 +393,11 @@ export class CheckpointJournal {
     this.#status[slot] = TAKEN;
     this.#restored++;
     const value = this.#values[slot];
-    this.#values[slot] = undefined;
-    if (!this.#options.lazyOutputs) return restoredOf(ok, value);
+    // A lazy slot keeps its ordinal until the second read delivers the record.
+    if (!this.#options.lazyOutputs) {
+      this.#values[slot] = undefined;
+      return restoredOf(ok, value);
+    }
     return this.#fetch(value as number, slot);
   }
 
@@ -499,11 +502,8 @@ export class CheckpointJournal {
 
   /** The restored outcome of `slot`, whose last record is at `ordinal`. */
   #fetch(ordinal: number, slot: number): Restored | Promise<Restored> {
-    const ready = this.#ahead.get(ordinal);
-    if (ready !== undefined) {
-      this.#ahead.delete(ordinal);
-      return restoredFrom(ready);
-    }
+    const ready = this.#takeAhead(ordinal, slot);
+    if (ready !== undefined) return restoredFrom(ready);
     if (this.#cursor === undefined && this.#fetching === undefined) {
       const loaded = this.#store.load();
       if (isThenable(loaded)) {
@@ -522,6 +522,15 @@ export class CheckpointJournal {
     );
     this.#fetching = fetched.then(noop, noop);
     return fetched.then(restoredFrom);
+  }
+
+  /** The record at `ordinal` (for `slot`) when it was read ahead, taken out of the read-ahead. */
+  #takeAhead(ordinal: number, slot: number): ReadRecord | undefined {
+    const ready = this.#ahead.get(ordinal);
+    if (ready === undefined) return undefined;
+    this.#ahead.delete(ordinal);
+    this.#values[slot] = undefined;
+    return ready;
   }
 
   #startCursor(records: Iterable<unknown> | AsyncIterable<unknown>): void {
@@ -544,11 +553,8 @@ export class CheckpointJournal {
 
   async #advanceAsync(ordinal: number, slot: number): Promise<ReadRecord> {
     // An earlier fetch may have read past this one's record.
-    const ready = this.#ahead.get(ordinal);
-    if (ready !== undefined) {
-      this.#ahead.delete(ordinal);
-      return ready;
-    }
+    const ready = this.#takeAhead(ordinal, slot);
+    if (ready !== undefined) return ready;
     const cursor = this.#cursor as Iterator<unknown> | AsyncIterator<unknown>;
     for (;;) {
       const found = this.#step(await cursor.next(), ordinal, slot);
@@ -573,17 +579,20 @@ export class CheckpointJournal {
     const record = readRecord(step.value, at, this.#identity);
     if (record.complete === true) return undefined;
     const recordSlot = this.#keyed ? this.#slots.get(record.id) : (record.id as number);
-    if (at === ordinal) {
-      if (recordSlot !== slot) {
-        throw new CheckpointCorruptError(
-          "the checkpoint changed between two reads (another record at the same place)",
-          { record: ordinal },
-        );
-      }
-      return record;
+    if (at === ordinal && recordSlot !== slot) {
+      throw new CheckpointCorruptError(
+        "the checkpoint changed between two reads (another record at the same place)",
+        { record: ordinal },
+      );
     }
-    if (recordSlot !== undefined && this.#values[recordSlot] === at) this.#ahead.set(at, record);
-    return undefined;
+    // Not wanted: a record its item's later one replaced, or one of an item that runs again.
+    if (recordSlot === undefined || this.#values[recordSlot] !== at) return undefined;
+    if (at !== ordinal) {
+      this.#ahead.set(at, record);
+      return undefined;
+    }
+    this.#values[slot] = undefined;
+    return record;
   }
 }
 

@@ -127,6 +127,26 @@ describe("fileCheckpoint records", () => {
     expect([...checkpoint.load()]).toEqual([{ n: 1 }]);
   });
 
+  it("a read begun before the first write and ended after it does not move where records end", async () => {
+    writeRecords(folder.file("c.ckpt"), [{ n: 1 }, { n: 2 }]);
+    const checkpoint = store();
+    const first = checkpoint.load()[Symbol.iterator]();
+    expect(first.next().value).toEqual({ n: 1 });
+    // A second read, begun now, finishes after the first write.
+    const second = checkpoint.load()[Symbol.iterator]();
+    while (first.next().done !== true) {
+      // Read to the end.
+    }
+    checkpoint.append({ n: 3 });
+    await checkpoint.flush();
+    const rest: unknown[] = [];
+    for (let step = second.next(); step.done !== true; step = second.next()) rest.push(step.value);
+    expect(rest).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+    checkpoint.append({ n: 4 });
+    await checkpoint.close();
+    expect([...store("c.ckpt").load()]).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+  });
+
   it("appends without a load first, after the records already there", async () => {
     writeRecords(folder.file("c.ckpt"), [{ n: 1 }], frameLine('{"n":"torn"}').slice(0, 5));
     const checkpoint = store();

@@ -710,3 +710,114 @@ describe("the journal with the file store", () => {
     await holder.close();
   });
 });
+
+describe("the journal's less common paths", () => {
+  const options = {
+    stages: ["double"],
+    version: undefined,
+    itemKey: undefined,
+    retryFailed: true,
+    lazyOutputs: true,
+  } as const;
+
+  it("writes the version in a new checkpoint's header", async () => {
+    const store = new MemoryStore();
+    await drive(store, [], double, { version: "2026-12" });
+    expect(store.values[0]).toEqual({ ...HEADER, version: "2026-12" });
+  });
+
+  it("restores many positions, recorded in any order", async () => {
+    const items = Array.from({ length: 100 }, (_, index) => index);
+    const records = items.map((item) => done(item, item, item * 2)).reverse();
+    const store = storeWith([HEADER, ...records]);
+    const { results, ran } = await drive(store, items, () => "ran");
+    expect(ran).toEqual([]);
+    expect(outcomes(results)).toEqual(items.map((item) => item * 2));
+  });
+
+  it("by key: an undefined output, and the last of two records of a key", async () => {
+    const store = storeWith([
+      KEY_HEADER,
+      { k: "a", e: { error: { name: "Error", message: "first try" } } },
+      { k: "a", o: "second try" },
+    ]);
+    const { results, ran } = await drive(store, ["a", "b"], () => undefined, { itemKey: String });
+    expect(outcomes(results)).toEqual(["second try", undefined]);
+    expect(ran).toEqual([1]);
+    expect(store.values.at(-2)).toEqual({ k: "b" });
+  });
+
+  it("records null as an output", async () => {
+    const store = new MemoryStore();
+    await drive(store, [1], () => null);
+    expect(store.values[1]).toEqual(done(0, 1, null));
+  });
+
+  it("hashes undefined, and refuses an item whose toJSON throws something else than an Error", async () => {
+    expect(itemHash(undefined, 0)).toBe(itemHash(undefined, 5));
+    expect(itemHash(undefined, 0)).not.toBe(itemHash(null, 0));
+    const odd = {
+      toJSON: () => {
+        throw "no JSON for me";
+      },
+    };
+    expect(() => itemHash(odd, 3)).toThrow(
+      "The item at index 3 cannot be hashed for the checkpoint (no JSON for me): give an itemKey to identify items instead",
+    );
+  });
+
+  it("rejects with the store's flush failure, after closing it", async () => {
+    const store = new MemoryStore();
+    const refused = new Error("flush refused");
+    store.flush = () => {
+      throw refused;
+    };
+    expect(await rejectionOf(drive(store, [1], double))).toBe(refused);
+    expect(store.open).toBe(false);
+  });
+
+  it("closes an iterable without return() it read ahead, and an async one, when the batch leaves early", async () => {
+    const store = storeWith([HEADER, done(1, 2, 4)]);
+    const { completed } = await drive(store, new Set([1, 2, 3]), double, { stopAt: 1 });
+    expect(completed).toBe(false);
+    const closed = { value: false };
+    await drive(storeWith([HEADER, done(1, 2, 4)]), generateAsync([1, 2, 3], closed), double, {
+      stopAt: 1,
+    });
+    expect(closed.value).toBe(true);
+  });
+
+  it("fetches lazily from a store whose load gives an async iterable at once", async () => {
+    const store = storeWith([HEADER, done(0, 1, 2), done(1, 2, 4)]);
+    store.load = () => {
+      store.loads++;
+      const values = store.values;
+      return (async function* replay() {
+        yield* values;
+      })() as never;
+    };
+    const { results } = await drive(store, [1, 2], double, { lazyOutputs: true });
+    expect(outcomes(results)).toEqual([2, 4]);
+  });
+
+  it("serves lazy fetches taken together, the later one read ahead by the earlier", async () => {
+    // Item 1 was recorded before item 0: fetching item 0 reads item 1's record on the way.
+    const store = storeWith([HEADER, done(1, 2, 4), { complete: true }, done(0, 1, 2)], "async");
+    const journal = new CheckpointJournal(store, options);
+    const input = (await journal.open([1, 2])) as number[];
+    const first = journal.take(input[0], 0) as Promise<Restored>;
+    const second = journal.take(input[1], 1) as Promise<Restored>;
+    expect(await first).toEqual(new Restored(true, 2));
+    expect(await second).toEqual(new Restored(true, 4));
+    await journal.close(true);
+  });
+
+  it("a lazy fetch outlived by close rejects", async () => {
+    const store = storeWith([HEADER, done(0, 1, 2)], "async");
+    const journal = new CheckpointJournal(store, options);
+    await journal.open([1]);
+    const fetch = journal.take(1, 0) as Promise<Restored>;
+    await journal.close(false);
+    expect(await rejectionOf(fetch)).toMatchObject({ message: "the checkpoint was closed" });
+  });
+});
