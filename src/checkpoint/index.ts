@@ -20,6 +20,7 @@ export { readCheckpoint } from "./read.js";
 export type {
   CheckpointFailure,
   CheckpointReport,
+  RecordedCause,
   RecordedError,
 } from "../internal/checkpoint-records.js";
 export { CheckpointMismatchError } from "../errors/CheckpointMismatchError.js";

@@ -253,10 +253,40 @@ export interface RecordedError {
   readonly stageName?: string;
   /** The attempts the stage made; absent with `stageName`. */
   readonly attempts?: number;
-  /** Its `cause`, recorded the same way (`name`, `message`, `stack`, `fields`, `cause`). */
-  readonly cause?: ErrorRecord;
+  /** Its `cause`, when it had one. */
+  readonly cause?: RecordedCause;
   /** Its own JSON-safe fields (`code`, `status`, …), and `value` for a thrown non-error. */
   readonly [field: string]: unknown;
+}
+
+/**
+ * The `cause` of a {@link RecordedError}, and its own `cause`, and so on: five errors deep at
+ * most, the failure itself included.
+ *
+ * @example
+ * ```ts
+ * import type { RecordedCause, RecordedError } from "async-pipeline/checkpoint";
+ *
+ * function causes(error: RecordedError): RecordedCause[] {
+ *   const chain: RecordedCause[] = [];
+ *   for (let cause = error.cause; cause !== undefined; cause = cause.cause) chain.push(cause);
+ *   return chain;
+ * }
+ * ```
+ */
+export interface RecordedCause {
+  /** Its class name; `"Error"` for a thrown non-error. */
+  readonly name: string;
+  /** Its message (for a thrown non-error, the value as JSON, or a string as it is). */
+  readonly message: string;
+  /** Its stack, when it had one. */
+  readonly stack?: string | undefined;
+  /** Its own JSON-safe fields (`code`, `status`, …), when it had any. */
+  readonly fields?: Readonly<Record<string, unknown>> | undefined;
+  /** Its own `cause`, when it had one and the chain is not five errors deep yet. */
+  readonly cause?: RecordedCause | undefined;
+  /** For a thrown non-error, the value itself when it is JSON-safe. */
+  readonly value?: unknown;
 }
 
 /**
@@ -292,7 +322,7 @@ export interface CheckpointReport {
  */
 export interface CheckpointFailure {
   /** The item's `itemKey`, or its input position when the batch gave none. */
-  readonly key: ItemId;
+  readonly key: string | number;
   /** Its failure. */
   readonly error: RecordedError;
 }
