@@ -24,14 +24,15 @@ export interface DriveOptions extends Partial<JournalOptions> {
   readonly stopAt?: number;
 }
 
-/** Runs `items` through `run` with `store` as the checkpoint; rejects as the batch would. */
-export async function drive<T>(
+/**
+ * A journal on `store` for the one-stage pipeline `["double"]`, identity by position, failures
+ * run again, outputs kept from the first read, unless `options` says otherwise.
+ */
+export function journalOn(
   store: CheckpointStore,
-  items: Iterable<T> | AsyncIterable<T>,
-  run: (item: T, index: number) => unknown,
-  options: DriveOptions = {},
-): Promise<Driven> {
-  const journal = new CheckpointJournal(store, {
+  options: Partial<JournalOptions> = {},
+): CheckpointJournal {
+  return new CheckpointJournal(store, {
     stages: options.stages ?? ["double"],
     version: options.version,
     itemKey: options.itemKey,
@@ -39,6 +40,16 @@ export async function drive<T>(
     lazyOutputs: options.lazyOutputs ?? false,
     signal: options.signal,
   });
+}
+
+/** Runs `items` through `run` with `store` as the checkpoint; rejects as the batch would. */
+export async function drive<T>(
+  store: CheckpointStore,
+  items: Iterable<T> | AsyncIterable<T>,
+  run: (item: T, index: number) => unknown,
+  options: DriveOptions = {},
+): Promise<Driven> {
+  const journal = journalOn(store, options);
   const input = await journal.open(items);
   const driven = {
     results: [] as PromiseSettledResult<unknown>[],

@@ -14,9 +14,9 @@ import {
 } from "../../src/checkpoint/index.js";
 import { StageExecutionError } from "../../src/index.js";
 import { itemHash } from "../../src/internal/checkpoint-records.js";
-import { CheckpointJournal, Restored } from "../../src/internal/checkpoint.js";
+import { Restored } from "../../src/internal/checkpoint.js";
 import { rejectionOf } from "../support/promises.js";
-import { drive, outcomes } from "./drive.js";
+import { drive, journalOn, outcomes } from "./drive.js";
 import { MemoryStore, temporaryFolder, writeRecords, type Timing } from "./support.js";
 
 const double = (n: number): number => n * 2;
@@ -498,16 +498,7 @@ describe("completion", () => {
 
 describe("the journal's protocol", () => {
   it("counts restorable and restored items", async () => {
-    const journal = new CheckpointJournal(
-      storeWith([HEADER, done(0, 1, 2), failed(1, 2), done(2, 3, 6)]),
-      {
-        stages: ["double"],
-        version: undefined,
-        itemKey: undefined,
-        retryFailed: true,
-        lazyOutputs: false,
-      },
-    );
+    const journal = journalOn(storeWith([HEADER, done(0, 1, 2), failed(1, 2), done(2, 3, 6)]));
     const input = (await journal.open([1, 2, 3])) as number[];
     expect(journal.restorable).toBe(2);
     expect(journal.restored).toBe(0);
@@ -520,35 +511,22 @@ describe("the journal's protocol", () => {
 
   it("refuses a second open and a store another journal uses", async () => {
     const store = new MemoryStore();
-    const options = {
-      stages: ["double"],
-      version: undefined,
-      itemKey: undefined,
-      retryFailed: true,
-      lazyOutputs: false,
-    };
-    const first = new CheckpointJournal(store, options);
+    const first = journalOn(store);
     await first.open([]);
     await expect(first.open([])).rejects.toThrow("CheckpointJournal.open called twice");
-    const second = new CheckpointJournal(store, options);
+    const second = journalOn(store);
     const error = await rejectionOf(second.open([]));
     expect(error).toBeInstanceOf(CheckpointInUseError);
     expect((error as Error).message).toContain("same store");
     await first.close(true);
-    const third = new CheckpointJournal(store, options);
+    const third = journalOn(store);
     await third.open([1]);
     await third.close(false);
   });
 
   it("close without open does nothing", async () => {
     const store = new MemoryStore();
-    await new CheckpointJournal(store, {
-      stages: [],
-      version: undefined,
-      itemKey: undefined,
-      retryFailed: true,
-      lazyOutputs: false,
-    }).close(true);
+    await journalOn(store).close(true);
     expect(store.calls).toEqual([]);
   });
 
@@ -624,14 +602,20 @@ describe("the journal's protocol", () => {
     expect(last.calls.at(-1)).toBe("close");
   });
 
-  it("rejects with the store's close failure when nothing else failed", async () => {
-    const store = new MemoryStore();
-    const refused = new Error("close refused");
-    store.close = () => {
-      throw refused;
-    };
-    expect(await rejectionOf(drive(store, [1], double))).toBe(refused);
-  });
+  it.each(["flush", "close"] as const)(
+    "rejects with the store's %s failure when nothing else failed, the store closed",
+    async (method) => {
+      const store = new MemoryStore();
+      const refused = new Error(`${method} refused`);
+      const original = store.close.bind(store);
+      store[method] = () => {
+        if (method === "close") void original();
+        throw refused;
+      };
+      expect(await rejectionOf(drive(store, [1], double))).toBe(refused);
+      expect(store.open).toBe(false);
+    },
+  );
 
   it("rejects a lazy fetch when the store changed between its two reads", async () => {
     const store = storeWith([HEADER, done(0, 1, 2), done(1, 2, 4)]);
@@ -712,14 +696,6 @@ describe("the journal with the file store", () => {
 });
 
 describe("the journal's less common paths", () => {
-  const options = {
-    stages: ["double"],
-    version: undefined,
-    itemKey: undefined,
-    retryFailed: true,
-    lazyOutputs: true,
-  } as const;
-
   it("writes the version in a new checkpoint's header", async () => {
     const store = new MemoryStore();
     await drive(store, [], double, { version: "2026-12" });
@@ -766,16 +742,6 @@ describe("the journal's less common paths", () => {
     );
   });
 
-  it("rejects with the store's flush failure, after closing it", async () => {
-    const store = new MemoryStore();
-    const refused = new Error("flush refused");
-    store.flush = () => {
-      throw refused;
-    };
-    expect(await rejectionOf(drive(store, [1], double))).toBe(refused);
-    expect(store.open).toBe(false);
-  });
-
   it("closes an iterable without return() it read ahead, and an async one, when the batch leaves early", async () => {
     const store = storeWith([HEADER, done(1, 2, 4)]);
     const { completed } = await drive(store, new Set([1, 2, 3]), double, { stopAt: 1 });
@@ -803,7 +769,7 @@ describe("the journal's less common paths", () => {
   it("serves lazy fetches taken together, the later one read ahead by the earlier", async () => {
     // Item 1 was recorded before item 0: fetching item 0 reads item 1's record on the way.
     const store = storeWith([HEADER, done(1, 2, 4), { complete: true }, done(0, 1, 2)], "async");
-    const journal = new CheckpointJournal(store, options);
+    const journal = journalOn(store, { lazyOutputs: true });
     const input = (await journal.open([1, 2])) as number[];
     const first = journal.take(input[0], 0) as Promise<Restored>;
     const second = journal.take(input[1], 1) as Promise<Restored>;
@@ -814,7 +780,7 @@ describe("the journal's less common paths", () => {
 
   it("a lazy fetch outlived by close rejects", async () => {
     const store = storeWith([HEADER, done(0, 1, 2)], "async");
-    const journal = new CheckpointJournal(store, options);
+    const journal = journalOn(store, { lazyOutputs: true });
     await journal.open([1]);
     const fetch = journal.take(1, 0) as Promise<Restored>;
     await journal.close(false);

@@ -11,9 +11,8 @@ import {
   readCheckpoint,
 } from "../../src/checkpoint/index.js";
 import { StageExecutionError } from "../../src/index.js";
-import { CheckpointJournal } from "../../src/internal/checkpoint.js";
 import { rejectionOf } from "../support/promises.js";
-import { drive } from "./drive.js";
+import { drive, journalOn } from "./drive.js";
 import { MemoryStore, temporaryFolder, writeRecords } from "./support.js";
 
 let folder: ReturnType<typeof temporaryFolder>;
@@ -111,13 +110,7 @@ describe("readCheckpoint", () => {
   it("is not complete while records follow the completion marker (a resumed run under way)", async () => {
     const store = new MemoryStore();
     await drive(store, [1, 2], work, { settled: true });
-    const journal = new CheckpointJournal(store, {
-      stages: ["double"],
-      version: undefined,
-      itemKey: undefined,
-      retryFailed: true,
-      lazyOutputs: false,
-    });
+    const journal = journalOn(store);
     await journal.open([1, 2]);
     journal.record(1, journal.take(2, 1) as number, true, 20);
     await journal.close(false);
@@ -145,13 +138,7 @@ describe("readCheckpoint", () => {
     expect(existsSync(`${path}.lock`)).toBe(false);
 
     const store = new MemoryStore();
-    const journal = new CheckpointJournal(store, {
-      stages: ["double"],
-      version: undefined,
-      itemKey: undefined,
-      retryFailed: true,
-      lazyOutputs: false,
-    });
+    const journal = journalOn(store);
     await journal.open([]);
     expect(await rejectionOf(readCheckpoint(store))).toBeInstanceOf(CheckpointInUseError);
     await journal.close(true);

@@ -5,18 +5,7 @@
  * Each check works in its own file of the folder the host gives.
  */
 import { readFileSync, statSync, writeFileSync } from "node:fs";
-
-const CHECK_LIMIT_MS = 20_000;
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-function same(actual, expected, what) {
-  const got = JSON.stringify(actual);
-  const want = JSON.stringify(expected);
-  check(got === want, `${what}: expected ${want}, got ${got}`);
-}
+import { check, runChecks, same } from "./smoke.js";
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -146,40 +135,10 @@ const checks = {
 /** The names of every check, in the order `runCheckpointSmoke` runs them. */
 export const checkpointCheckNames = Object.keys(checks);
 
-async function withinLimit(promise, ms) {
-  let timer;
-  const limit = new Promise((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`did not finish within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, limit]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function describe(error) {
-  if (error instanceof Error) return `${error.message}\n${error.stack ?? ""}`;
-  return String(error);
-}
-
 /**
  * Runs every check against the built checkpoint module, with files in `folder` (a path ending
  * without a separator). Resolves to one `{ name, ok, error? }` per check; never rejects.
  */
-export async function runCheckpointSmoke(checkpoint, folder) {
-  const file = (name) => `${folder}/${name}`;
-  const results = [];
-  for (const [name, run] of Object.entries(checks)) {
-    try {
-      await withinLimit(
-        Promise.resolve().then(() => run({ checkpoint, file })),
-        CHECK_LIMIT_MS,
-      );
-      results.push({ name, ok: true });
-    } catch (error) {
-      results.push({ name, ok: false, error: describe(error) });
-    }
-  }
-  return results;
+export function runCheckpointSmoke(checkpoint, folder) {
+  return runChecks(checks, { checkpoint, file: (name) => `${folder}/${name}` });
 }
