@@ -130,7 +130,8 @@ export function claimStore(store: CheckpointStore): { end(): void } {
  *    (not a restored one), with its output (`ok`) or its failure, before `onProgress` counts
  *    it: so that nothing reported done before a flush runs again. It appends the item's record.
  *    It returns `undefined`, or a `TypeError` when the output is not JSON-safe: the item then
- *    settles as that failure instead (it was recorded as such). It throws when the store's
+ *    settles as that failure instead (it was recorded as such). After `close` it records
+ *    nothing (the store is closed) and returns `undefined`. It throws when the store's
  *    `append` threw or an earlier asynchronous `append` rejected: the batch rejects with it.
  * 4. `await journal.close(completed)`, last, on every ending after `open` resolved (success,
  *    failure, abort, a stream left early), before the batch's promise (or the stream's
@@ -237,6 +238,8 @@ export class CheckpointJournal {
 
   /** An item that ran settled: record it. See the class. */
   record(index: number, ticket: ItemId, ok: boolean, outcome: unknown): Error | undefined {
+    // An item that settles after the batch ended (closed the journal) is not recorded.
+    if (this.#state !== "open") return undefined;
     if (this.#failure !== undefined) throw this.#failure.error;
     let replacement: Error | undefined;
     if (ok && outcome !== undefined) {

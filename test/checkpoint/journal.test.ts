@@ -498,15 +498,20 @@ describe("completion", () => {
 
 describe("the journal's protocol", () => {
   it("counts restorable and restored items", async () => {
-    const journal = journalOn(storeWith([HEADER, done(0, 1, 2), failed(1, 2), done(2, 3, 6)]));
+    const store = storeWith([HEADER, done(0, 1, 2), failed(1, 2), done(2, 3, 6)]);
+    const journal = journalOn(store);
     const input = (await journal.open([1, 2, 3])) as number[];
     expect(journal.restorable).toBe(2);
     expect(journal.restored).toBe(0);
     expect(journal.take(input[0], 0)).toEqual(new Restored(true, 2));
     expect(journal.restored).toBe(1);
-    expect(journal.take(input[1], 1)).toBe(itemHash(2, 1));
+    const ticket = journal.take(input[1], 1) as number;
+    expect(ticket).toBe(itemHash(2, 1));
     await journal.close(false);
     await journal.close(false); // a second close does nothing
+    // An item that settles after the end is not recorded: nothing is appended after close.
+    expect(journal.record(1, ticket, true, 4)).toBeUndefined();
+    expect(store.calls.filter((call) => call === "append")).toEqual([]);
   });
 
   it("refuses a second open and a store another journal uses", async () => {
