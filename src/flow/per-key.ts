@@ -1,5 +1,6 @@
 import { concurrencyLimit, optionalFunction, optionsObject, show } from "../internal/validate.js";
 import type { OptionKeys } from "../internal/known-keys.js";
+import { WAIT, type Admission, type Waiting } from "../internal/pool.js";
 import { Queue } from "../internal/queue.js";
 
 /**
@@ -37,15 +38,6 @@ export interface PerKeyOptions<T = unknown> {
   concurrency: number;
 }
 
-/** Returned by {@link KeyedAdmission.enter} for an item that must wait for its key. */
-export const WAIT: unique symbol = Symbol("wait for the key");
-
-/** An item that waits for its key, with what it needs to run later. */
-export interface Waiting<T> {
-  readonly item: T;
-  readonly index: number;
-}
-
 interface KeyState<T> {
   running: number;
   waiting: Queue<Waiting<T>> | undefined;
@@ -59,7 +51,7 @@ interface KeyState<T> {
  * as soon as nothing of that key runs or waits, so memory follows the items in flight, not
  * the keys ever seen.
  */
-export class KeyedAdmission<T> {
+export class KeyedAdmission<T> implements Admission<T> {
   readonly #key: (item: T, index: number) => unknown;
   readonly #perKey: number;
   readonly #maxWaiting: number;

@@ -1,6 +1,3 @@
-import { retryDelayFor, type DelayPolicy } from "../internal/backoff.js";
-import { show } from "../internal/validate.js";
-
 /**
  * The `retryAfter` stage option: after a failed attempt that will be retried, returns the
  * wait before the next attempt in ms (a finite number ≥ 0), in place of the backoff, or
@@ -20,55 +17,6 @@ import { show } from "../internal/validate.js";
  * ```
  */
 export type RetryAfter = (error: unknown, attempt: number) => number | undefined;
-
-/**
- * The wait after failed attempt `attempt`: what `retryAfter` says (capped by
- * `maxRetryDelay`, never jittered), or the backoff when it says `undefined`. When
- * `retryAfter` throws or returns something else than a finite number ≥ 0 or `undefined`,
- * throws `fail(problem, attempt)`, the problem a `TypeError` or `RangeError` whose `cause`
- * is what `retryAfter` threw, or else the attempt's error.
- */
-export function retryAfterWait(
-  retryAfter: RetryAfter,
-  policy: DelayPolicy,
-  error: unknown,
-  attempt: number,
-  fail: (error: unknown, attempts: number) => unknown,
-): number {
-  let wait: unknown;
-  try {
-    wait = retryAfter(error, attempt);
-  } catch (thrown) {
-    throw fail(new TypeError(`retryAfter threw: ${describe(thrown)}`, { cause: thrown }), attempt);
-  }
-  if (wait === undefined) return retryDelayFor(policy, attempt);
-  if (typeof wait !== "number") {
-    throw fail(
-      new TypeError(`retryAfter must return a number of ms or undefined, got ${show(wait)}`, {
-        cause: error,
-      }),
-      attempt,
-    );
-  }
-  if (!(wait >= 0) || wait === Infinity) {
-    throw fail(
-      new RangeError(`retryAfter must return a finite number ≥ 0 or undefined, got ${show(wait)}`, {
-        cause: error,
-      }),
-      attempt,
-    );
-  }
-  const cap = policy.maxRetryDelay;
-  return cap !== undefined && wait > cap ? cap : wait;
-}
-
-function describe(thrown: unknown): string {
-  try {
-    return thrown instanceof Error ? thrown.message : String(thrown);
-  } catch {
-    return "(a value that cannot be described)";
-  }
-}
 
 /** `Sun, 06 Nov 1994 08:49:37 GMT` (IMF-fixdate, the form servers send). */
 const IMF_FIXDATE =

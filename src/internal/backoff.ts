@@ -1,4 +1,5 @@
 import type { Backoff } from "../types.js";
+import { show } from "./validate.js";
 
 /** The delay settings shared by a stage's retries and `retryMiddleware`. */
 export interface DelayPolicy {
@@ -20,4 +21,53 @@ export function retryDelayFor(policy: DelayPolicy, failure: number): number {
   if (policy.maxRetryDelay !== undefined && wait > policy.maxRetryDelay)
     wait = policy.maxRetryDelay;
   return policy.jitter ? Math.random() * wait : wait;
+}
+
+/**
+ * The wait after failed attempt `attempt`: what `retryAfter` says (capped by
+ * `maxRetryDelay`, never jittered), or the backoff when it says `undefined`. When
+ * `retryAfter` throws or returns something else than a finite number ≥ 0 or `undefined`,
+ * throws `fail(problem, attempt)`, the problem a `TypeError` or `RangeError` whose `cause`
+ * is what `retryAfter` threw, or else the attempt's error.
+ */
+export function retryAfterWait(
+  retryAfter: (error: unknown, attempt: number) => unknown,
+  policy: DelayPolicy,
+  error: unknown,
+  attempt: number,
+  fail: (error: unknown, attempts: number) => unknown,
+): number {
+  let wait: unknown;
+  try {
+    wait = retryAfter(error, attempt);
+  } catch (thrown) {
+    throw fail(new TypeError(`retryAfter threw: ${describe(thrown)}`, { cause: thrown }), attempt);
+  }
+  if (wait === undefined) return retryDelayFor(policy, attempt);
+  if (typeof wait !== "number") {
+    throw fail(
+      new TypeError(`retryAfter must return a number of ms or undefined, got ${show(wait)}`, {
+        cause: error,
+      }),
+      attempt,
+    );
+  }
+  if (!(wait >= 0) || wait === Infinity) {
+    throw fail(
+      new RangeError(`retryAfter must return a finite number ≥ 0 or undefined, got ${show(wait)}`, {
+        cause: error,
+      }),
+      attempt,
+    );
+  }
+  const cap = policy.maxRetryDelay;
+  return cap !== undefined && wait > cap ? cap : wait;
+}
+
+function describe(thrown: unknown): string {
+  try {
+    return thrown instanceof Error ? thrown.message : String(thrown);
+  } catch {
+    return "(a value that cannot be described)";
+  }
 }
