@@ -28,6 +28,7 @@ export type {
 } from "./chain.js";
 export type {
   Backoff,
+  CheckpointStore,
   Context,
   Handler,
   Progress,

@@ -199,3 +199,70 @@ export type ShouldRetry = (error: unknown, attempt: number) => boolean | Promise
  * ```
  */
 export type OnRetry = (event: RetryEvent) => unknown;
+
+/**
+ * Where a batch keeps its checkpoint: what a `map`, `mapSettled` or `stream` given the
+ * `checkpoint` option needs to record each finished item and to resume after a crash. The
+ * embedded default is `fileCheckpoint(path)` from `async-pipeline/checkpoint` (Node, Bun and
+ * Deno); implement this interface to keep checkpoints anywhere else.
+ *
+ * Records are JSON-safe values made by the batch (a header first, then one per finished item,
+ * then a completion marker): store them as they are. `load` gives back equal values (a JSON
+ * round trip), in append order. The batch calls `load` first, `append` once per record (never
+ * concurrently with `load`'s first pass), `flush` after its last `append`, and `close` last, on
+ * every ending (success, failure, abort, a stream left early); it never appends after `close`.
+ * It may call `load` a second time while it appends, to fetch recorded outputs lazily (a
+ * resumed `stream`): that pass needs only the records there were when the first one ended.
+ *
+ * A store may be opened again after `close` (a retry loop reuses it). It should refuse (throw or
+ * reject with a `CheckpointInUseError`) a second user while one holds it.
+ *
+ * @example
+ * ```ts
+ * import type { CheckpointStore } from "async-pipeline";
+ *
+ * // Keeps records in memory: survives a failed batch, not a crash of the process.
+ * function memoryCheckpoint(): CheckpointStore {
+ *   let records: string[] = [];
+ *   return {
+ *     load: () => records.map((record) => JSON.parse(record) as unknown),
+ *     append: (record) => {
+ *       records.push(JSON.stringify(record));
+ *     },
+ *     flush: () => undefined,
+ *     close: () => undefined,
+ *     clear: () => {
+ *       records = [];
+ *     },
+ *   };
+ * }
+ * ```
+ */
+export interface CheckpointStore {
+  /**
+   * Everything appended so far (and not cleared), in append order; empty for a new
+   * checkpoint. Rejects with `CheckpointInUseError` when another user holds the checkpoint,
+   * and with `CheckpointCorruptError` when it is damaged.
+   */
+  load():
+    | Iterable<unknown>
+    | AsyncIterable<unknown>
+    | Promise<Iterable<unknown> | AsyncIterable<unknown>>;
+  /**
+   * Appends one record. It need not be durable before {@link CheckpointStore.flush}; a store
+   * may write records in groups. What it throws or rejects with fails the batch.
+   */
+  append(record: unknown): void | Promise<void>;
+  /** Makes everything appended so far durable. */
+  flush(): void | Promise<void>;
+  /** Releases what the store holds (files, locks, timers) after making its records durable. */
+  close(): void | Promise<void>;
+  /** Deletes every record: the next batch starts from nothing. */
+  clear(): void | Promise<void>;
+  /**
+   * When `true`, a batch that completes clears the checkpoint (calls `clear`) before closing
+   * it, so that the next batch starts from nothing instead of returning the recorded results.
+   * @default false
+   */
+  readonly clearOnSuccess?: boolean | undefined;
+}

@@ -9,6 +9,11 @@
  * browser is Debian's `/usr/bin/chromium` driven by `playwright-core`, with a fresh profile, on
  * a page served from 127.0.0.1 that imports the build and runs the same suite. When Chromium is
  * missing it is installed with apt-get (as root), or the test fails saying how to get it.
+ *
+ * The checkpoint entry point (`dist/checkpoint.js`) needs a file system: its own suite,
+ * `test/runtimes/checkpoint.js`, runs in Node, Bun and Deno (Deno with read and write access to
+ * the build and a folder of its own only, the host name, and `--allow-run` for the lock's check
+ * that a holder is alive).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -19,6 +24,7 @@ import { dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkpointCheckNames } from "./runtimes/checkpoint.js";
 import { checkNames, type SmokeResult } from "./runtimes/smoke.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -50,10 +56,10 @@ afterAll(() => {
 });
 
 /** Fails, listing each failed check with its error, unless every check ran and passed. */
-function expectAllPassed(results: SmokeResult[]): void {
+function expectAllPassed(results: SmokeResult[], names: readonly string[] = checkNames): void {
   const failures = results.filter((result) => !result.ok);
   expect(failures.map((result) => `${result.name}: ${result.error ?? ""}`)).toEqual([]);
-  expect(results.map((result) => result.name)).toEqual(checkNames);
+  expect(results.map((result) => result.name)).toEqual(names);
 }
 
 interface Exit {
@@ -83,13 +89,22 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Prom
 }
 
 /** Runs the smoke suite's command-line runner; returns its results after checking the exit. */
-async function smokeIn(command: string, args: string[], env?: NodeJS.ProcessEnv) {
+async function smokeIn(
+  command: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+  suite: { cli: string; extra: string[]; names: readonly string[] } = {
+    cli: "cli.js",
+    extra: [],
+    names: checkNames,
+  },
+) {
   if (!existsSync(command)) {
     throw new Error(`${command} is missing: run \`npm ci\` to install the pinned dev dependencies`);
   }
   const exit = await run(
     command,
-    [...args, join(smokeDir, "cli.js"), `${pathToFileURL(dist).href}/`],
+    [...args, join(smokeDir, suite.cli), `${pathToFileURL(dist).href}/`, ...suite.extra],
     env,
   );
   const lastLine = exit.stdout.trim().split("\n").at(-1) ?? "";
@@ -99,7 +114,7 @@ async function smokeIn(command: string, args: string[], env?: NodeJS.ProcessEnv)
   } catch {
     throw new Error(`no results (exit ${String(exit.code)}):\n${exit.stdout}\n${exit.stderr}`);
   }
-  expectAllPassed(results);
+  expectAllPassed(results, suite.names);
   expect(exit.code).toBe(0);
 }
 
@@ -158,6 +173,41 @@ describe("the built ESM package passes the smoke suite", () => {
       rmSync(profile, { recursive: true, force: true });
     }
   }, 400_000);
+});
+
+describe("the built checkpoint entry point passes its smoke suite", () => {
+  /** A folder of its own for each runtime's checkpoints. */
+  function suite(runtime: string) {
+    const folder = join(workspace, `checkpoints-${runtime}`);
+    mkdirSync(folder);
+    return { cli: "checkpoint-cli.js", extra: [folder], names: checkpointCheckNames, folder };
+  }
+
+  it("in Node", async () => {
+    await smokeIn(process.execPath, [], {}, suite("node"));
+  }, 200_000);
+
+  it("in Bun", async () => {
+    await smokeIn(bin("bun"), ["run", "--no-install"], { DO_NOT_TRACK: "1" }, suite("bun"));
+  }, 200_000);
+
+  it("in Deno, with access to the build and its folder only", async () => {
+    const checkpoints = suite("deno");
+    await smokeIn(
+      bin("deno"),
+      [
+        "run",
+        "--no-config",
+        "--no-lock",
+        `--allow-read=${dist},${checkpoints.folder}`,
+        `--allow-write=${checkpoints.folder}`,
+        "--allow-sys=hostname",
+        "--allow-run",
+      ],
+      { DENO_NO_UPDATE_CHECK: "1", DENO_DIR: join(workspace, "deno-cache") },
+      checkpoints,
+    );
+  }, 200_000);
 });
 
 interface PageOutcome {

@@ -13,3 +13,15 @@ export const checkNames: readonly string[];
 
 /** Runs every check against the build's two ESM modules; never rejects. */
 export function runSmoke(core: unknown, middlewares: unknown): Promise<SmokeResult[]>;
+
+/** Throws `message` unless `condition` holds. */
+export function check(condition: unknown, message: string): void;
+
+/** Throws unless `actual` and `expected` have the same JSON form. */
+export function same(actual: unknown, expected: unknown, what: string): void;
+
+/** Runs every check of `suite`, each given `argument`; never rejects. */
+export function runChecks<A>(
+  suite: Record<string, (argument: A) => unknown>,
+  argument: A,
+): Promise<SmokeResult[]>;

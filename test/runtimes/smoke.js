@@ -12,12 +12,12 @@
 const CHECK_LIMIT_MS = 20_000;
 
 /** Throws `message` unless `condition` holds. */
-function check(condition, message) {
+export function check(condition, message) {
   if (!condition) throw new Error(message);
 }
 
 /** Throws unless `actual` and `expected` have the same JSON form. */
-function same(actual, expected, what) {
+export function same(actual, expected, what) {
   const got = JSON.stringify(actual);
   const want = JSON.stringify(expected);
   check(got === want, `${what}: expected ${want}, got ${got}`);
@@ -446,15 +446,16 @@ function describe(error) {
 }
 
 /**
- * Runs every check, one after another, against the two modules of the build.
- * Resolves to one `{ name, ok, error? }` per check; never rejects.
+ * Runs every check of `suite` (name → check), one after another, each given `argument` and
+ * at most `CHECK_LIMIT_MS`. Resolves to one `{ name, ok, error? }` per check; never rejects.
+ * The checkpoint suite (checkpoint.js) runs its checks through it too.
  */
-export async function runSmoke(core, middlewares) {
+export async function runChecks(suite, argument) {
   const results = [];
-  for (const [name, run] of Object.entries(checks)) {
+  for (const [name, run] of Object.entries(suite)) {
     try {
       await withinLimit(
-        Promise.resolve().then(() => run({ core, middlewares })),
+        Promise.resolve().then(() => run(argument)),
         CHECK_LIMIT_MS,
       );
       results.push({ name, ok: true });
@@ -463,4 +464,12 @@ export async function runSmoke(core, middlewares) {
     }
   }
   return results;
+}
+
+/**
+ * Runs every check, one after another, against the two modules of the build.
+ * Resolves to one `{ name, ok, error? }` per check; never rejects.
+ */
+export function runSmoke(core, middlewares) {
+  return runChecks(checks, { core, middlewares });
 }

@@ -1,0 +1,235 @@
+/**
+ * The line format of a checkpoint file: one record per line, as
+ * `<CRC-32 of the JSON, 8 lowercase hex digits> <JSON>\n`. A {@link LineBuffer} frames
+ * records into bytes, ready to be written; {@link readLines} reads them back, checking each
+ * line's checksum, and tells a torn last line (no newline: the crash came mid-write) from
+ * damage.
+ *
+ * The CRC is CRC-32 as zlib, PNG and `cksum -a crc32b` compute it (reflected polynomial
+ * `0xEDB88320`), over the UTF-8 bytes of the JSON text: it detects every change confined to
+ * 32 consecutive bits, so any changed byte.
+ */
+import { closeSync, openSync, readSync } from "node:fs";
+import { CheckpointCorruptError } from "../errors/CheckpointCorruptError.js";
+
+/** CRC-32 of each byte value, for the table-driven update. */
+const CRC_TABLE = (() => {
+  const table = new Int32Array(256);
+  for (let byte = 0; byte < 256; byte++) {
+    let crc = byte;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? 0xedb88320 ^ (crc >>> 1) : crc >>> 1;
+    table[byte] = crc;
+  }
+  return table;
+})();
+
+/** The CRC-32 of `bytes[start, end)`, as an unsigned 32-bit number. */
+export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
+  let crc = -1;
+  for (let index = start; index < end; index++) {
+    crc = (CRC_TABLE[(crc ^ (bytes[index] as number)) & 0xff] as number) ^ (crc >>> 8);
+  }
+  return ~crc >>> 0;
+}
+
+const NEWLINE = 0x0a;
+const SPACE = 0x20;
+/** The bytes before a record's JSON: 8 hex digits and a space. */
+const PREFIX = 9;
+const HEX = "0123456789abcdef";
+const encoder = new TextEncoder();
+
+/**
+ * Records framed as lines, in one growing byte buffer: what a file checkpoint has appended and
+ * not yet written. Adding a record costs one pass over its JSON text, which copies it and
+ * computes its checksum together (the common ASCII case; other text goes through
+ * `TextEncoder.encodeInto`).
+ */
+export class LineBuffer {
+  #bytes = new Uint8Array(64 * 1024);
+  #length = 0;
+
+  /** Bytes held. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** The bytes held, as a view that the next {@link LineBuffer.add} may overwrite. */
+  get bytes(): Uint8Array {
+    return this.#bytes.subarray(0, this.#length);
+  }
+
+  /** Adds one record: `json` is its JSON text. */
+  add(json: string): void {
+    const length = json.length;
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+    this.#reserve(PREFIX + 3 * length + 1);
+    const bytes = this.#bytes;
+    const start = this.#length + PREFIX;
+    let at = start;
+    let crc = -1;
+    let index = 0;
+    for (; index < length; index++) {
+      const code = json.charCodeAt(index);
+      if (code >= 0x80) break;
+      bytes[at++] = code;
+      crc = (CRC_TABLE[(crc ^ code) & 0xff] as number) ^ (crc >>> 8);
+    }
+    if (index < length) {
+      const { written } = encoder.encodeInto(json.slice(index), bytes.subarray(at));
+      const end = at + written;
+      for (; at < end; at++) {
+        crc = (CRC_TABLE[(crc ^ (bytes[at] as number)) & 0xff] as number) ^ (crc >>> 8);
+      }
+    }
+    bytes[at++] = NEWLINE;
+    crc = ~crc;
+    let digit = this.#length + 7;
+    for (let count = 0; count < 8; count++) {
+      bytes[digit--] = HEX.charCodeAt(crc & 0xf);
+      crc >>>= 4;
+    }
+    bytes[start - 1] = SPACE;
+    this.#length = at;
+  }
+
+  /** Forgets the bytes held (after they were written). */
+  clear(): void {
+    this.#length = 0;
+  }
+
+  #reserve(extra: number): void {
+    const needed = this.#length + extra;
+    if (needed <= this.#bytes.length) return;
+    let size = this.#bytes.length * 2;
+    while (size < needed) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.#bytes.subarray(0, this.#length));
+    this.#bytes = grown;
+  }
+}
+
+/** The line framing of one record, as a string: for tests and for repairs by hand. */
+export function frameLine(json: string): string {
+  return `${hex(crc32(encoder.encode(json)))} ${json}\n`;
+}
+
+/** How a read of a checkpoint file ended. */
+export interface ReadEnd {
+  /** The offset just after the last valid record: where the next record goes. */
+  readonly validEnd: number;
+  /** Whether bytes follow `validEnd`: a torn last record, to cut off before appending. */
+  readonly torn: boolean;
+}
+
+/** A hex digit's value, or -1. */
+function hexValue(byte: number): number {
+  if (byte >= 0x30 && byte <= 0x39) return byte - 0x30;
+  if (byte >= 0x61 && byte <= 0x66) return byte - 0x61 + 10;
+  return -1;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * The record in `bytes[start, end)` (a line without its newline), parsed; throws
+ * `CheckpointCorruptError` naming `path`, `offset` and `record` when it is not one.
+ */
+function parseLine(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  path: string,
+  offset: number,
+  record: number,
+): unknown {
+  const where = { path, offset, record };
+  let expected = 0;
+  let framed = end - start > PREFIX && bytes[start + 8] === SPACE;
+  for (let index = 0; framed && index < 8; index++) {
+    const value = hexValue(bytes[start + index] as number);
+    if (value < 0) framed = false;
+    expected = expected * 16 + value;
+  }
+  if (!framed) {
+    throw new CheckpointCorruptError(
+      "not a record (a record is 8 hex digits of checksum, a space and JSON on one line)",
+      where,
+    );
+  }
+  const actual = crc32(bytes, start + PREFIX, end);
+  if (actual !== expected) {
+    throw new CheckpointCorruptError(
+      `checksum mismatch (the record says ${hex(expected)}, its bytes give ${hex(actual)})`,
+      where,
+    );
+  }
+  try {
+    return JSON.parse(decoder.decode(bytes.subarray(start + PREFIX, end))) as unknown;
+  } catch (error) {
+    throw new CheckpointCorruptError("its checksum matches but it is not JSON", where, error);
+  }
+}
+
+function hex(value: number): string {
+  return value.toString(16).padStart(8, "0");
+}
+
+/** Bytes read from the file at a time. */
+const CHUNK = 1024 * 1024;
+
+/**
+ * The records of the checkpoint file at `path`, in order, read in chunks (memory holds one
+ * chunk and one record at a time, not the file). A missing file has none. Each line's checksum
+ * is checked; damage throws `CheckpointCorruptError`. A last line without its newline is a torn
+ * record: not yielded. `onEnd` learns where the valid records end once the file has been read
+ * to its end.
+ */
+export function* readLines(path: string, onEnd?: (end: ReadEnd) => void): Generator {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== "ENOENT") throw error;
+    onEnd?.({ validEnd: 0, torn: false });
+    return;
+  }
+  try {
+    let buffer = new Uint8Array(CHUNK);
+    /** File offset of `buffer[0]`. */
+    let base = 0;
+    /** Unconsumed bytes are `buffer[start, filled)`. */
+    let start = 0;
+    let filled = 0;
+    let record = 0;
+    for (;;) {
+      const newline = buffer.subarray(start, filled).indexOf(NEWLINE);
+      if (newline >= 0) {
+        const end = start + newline;
+        yield parseLine(buffer, start, end, path, base + start, record++);
+        start = end + 1;
+        continue;
+      }
+      // No full line left in the buffer: keep the partial one and read more after it.
+      if (start > 0) {
+        buffer.copyWithin(0, start, filled);
+        base += start;
+        filled -= start;
+        start = 0;
+      }
+      if (filled === buffer.length) {
+        const grown = new Uint8Array(buffer.length * 2);
+        grown.set(buffer);
+        buffer = grown;
+      }
+      const read = readSync(fd, buffer, filled, buffer.length - filled, base + filled);
+      if (read === 0) {
+        onEnd?.({ validEnd: base, torn: filled > 0 });
+        return;
+      }
+      filled += read;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}

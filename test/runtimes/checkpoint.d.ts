@@ -1,0 +1,7 @@
+import type { SmokeResult } from "./smoke.js";
+
+/** The names of every check, in the order `runCheckpointSmoke` runs them. */
+export const checkpointCheckNames: readonly string[];
+
+/** Runs every check against the built checkpoint module, with files in `folder`; never rejects. */
+export function runCheckpointSmoke(checkpoint: unknown, folder: string): Promise<SmokeResult[]>;
