@@ -1,74 +1,8 @@
-import { retryDelayFor, type DelayPolicy } from "../internal/backoff.js";
-import { show } from "../internal/validate.js";
+import { MAX_TIMER_DELAY } from "../internal/timers.js";
 
-/**
- * The `retryAfter` stage option: after a failed attempt that will be retried, returns the
- * wait before the next attempt in ms (a finite number ≥ 0), in place of the backoff, or
- * `undefined` for the usual backoff. `attempt` is the attempt that failed, from 1.
- *
- * @example
- * ```ts
- * import { parseRetryAfter, type RetryAfter } from "async-pipeline";
- *
- * class HttpError extends Error {
- *   constructor(readonly response: Response) {
- *     super(`HTTP ${response.status}`);
- *   }
- * }
- * const fromHeader: RetryAfter = (error) =>
- *   error instanceof HttpError ? parseRetryAfter(error.response.headers.get("retry-after")) : undefined;
- * ```
- */
-export type RetryAfter = (error: unknown, attempt: number) => number | undefined;
-
-/**
- * The wait after failed attempt `attempt`: what `retryAfter` says (capped by
- * `maxRetryDelay`, never jittered), or the backoff when it says `undefined`. When
- * `retryAfter` throws or returns something else than a finite number ≥ 0 or `undefined`,
- * throws `fail(problem, attempt)`, the problem a `TypeError` or `RangeError` whose `cause`
- * is what `retryAfter` threw, or else the attempt's error.
- */
-export function retryAfterWait(
-  retryAfter: RetryAfter,
-  policy: DelayPolicy,
-  error: unknown,
-  attempt: number,
-  fail: (error: unknown, attempts: number) => unknown,
-): number {
-  let wait: unknown;
-  try {
-    wait = retryAfter(error, attempt);
-  } catch (thrown) {
-    throw fail(new TypeError(`retryAfter threw: ${describe(thrown)}`, { cause: thrown }), attempt);
-  }
-  if (wait === undefined) return retryDelayFor(policy, attempt);
-  if (typeof wait !== "number") {
-    throw fail(
-      new TypeError(`retryAfter must return a number of ms or undefined, got ${show(wait)}`, {
-        cause: error,
-      }),
-      attempt,
-    );
-  }
-  if (!(wait >= 0) || wait === Infinity) {
-    throw fail(
-      new RangeError(`retryAfter must return a finite number ≥ 0 or undefined, got ${show(wait)}`, {
-        cause: error,
-      }),
-      attempt,
-    );
-  }
-  const cap = policy.maxRetryDelay;
-  return cap !== undefined && wait > cap ? cap : wait;
-}
-
-function describe(thrown: unknown): string {
-  try {
-    return thrown instanceof Error ? thrown.message : String(thrown);
-  } catch {
-    return "(a value that cannot be described)";
-  }
-}
+// The option's type lives with the retry-delay arithmetic that reads it (the core's retry loop
+// may not import a feature folder); it is re-exported here, where users meet it.
+export type { RetryAfter } from "../internal/backoff.js";
 
 /** `Sun, 06 Nov 1994 08:49:37 GMT` (IMF-fixdate, the form servers send). */
 const IMF_FIXDATE =
@@ -88,10 +22,16 @@ const ASCTIME =
  * (negative or fractional seconds, a malformed date), so that the result can be returned
  * from `retryAfter` as it is: `undefined` means "use the usual backoff".
  *
+ * The result is never more than 2^31 − 1 ms (about 24.8 days, the longest `setTimeout`
+ * delay): a header asking for longer, however absurd (`"9".repeat(400)` seconds, a date in the
+ * year 9999), gives that cap, never `Infinity`. A server that says "not for a very long time"
+ * is taken at its word rather than retried at once; give the stage a `maxRetryDelay` to wait
+ * less than the cap.
+ *
  * @param value - the header's value, e.g. `response.headers.get("retry-after")`
  * @param now - the time to count from, in ms since the epoch
  * @default now: Date.now()
- * @returns milliseconds ≥ 0, or `undefined`
+ * @returns milliseconds from 0 to 2^31 − 1, or `undefined`
  * @example
  * ```ts
  * import { parseRetryAfter } from "async-pipeline";
@@ -99,6 +39,7 @@ const ASCTIME =
  * parseRetryAfter("3"); // 3000
  * parseRetryAfter(new Date(Date.now() + 5_000).toUTCString()); // about 5000
  * parseRetryAfter("soon"); // undefined
+ * parseRetryAfter("9".repeat(400)); // 2147483647: the cap
  * parseRetryAfter(null); // undefined
  * ```
  */
@@ -108,10 +49,15 @@ export function parseRetryAfter(
 ): number | undefined {
   if (typeof value !== "string") return undefined;
   const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1_000;
+  if (/^\d+$/.test(text)) return capped(Number(text) * 1_000);
   const date = httpDate(text, now);
   if (date === undefined) return undefined;
-  return Math.max(0, date - now);
+  return capped(Math.max(0, date - now));
+}
+
+/** `ms`, at most {@link MAX_TIMER_DELAY} (`Infinity` included). */
+function capped(ms: number): number {
+  return ms > MAX_TIMER_DELAY ? MAX_TIMER_DELAY : ms;
 }
 
 /** The time an HTTP date stands for, in ms since the epoch, or `undefined`. */

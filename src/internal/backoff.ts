@@ -1,4 +1,5 @@
 import type { Backoff } from "../types.js";
+import { show } from "./validate.js";
 
 /** The delay settings shared by a stage's retries and `retryMiddleware`. */
 export interface DelayPolicy {
@@ -20,4 +21,85 @@ export function retryDelayFor(policy: DelayPolicy, failure: number): number {
   if (policy.maxRetryDelay !== undefined && wait > policy.maxRetryDelay)
     wait = policy.maxRetryDelay;
   return policy.jitter ? Math.random() * wait : wait;
+}
+
+/**
+ * The `retryAfter` stage option: after a failed attempt that will be retried, returns the
+ * wait before the next attempt in ms (a number ≥ 0), in place of the backoff, or `undefined`
+ * for the usual backoff. `attempt` is the attempt that failed, from 1. `Infinity` is capped by
+ * `maxRetryDelay` when one is set, and is a `RangeError` without one.
+ *
+ * @default undefined (the backoff decides)
+ * @example
+ * ```ts
+ * import { parseRetryAfter, type RetryAfter } from "async-pipeline";
+ *
+ * class HttpError extends Error {
+ *   constructor(readonly response: Response) {
+ *     super(`HTTP ${response.status}`);
+ *   }
+ * }
+ * const fromHeader: RetryAfter = (error) =>
+ *   error instanceof HttpError ? parseRetryAfter(error.response.headers.get("retry-after")) : undefined;
+ * ```
+ */
+export type RetryAfter = (error: unknown, attempt: number) => number | undefined;
+
+/**
+ * The wait after failed attempt `attempt`: what `retryAfter` says (capped by
+ * `maxRetryDelay`, never jittered), or the backoff when it says `undefined`. A number ≥ 0 is
+ * used as it is, `Infinity` included when `maxRetryDelay` caps it. When `retryAfter` throws or
+ * returns anything else (a negative number, `NaN`, `Infinity` with no cap, not a number),
+ * throws `fail(problem, attempt)`, the problem a `TypeError` or `RangeError` whose `cause` is
+ * what `retryAfter` threw, or else the attempt's error.
+ */
+export function retryAfterWait(
+  retryAfter: RetryAfter,
+  policy: DelayPolicy,
+  error: unknown,
+  attempt: number,
+  fail: (error: unknown, attempts: number) => unknown,
+): number {
+  let wait: unknown;
+  try {
+    wait = retryAfter(error, attempt);
+  } catch (thrown) {
+    throw fail(new TypeError(`retryAfter threw: ${describe(thrown)}`, { cause: thrown }), attempt);
+  }
+  if (wait === undefined) return retryDelayFor(policy, attempt);
+  if (typeof wait !== "number") {
+    throw fail(
+      new TypeError(`retryAfter must return a number of ms or undefined, got ${show(wait)}`, {
+        cause: error,
+      }),
+      attempt,
+    );
+  }
+  const cap = policy.maxRetryDelay;
+  if (!(wait >= 0)) {
+    throw fail(
+      new RangeError(`retryAfter must return a number ≥ 0 or undefined, got ${show(wait)}`, {
+        cause: error,
+      }),
+      attempt,
+    );
+  }
+  if (wait === Infinity && cap === undefined) {
+    throw fail(
+      new RangeError(
+        "retryAfter returned Infinity and there is no maxRetryDelay to cap it: set maxRetryDelay, or return a finite number",
+        { cause: error },
+      ),
+      attempt,
+    );
+  }
+  return cap !== undefined && wait > cap ? cap : wait;
+}
+
+function describe(thrown: unknown): string {
+  try {
+    return thrown instanceof Error ? thrown.message : String(thrown);
+  } catch {
+    return "(a value that cannot be described)";
+  }
 }

@@ -2,7 +2,7 @@ import { throwIfAborted, untilAborted } from "./abort.js";
 import type { RetryEvent } from "../types.js";
 import { retryDelayFor, type DelayPolicy } from "./backoff.js";
 import { delay } from "./delay.js";
-import { retryAfterWait, type RetryAfter } from "../flow/retry-after.js";
+import { retryAfterWait, type RetryAfter } from "./backoff.js";
 import type { OptionKeys } from "./known-keys.js";
 import { callIgnoringErrors } from "./thenable.js";
 import {
