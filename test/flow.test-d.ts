@@ -10,6 +10,7 @@ import {
 } from "../src/index.js";
 import type {
   CircuitState,
+  Context,
   MapOptions,
   PerKeyOptions,
   RateLimitOptions,
@@ -76,6 +77,38 @@ describe("stage options", () => {
     // @ts-expect-error a string is not a wait
     const bad: RetryAfter = () => "5";
     expectTypeOf(bad).toBeFunction();
+  });
+});
+
+describe("RateLimiter cost and key", () => {
+  it("types cost and key by the values they read, and fits any stage", () => {
+    const tokens = new RateLimiter({
+      limit: 90_000,
+      interval: 60_000,
+      cost: (prompt: string) => prompt.length / 4,
+    });
+    expectTypeOf(tokens).toEqualTypeOf<RateLimiter<string>>();
+    const perHost = new RateLimiter({
+      limit: 2,
+      interval: 1_000,
+      key: (job: Job, context: { region: string }) => `${context.region}/${job.host}`,
+    });
+    expectTypeOf<Parameters<typeof perHost.waitingFor>>().toEqualTypeOf<[key: unknown]>();
+    expectTypeOf(perHost.waitingFor("a")).toEqualTypeOf<number>();
+    const options: StageOptions = { rateLimit: tokens };
+    const other: StageOptions = { rateLimit: perHost };
+    expectTypeOf(options).toExtend<StageOptions>();
+    expectTypeOf(other).toExtend<StageOptions>();
+    expectTypeOf<RateLimitOptions<string>["cost"]>().toEqualTypeOf<
+      ((value: string, context: Context) => number) | undefined
+    >();
+  });
+
+  it("rejects a cost that is not a number and a key that reads what the value does not have", () => {
+    // @ts-expect-error a cost is a number of units
+    new RateLimiter({ limit: 1, interval: 1, cost: (prompt: string) => prompt });
+    // @ts-expect-error `tenant` is not a property of Job
+    new RateLimiter({ limit: 1, interval: 1, key: (job: Job): unknown => job.tenant });
   });
 });
 

@@ -1,7 +1,8 @@
 /**
- * A first-in, first-out queue as a doubly linked list: `push`, `shift` and `remove` (of any
- * entry, by the node `push` returned) all cost O(1), however long the queue: the rate
- * limiter's waiters, any of which may abort and leave.
+ * A first-in, first-out queue as a doubly linked list: `push`, `shift`, `rotate` and `remove`
+ * (of any entry, by the node `push` returned) all cost O(1), however long the queue: the
+ * waiters of a rate limiter or a circuit breaker, any of which may abort and leave, and the
+ * sweep order of per-key state.
  */
 
 /** One entry of a {@link Fifo}; keep it to remove the entry later. */
@@ -26,6 +27,11 @@ export class Fifo<T> {
     return this.#size;
   }
 
+  /** The front entry's node, left in place; `undefined` when empty. */
+  get first(): FifoNode<T> | undefined {
+    return this.#head;
+  }
+
   /** Adds `value` at the back; returns its node, for {@link Fifo.remove}. */
   push(value: T): FifoNode<T> {
     const node: FifoNode<T> = { value, next: undefined, prev: this.#tail, queued: true };
@@ -42,6 +48,19 @@ export class Fifo<T> {
     if (node === undefined) return undefined;
     this.remove(node);
     return node.value;
+  }
+
+  /** Moves the front entry to the back (the same node, still queued); harmless when empty. */
+  rotate(): void {
+    const node = this.#head;
+    if (node === undefined || node === this.#tail) return;
+    const next = node.next as FifoNode<T>;
+    next.prev = undefined;
+    this.#head = next;
+    node.next = undefined;
+    node.prev = this.#tail;
+    (this.#tail as FifoNode<T>).next = node;
+    this.#tail = node;
   }
 
   /** Takes `node` out of the queue, wherever it is; harmless when it was already taken. */
