@@ -9,6 +9,7 @@ import {
   parseRetryAfter,
 } from "../src/index.js";
 import type {
+  CircuitBreakerOptions,
   CircuitState,
   Context,
   MapOptions,
@@ -16,6 +17,7 @@ import type {
   RateLimitOptions,
   RetryAfter,
   StageOptions,
+  WhenOpen,
 } from "../src/index.js";
 
 interface Job {
@@ -112,6 +114,37 @@ describe("RateLimiter cost and key", () => {
   });
 });
 
+describe("CircuitBreaker whenOpen, maxWait and key", () => {
+  it("takes a wait mode, a maxWait and a key typed by the values it reads", () => {
+    const breaker = new CircuitBreaker({
+      threshold: 5,
+      cooldown: 30_000,
+      whenOpen: "wait",
+      maxWait: 600_000,
+      key: (job: Job) => job.host,
+      onStateChange: (state, key) => {
+        expectTypeOf(state).toEqualTypeOf<CircuitState>();
+        expectTypeOf(key).toEqualTypeOf<unknown>();
+      },
+    });
+    expectTypeOf(breaker).toEqualTypeOf<CircuitBreaker<Job>>();
+    expectTypeOf(breaker.stateOf("a.example")).toEqualTypeOf<CircuitState>();
+    expectTypeOf<CircuitBreakerOptions["whenOpen"]>().toEqualTypeOf<WhenOpen | undefined>();
+    expectTypeOf<WhenOpen>().toEqualTypeOf<"fail" | "wait">();
+    const options: StageOptions = { circuitBreaker: breaker };
+    expectTypeOf(options).toExtend<StageOptions>();
+    // A listener of the state alone still fits.
+    new CircuitBreaker({ threshold: 1, cooldown: 1, onStateChange: (state) => state });
+  });
+
+  it("rejects another mode and a key that reads what the value does not have", () => {
+    // @ts-expect-error "pause" is not a mode
+    new CircuitBreaker({ threshold: 1, cooldown: 1, whenOpen: "pause" });
+    // @ts-expect-error `tenant` is not a property of Job
+    new CircuitBreaker({ threshold: 1, cooldown: 1, key: (job: Job): unknown => job.tenant });
+  });
+});
+
 describe("readable state", () => {
   it("exposes the limiter's and the breaker's settings and state", () => {
     const limiter = new RateLimiter({ limit: 1, interval: 10 });
@@ -127,5 +160,6 @@ describe("readable state", () => {
     expectTypeOf(error).toExtend<PipelineError>();
     expectTypeOf(error.name).toEqualTypeOf<"BrokenCircuitError">();
     expectTypeOf(error.stageName).toEqualTypeOf<string>();
+    expectTypeOf(error.waited).toEqualTypeOf<number>();
   });
 });
