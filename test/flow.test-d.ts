@@ -52,6 +52,20 @@ describe("perKey", () => {
     void pipeline.map(jobs, { perKey: { key: (job: Job): string => job.host } });
   });
 
+  it("takes maxWaiting, a number", () => {
+    void pipeline.map(jobs, {
+      perKey: { key: (job) => job.host, concurrency: 2, maxWaiting: 10_000 },
+    });
+    expectTypeOf<PerKeyOptions["maxWaiting"]>().toEqualTypeOf<number | undefined>();
+    const notACount: PerKeyOptions<Job> = {
+      key: (job) => job.host,
+      concurrency: 2,
+      // @ts-expect-error maxWaiting is a count
+      maxWaiting: "10",
+    };
+    expectTypeOf(notACount).toExtend<PerKeyOptions<Job>>();
+  });
+
   it("is part of MapOptions, with the item type second", () => {
     expectTypeOf<MapOptions<object, Job>["perKey"]>().toEqualTypeOf<
       PerKeyOptions<Job> | undefined
