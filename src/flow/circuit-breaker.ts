@@ -1,5 +1,4 @@
 import { BrokenCircuitError } from "../errors/BrokenCircuitError.js";
-import { now as clock } from "../internal/clock.js";
 import { guardExecution, type ExecutionGuard } from "../internal/gates.js";
 import type { OptionKeys } from "../internal/known-keys.js";
 import { isThenable } from "../internal/thenable.js";
@@ -306,7 +305,7 @@ export class CircuitBreaker<T = unknown, C extends object = Context> implements 
         (this.#key as Reader)(value, context),
         this.#makeCircuit,
       );
-    const ticket = circuit.admit(clock());
+    const ticket = circuit.admit();
     if (ticket !== BLOCKED) return this.#run(circuit, ticket, stageName, signal, refuse, run);
     if (!this.#settings.wait) throw refuse(new BrokenCircuitError(stageName, circuit.lastFailure));
     return this.#waitThenRun(circuit, stageName, signal, refuse, run);

@@ -67,6 +67,8 @@ interface Waiter {
  */
 export class Circuit implements KeyedState {
   readonly key: unknown;
+  /** For the table of a keyed breaker: made or used since its sweep last looked. */
+  recent = true;
   readonly #settings: CircuitSettings;
   #state: CircuitState = "closed";
   /** Consecutive failures while closed. */
@@ -113,14 +115,14 @@ export class Circuit implements KeyedState {
    * {@link BLOCKED}. In wait mode, an execution arriving behind waiters is blocked too: it joins
    * them.
    */
-  admit(now: number): number {
+  admit(): number {
     if (this.#state === "closed") {
       this.#running++;
       return this.#epoch;
     }
     if (this.#trial !== 0 || this.#waiters.size > 0) return BLOCKED;
     if (this.#state === "open") {
-      if (now - this.#openedAt < this.#settings.cooldown) return BLOCKED;
+      if (clock() - this.#openedAt < this.#settings.cooldown) return BLOCKED;
       this.#state = "half-open";
       const ticket = this.#startTrial();
       this.#notify();
@@ -235,7 +237,7 @@ export class Circuit implements KeyedState {
         this.#release(first, this.#epoch);
       }
     }
-    for (let first = waiters.first; first !== undefined && first.value.deadline <= now; ) {
+    for (let first = waiters.first; first !== undefined && first.value.deadline <= now;) {
       this.#release(first, EXPIRED);
       first = waiters.first;
     }
@@ -276,13 +278,11 @@ export class Circuit implements KeyedState {
     this.#due = due;
     // Whole milliseconds, at least 1: a timer that fires a little before the clock says it is
     // due finds nothing to do and is set again.
-    this.#timer = startTimer(Math.max(Math.ceil(due - now), 1), this.#onTimer);
+    this.#timer = startTimer(Math.max(Math.ceil(due - now), 1), () => {
+      this.#timer = undefined;
+      this.#pump(clock());
+    });
   }
-
-  readonly #onTimer = (): void => {
-    this.#timer = undefined;
-    this.#pump(clock());
-  };
 
   #leave(node: FifoNode<Waiter>): void {
     this.#waiters.remove(node);

@@ -1,4 +1,3 @@
-import { now as clock } from "../internal/clock.js";
 import { admitAttempt, type AttemptGate, type AttemptGrant } from "../internal/gates.js";
 import { show } from "../internal/validate.js";
 import {
@@ -40,9 +39,8 @@ export class LimiterSet implements AttemptGate {
       costs.push(limiter[costOf](value, context));
     }
     const turn = new Turn(windows, costs);
-    const now = clock();
     const free = windows.every(
-      (window, index) => window.open && window.fits(costs[index] as number, now),
+      (window, index) => window.open && window.fits(costs[index] as number),
     );
     return free ? turn.take() : turn.wait(signal);
   }

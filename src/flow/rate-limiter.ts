@@ -1,4 +1,3 @@
-import { now as clock } from "../internal/clock.js";
 import { admitAttempt, type AttemptGate, type AttemptGrant } from "../internal/gates.js";
 import type { OptionKeys } from "../internal/known-keys.js";
 import { isThenable } from "../internal/thenable.js";
@@ -186,7 +185,7 @@ export class RateLimiter<T = unknown, C extends object = Context> implements Att
     this.#cost = settings.cost as Reader | undefined;
     this.#key = settings.key as Reader | undefined;
     if (this.#key === undefined) this.#window = this.#makeWindow(undefined);
-    else this.#windows = new KeyedStates((window) => window.idle(clock()));
+    else this.#windows = new KeyedStates((window) => window.idle);
   }
 
   /**
@@ -257,7 +256,7 @@ export class RateLimiter<T = unknown, C extends object = Context> implements Att
   ): AttemptGrant | Promise<AttemptGrant> {
     const window = this.#window ?? this[windowOf](value, context);
     const cost = this.#cost === undefined ? 1 : this[costOf](value, context);
-    if (window.open && window.fits(cost, clock())) {
+    if (window.open && window.fits(cost)) {
       window.reserve(cost);
       return cost === 1 ? window.unit : new SingleGrant(window, cost);
     }

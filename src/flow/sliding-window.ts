@@ -15,7 +15,7 @@ export interface QueuedTurn {
    * has room for it now, and lets it go; else leaves everything as it is and returns `false`
    * (having asked the window short of room for a timer, see {@link SlidingWindow.block}).
    */
-  tryGrant(now: number): boolean;
+  tryGrant(): boolean;
 }
 
 /** One entry of a window's queue: the turn, and what it asks of this window. */
@@ -51,6 +51,8 @@ export class SlidingWindow implements KeyedState {
   readonly limiter: object;
   /** The key whose window this is (`undefined` for a limiter without `key`). */
   readonly key: unknown;
+  /** For the table of a keyed limiter: made or used since its sweep last looked. */
+  recent = true;
   readonly limit: number;
   readonly interval: number;
   /** The grant of an attempt of cost 1 here: holds no state of its own, so it is shared. */
@@ -94,15 +96,23 @@ export class SlidingWindow implements KeyedState {
    * Whether the window holds nothing worth keeping: no start of the last `interval`, nothing
    * reserved, nobody waiting (so no timer either).
    */
-  idle(now: number): boolean {
-    this.#expire(now);
-    return this.#size === 0 && this.#reservations === 0 && this.#queue.size === 0;
+  get idle(): boolean {
+    if (this.#reservations !== 0 || this.#queue.size !== 0) return false;
+    if (this.#size !== 0) this.#expire(clock());
+    return this.#size === 0;
   }
 
-  /** Whether `cost` fits now (the queue aside: the caller checks its place in it). */
-  fits(cost: number, now: number): boolean {
-    this.#expire(now);
-    return this.#used + this.#reserved + cost <= this.limit;
+  /**
+   * Whether `cost` fits now (the queue aside: the caller checks its place in it). Entries that
+   * have left the window are dropped only when the window looks full: while it has room
+   * anyway, no clock is read.
+   */
+  fits(cost: number): boolean {
+    const need = this.#reserved + cost;
+    if (this.#used + need <= this.limit) return true;
+    if (this.#size === 0) return false;
+    this.#expire(clock());
+    return this.#used + need <= this.limit;
   }
 
   /** Whether nobody waits here: a new attempt may go at once if it fits. */
@@ -171,13 +181,15 @@ export class SlidingWindow implements KeyedState {
   }
 
   /**
-   * The turn at the front found too little room here: sets the timer for when enough of the
-   * window will have expired, unless one is set for then or earlier. Sets none when only a
-   * reservation stands in the way (its start or release will pump the queue).
+   * The turn at the front found too little room here (just now: {@link SlidingWindow.fits}
+   * said so): sets the timer for when enough of the window will have expired, unless one is set
+   * for then or earlier. Sets none when only a reservation stands in the way (its start or
+   * release will pump the queue).
    */
-  block(cost: number, now: number): void {
+  block(cost: number): void {
     const due = this.#dueFor(cost);
     if (due === undefined) return;
+    const now = clock();
     if (this.#timer !== undefined) {
       if (this.#due <= due) return;
       stopTimer(this.#timer);
@@ -185,7 +197,10 @@ export class SlidingWindow implements KeyedState {
     this.#due = due;
     // Whole milliseconds, never less than 1: a timer may fire a little before the clock says it
     // is due, and then the front turn sets it again rather than starting early.
-    this.#timer = startTimer(Math.max(Math.ceil(due - now), 1), this.#onTimer);
+    this.#timer = startTimer(Math.max(Math.ceil(due - now), 1), () => {
+      this.#timer = undefined;
+      this.pump();
+    });
   }
 
   /**
@@ -201,8 +216,7 @@ export class SlidingWindow implements KeyedState {
     this.#pumping = true;
     do {
       this.#again = false;
-      const now = clock();
-      while (this.#queue.first?.value.turn.tryGrant(now) === true) {
+      while (this.#queue.first?.value.turn.tryGrant() === true) {
         // Granted: the next one may go too.
       }
     } while (this.#pumpAgain());
@@ -218,11 +232,6 @@ export class SlidingWindow implements KeyedState {
     return this.#again;
   }
 
-  readonly #onTimer = (): void => {
-    this.#timer = undefined;
-    this.pump();
-  };
-
   #dequeue(node: FifoNode<Queued>): void {
     this.#queue.remove(node);
     this.#count.waiting--;
@@ -235,7 +244,11 @@ export class SlidingWindow implements KeyedState {
   }
 
   #stamp(cost: number, now: number): number {
-    if (this.#size === this.#times.length) this.#grow();
+    if (this.#size === this.#times.length) {
+      // Full: drop what has left the window before making the ring larger.
+      this.#expire(now);
+      if (this.#size === this.#times.length) this.#grow();
+    }
     const index = (this.#head + this.#size) & (this.#times.length - 1);
     this.#times[index] = now;
     this.#costs[index] = cost;

@@ -62,12 +62,12 @@ export class Turn implements AttemptGrant, QueuedTurn {
           reject(signal.reason);
         });
       }
-      this.tryGrant(clock());
+      this.tryGrant();
     });
   }
 
   /** Called only while the turn waits: by {@link Turn.wait}, then by the windows it waits in. */
-  tryGrant(now: number): boolean {
+  tryGrant(): boolean {
     const windows = this.#windows;
     const nodes = this.#nodes as FifoNode<Queued>[];
     for (let index = 0; index < windows.length; index++) {
@@ -76,8 +76,8 @@ export class Turn implements AttemptGrant, QueuedTurn {
       // goes.
       if (!window.isFirst(nodes[index] as FifoNode<Queued>)) return false;
       const cost = this.#costs[index] as number;
-      if (!window.fits(cost, now)) {
-        window.block(cost, now);
+      if (!window.fits(cost)) {
+        window.block(cost);
         return false;
       }
     }
