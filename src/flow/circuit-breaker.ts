@@ -249,6 +249,7 @@ export class CircuitBreaker<T = unknown, C extends object = Context> implements 
    * The state of the circuit of `key` (keys compared as a `Map` compares them): `"closed"` for a
    * key it holds nothing for. Without a `key` option every key shares the one circuit.
    * @param key - a key as the `key` option returns it
+   * @default "closed"
    * @example
    * ```ts
    * import { CircuitBreaker } from "async-pipeline";

@@ -231,6 +231,7 @@ export class RateLimiter<T = unknown, C extends object = Context> implements Att
    * compares them). Without a `key` option every attempt shares one window, whatever `key`.
    * @param key - a key as the `key` option returns it
    * @returns 0 for a key nobody waits for
+   * @default 0
    * @example
    * ```ts
    * import { RateLimiter } from "async-pipeline";
