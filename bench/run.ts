@@ -38,6 +38,7 @@ const CASES = [
   "batch-variants", // 5. generator input, mapSettled, stream, timed and retried map
   "flow-control", // 6. a rate-limited map, perKey
   "bullmq", // 7. distributed batches: jobs/s through Redis, memory per job
+  "repeated-batches", // 8. 12 batches with a full GC between: slowest ÷ fastest
 ] as const;
 
 /** The short names `--only` took before the cases were named by file. */

@@ -6,15 +6,12 @@
  */
 
 export { Stage } from "./stage.js";
-export type { StageOptions } from "./stage.js";
+export type { StageOptions } from "./options/stage.js";
+export type { RetryOptions } from "./options/retry.js";
 export { Pipeline } from "./pipeline.js";
-export type {
-  MapOptions,
-  PipelineConstructor,
-  PipelineOptions,
-  RunWrapper,
-  StreamOptions,
-} from "./pipeline.js";
+export type { PipelineConstructor } from "./pipeline.js";
+export type { PipelineOptions, RunWrapper } from "./options/pipeline.js";
+export type { MapOptions, StreamOptions } from "./options/batch.js";
 export type { AfterStageHook, BeforeStageHook } from "./hooks.js";
 export type { Middleware, Next } from "./middleware.js";
 export type {
@@ -37,8 +34,9 @@ export type {
   RetryEvent,
   RunOptions,
   StageCall,
+  OnRetry,
+  ShouldRetry,
 } from "./types.js";
-export type { OnRetry, ShouldRetry } from "./internal/retry.js";
 export { PipelineError } from "./errors/PipelineError.js";
 export { StageExecutionError } from "./errors/StageExecutionError.js";
 export { TimeoutError } from "./errors/TimeoutError.js";

@@ -1,5 +1,5 @@
-import type { AnyStage } from "./chain.js";
-import { execute } from "./internal/execute.js";
+import { untilAborted } from "./internal/abort.js";
+import { runMapped, type Execution } from "./internal/execution.js";
 import { linkSignals } from "./internal/link.js";
 import { optionalSignal } from "./internal/validate.js";
 import type { Context } from "./types.js";
@@ -50,32 +50,39 @@ export type Middleware<C extends object = Context> = (
   signal: AbortSignal,
 ) => unknown;
 
-/** Runs one stage through the whole middleware chain. */
-export type ComposedChain<C extends object> = (
-  stage: AnyStage,
-  value: unknown,
-  context: C,
-  signal: AbortSignal,
-) => Promise<unknown>;
+/** A signal that never aborts: what middlewares get when the run has none. */
+const NEVER_ABORTED = new AbortController().signal;
+
+/** One link of a middleware chain: the rest of the chain, then the stage. */
+type Link = (value: unknown, context: unknown, signal: AbortSignal) => Promise<unknown>;
 
 /**
- * Composes the middlewares once, first = outermost, around the stage call. The innermost call
- * races the signal so that a middleware's `next(value, signal)` cancels the stage promptly.
+ * `inner` (a stage's execution) inside the middlewares, first = outermost: one execution,
+ * composed once per stage when the pipeline is built. The innermost link races the stage
+ * against its signal, so that a middleware's `next(value, signal)` cancels the stage promptly;
+ * a middleware's own error passes through as thrown.
  */
-export function composeMiddlewares<C extends object>(
+export function withMiddlewares<C extends object>(
+  inner: Execution,
+  stageName: string,
   middlewares: readonly Middleware<C>[],
-): ComposedChain<C> {
-  let chain: ComposedChain<C> = (stage, value, context, signal) => {
+): Execution {
+  let chain: Link = (value, context, signal) => {
     try {
-      return Promise.resolve(stage[execute](value, context, signal, true));
+      // `next(value, signal)` with a signal that has aborted already runs nothing.
+      if (signal.aborted) throw signal.reason;
+      const result = runMapped(inner, value, context, signal);
+      return signal === NEVER_ABORTED
+        ? Promise.resolve(result)
+        : untilAborted(Promise.resolve(result), signal);
     } catch (error) {
       return Promise.reject(error);
     }
   };
   for (let index = middlewares.length - 1; index >= 0; index--) {
     const middleware = middlewares[index] as Middleware<C>;
-    const inner = chain;
-    chain = (stage, value, context, signal) => {
+    const rest = chain;
+    chain = (value, context, signal) => {
       const next: Next = (nextValue, nextSignal) => {
         let extra: AbortSignal | undefined;
         try {
@@ -83,18 +90,24 @@ export function composeMiddlewares<C extends object>(
         } catch (error) {
           return Promise.reject(error);
         }
-        if (extra === undefined) return inner(stage, nextValue, context, signal);
+        if (extra === undefined) return rest(nextValue, context, signal);
         const linked = linkSignals(signal, extra);
-        const result = inner(stage, nextValue, context, linked.signal);
+        const result = rest(nextValue, context, linked.signal);
         result.then(linked.dispose, linked.dispose);
         return result;
       };
       try {
-        return Promise.resolve(middleware(next, stage.name, value, context, signal));
+        return Promise.resolve(middleware(next, stageName, value, context as C, signal));
       } catch (error) {
         return Promise.reject(error);
       }
     };
   }
-  return chain;
+  const outer = chain;
+  return {
+    // Middlewares always get a signal: one that never aborts when the run has none.
+    run: (value, context, signal) => outer(value, context, signal ?? NEVER_ABORTED),
+    failure: undefined,
+    readsContext: true,
+  };
 }

@@ -1,4 +1,3 @@
-import { throwIfAborted, untilAborted } from "./internal/abort.js";
 import type {
   AnyStage,
   PipelineContext,
@@ -6,14 +5,14 @@ import type {
   PipelineOutput,
   ValidStages,
 } from "./chain.js";
-import type { AfterStageHook, BeforeStageHook } from "./hooks.js";
+import { withHooks } from "./hooks.js";
+import { collect, type RunnerFactory } from "./internal/batch.js";
 import { copyContext } from "./internal/context.js";
-import { begin, execute, fail, readsContext, recover, settle } from "./internal/execute.js";
-import { batchSettings, collect, type BatchSettings, type ItemRunner } from "./internal/batch.js";
-import { PipelineStream } from "./internal/stream.js";
-import { isThenable, handled } from "./internal/thenable.js";
-import { composeMiddlewares, type ComposedChain, type Middleware } from "./middleware.js";
-import type { OptionKeys } from "./internal/known-keys.js";
+import { executionOf, type Execution } from "./internal/execution.js";
+import type { ItemRunner } from "./internal/pool.js";
+import { RunLoop, runOnce } from "./internal/run-loop.js";
+import { pipelineStream } from "./internal/stream.js";
+import { isThenable } from "./internal/thenable.js";
 import {
   isFunction,
   listOf,
@@ -22,251 +21,23 @@ import {
   optionalSignal,
   optionsObject,
 } from "./internal/validate.js";
-import { runOptionKeys, type Context, type Progress, type RunOptions } from "./types.js";
-import type { PerKeyOptions } from "./flow/per-key.js";
-
-/**
- * Options of a {@link Pipeline}.
- *
- * @example
- * ```ts
- * import { Pipeline, Stage } from "async-pipeline";
- *
- * const pipeline = new Pipeline([new Stage("double", (n: number) => n * 2)], {
- *   beforeStage: (stageName, input) => console.log(`start ${stageName}`, input),
- *   afterStage: (stageName, _input, output, error) => console.log(`end ${stageName}`, output, error),
- * });
- * ```
- */
-export interface PipelineOptions<C extends object = Context> {
-  /**
-   * Runs before each stage: `(stageName, input)`, or `(stageName, input, context)` when it
-   * declares three or more parameters. Sync or async (awaited); its failures are ignored.
-   * @default undefined
-   * @example
-   * ```ts
-   * new Pipeline(stages, { beforeStage: async (name, input) => audit.write({ name, input }) });
-   * ```
-   */
-  beforeStage?: BeforeStageHook<C> | undefined;
-  /**
-   * Runs after each stage, whether it succeeded, failed or was cancelled:
-   * `(stageName, input, output, error)`, or with `context` fifth when it declares five or more
-   * parameters. Sync or async (awaited); its failures are ignored and never replace the
-   * stage's error.
-   * @default undefined
-   * @example
-   * ```ts
-   * new Pipeline(stages, {
-   *   afterStage: (name, _input, _output, error) => {
-   *     if (error !== undefined) metrics.increment(`${name}.failed`);
-   *   },
-   * });
-   * ```
-   */
-  afterStage?: AfterStageHook<C> | undefined;
-  /**
-   * Middlewares wrapped around every stage, first = outermost. Order per stage:
-   * `beforeStage` → middlewares → stage → `afterStage`.
-   * @default []
-   * @example
-   * ```ts
-   * import { loggingMiddleware, timingMiddleware } from "async-pipeline/middlewares";
-   *
-   * new Pipeline(stages, { middlewares: [loggingMiddleware(), timingMiddleware()] });
-   * ```
-   */
-  middlewares?: readonly Middleware<C>[] | undefined;
-  /**
-   * Wraps each whole run: one `run` call, or one item of `map`, `mapSettled` or `stream`.
-   * Called with `run` (which runs every stage, hooks and middleware included, and returns a
-   * promise of the output), the input, the run's context and its signal; it must return the
-   * output (or a promise of it), normally `run()`'s. What it throws is the run's error. For a
-   * per-run trace span (`openTelemetryRunSpan`), an `AsyncLocalStorage` scope, or per-item
-   * logging.
-   * @default undefined
-   * @example
-   * ```ts
-   * import { AsyncLocalStorage } from "node:async_hooks";
-   *
-   * const requestIds = new AsyncLocalStorage<string>();
-   * new Pipeline(stages, {
-   *   aroundRun: (run, input) => requestIds.run(String((input as { id: string }).id), run),
-   * });
-   * ```
-   */
-  aroundRun?: RunWrapper<C> | undefined;
-}
-
-/** The keys of {@link PipelineOptions}; any other key is rejected. A new option goes here too. */
-const pipelineOptionKeys = {
-  beforeStage: true,
-  afterStage: true,
-  middlewares: true,
-  aroundRun: true,
-} as const satisfies OptionKeys<PipelineOptions>;
-
-/**
- * The type of {@link PipelineOptions.aroundRun}: wraps one whole run of the pipeline.
- *
- * @example
- * ```ts
- * import type { RunWrapper } from "async-pipeline";
- *
- * const timed: RunWrapper = async (run, input) => {
- *   const started = performance.now();
- *   try {
- *     return await run();
- *   } finally {
- *     console.log(`${JSON.stringify(input)} took ${(performance.now() - started).toFixed(1)} ms`);
- *   }
- * };
- * ```
- */
-export type RunWrapper<C extends object = Context> = (
-  run: () => Promise<unknown>,
-  input: unknown,
-  context: C,
-  signal: AbortSignal | undefined,
-) => unknown;
-
-/**
- * Options of {@link Pipeline.map} and {@link Pipeline.mapSettled}.
- *
- * @example
- * ```ts
- * const controller = new AbortController();
- * const results = await pipeline.map(ids, { concurrency: 8, context: { tenant: "acme" }, signal: controller.signal });
- * ```
- */
-export interface MapOptions<C extends object = Context, I = unknown> {
-  /**
-   * How many items run at once: an integer of at least 1, or `Infinity`. A positional
-   * `concurrency` argument wins over this one.
-   * @default 5
-   * @example
-   * ```ts
-   * await pipeline.map(items, { concurrency: 16 });
-   * ```
-   */
-  concurrency?: number | undefined;
-  /**
-   * A template: each item's run gets its own shallow copy (prototype kept), so concurrent
-   * items never share one object and the template's own properties never change.
-   * @default a new empty object per item
-   * @example
-   * ```ts
-   * await pipeline.map(items, 4, { context: { tenant: "acme" } });
-   * ```
-   */
-  context?: C | undefined;
-  /**
-   * Cancels the whole batch: nothing new starts, in-flight items' signals abort, and the
-   * promise rejects with `signal.reason`.
-   * @default undefined
-   * @example
-   * ```ts
-   * await pipeline.map(items, 4, { signal: AbortSignal.timeout(60_000) });
-   * ```
-   */
-  signal?: AbortSignal | undefined;
-  /**
-   * Called with a frozen `{ done, failed, inFlight, total }` after items settle: at most once
-   * per turn of the event loop when many settle together, and once more, at the latest,
-   * before the batch settles. `total` is the input's size when known (an array, a `Set`, a
-   * `Map`), else `undefined`. Its failures are ignored.
-   * @default undefined
-   * @example
-   * ```ts
-   * await pipeline.map(items, 8, {
-   *   onProgress: ({ done, total }) => console.log(`${done}/${total ?? "?"}`),
-   * });
-   * ```
-   */
-  onProgress?: ((progress: Progress) => unknown) | undefined;
-  /**
-   * A bound per key, within `concurrency`: at most `perKey.concurrency` items whose
-   * `perKey.key(item, index)` are equal (`SameValueZero`) run at once, for example two per
-   * host. An item waiting for its key does not hold up items of other keys: the batch reads
-   * ahead past it, keeping at most `concurrency` such items waiting (so at most
-   * 2 × `concurrency` items are taken and not finished). Results keep input order. A `key`
-   * that throws fails its item as a stage failure would.
-   * @default undefined (no bound per key)
-   * @example
-   * ```ts
-   * await pipeline.map(urls, { concurrency: 32, perKey: { key: (url) => new URL(url).host, concurrency: 2 } });
-   * ```
-   */
-  perKey?: PerKeyOptions<I> | undefined;
-}
-
-/** The keys of {@link MapOptions}; any other key is rejected. A new option goes here too. */
-const mapOptionKeys = {
-  concurrency: true,
-  context: true,
-  signal: true,
-  onProgress: true,
-  perKey: true,
-} as const satisfies OptionKeys<MapOptions>;
-
-/**
- * Options of {@link Pipeline.stream}: those of `map`, plus how results are delivered.
- *
- * @example
- * ```ts
- * for await (const entry of pipeline.stream(items, { concurrency: 8, ordered: false, settled: true })) {
- *   if (entry.status === "rejected") console.error(entry.reason);
- * }
- * ```
- */
-export interface StreamOptions<C extends object = Context, I = unknown> extends MapOptions<C, I> {
-  /**
-   * How many finished results may wait to be read beyond the `concurrency` in flight: no item
-   * is taken from the input while `concurrency + buffer` are taken and not yet read. An integer
-   * ≥ 0, or `Infinity` for no backpressure.
-   * @default concurrency
-   * @example
-   * ```ts
-   * pipeline.stream(items, { concurrency: 4, buffer: 0 }); // never more than 4 items ahead
-   * ```
-   */
-  buffer?: number | undefined;
-  /**
-   * `true`: results in input order. `false`: as items finish (a slow item does not hold the
-   * others back).
-   * @default true
-   * @example
-   * ```ts
-   * pipeline.stream(items, { ordered: false });
-   * ```
-   */
-  ordered?: boolean | undefined;
-  /**
-   * `true`: yield a `PromiseSettledResult` per item and go on after failures, like
-   * `mapSettled`. `false`: end the stream with the first failure, like `map`.
-   * @default false
-   * @example
-   * ```ts
-   * pipeline.stream(items, { settled: true });
-   * ```
-   */
-  settled?: boolean | undefined;
-}
-
-/** The keys of {@link StreamOptions}; any other key is rejected. A new option goes here too. */
-const streamOptionKeys = {
-  ...mapOptionKeys,
-  buffer: true,
-  ordered: true,
-  settled: true,
-} as const satisfies OptionKeys<StreamOptions>;
+import { withMiddlewares, type Middleware } from "./middleware.js";
+import {
+  batchSettings,
+  mapOptionKeys,
+  streamOptionKeys,
+  type MapOptions,
+  type StreamOptions,
+} from "./options/batch.js";
+import { pipelineOptionKeys, type PipelineOptions, type RunWrapper } from "./options/pipeline.js";
+import { runOptionKeys, type Context, type RunOptions } from "./types.js";
 
 /** Whether `value` is a stage (of any copy of the library): what `stages` must hold. */
 function isStage(value: unknown): boolean {
   return (
     typeof value === "object" &&
     value !== null &&
-    typeof (value as Partial<AnyStage>)[execute] === "function"
+    typeof (value as Partial<Record<typeof executionOf, unknown>>)[executionOf] === "object"
   );
 }
 
@@ -276,42 +47,39 @@ function isStage(value: unknown): boolean {
  */
 class PipelineImpl<I, O, C extends object = Context> {
   readonly #stages: readonly AnyStage[];
-  readonly #beforeStage: BeforeStageHook<C> | undefined;
-  readonly #afterStage: AfterStageHook<C> | undefined;
-  readonly #beforeTakesContext: boolean;
-  readonly #afterTakesContext: boolean;
-  readonly #needsContext: boolean;
-  readonly #hooked: boolean;
-  readonly #chain: ComposedChain<C> | undefined;
+  /**
+   * What runs for each stage, in order: its execution, inside the middlewares and hooks when
+   * there are any, composed once here. The run loop runs these, hooked or not.
+   */
+  readonly #steps: readonly Execution[];
   readonly #aroundRun: RunWrapper<C> | undefined;
+  /** Whether a run needs a context object: something reads it. */
+  readonly #needsContext: boolean;
 
   constructor(stages: readonly AnyStage[], options?: PipelineOptions<C>) {
     this.#stages = Object.freeze(listOf<AnyStage>("stages", stages, "a Stage", isStage));
     if (this.#stages.length === 0) throw new RangeError("Pipeline requires at least one stage");
     const opts =
       optionsObject<NonNullable<typeof options>>("options", options, pipelineOptionKeys) ?? {};
-    this.#beforeStage = optionalFunction("beforeStage", opts.beforeStage);
-    this.#afterStage = optionalFunction("afterStage", opts.afterStage);
-    this.#beforeTakesContext = (this.#beforeStage?.length ?? 0) >= 3;
-    this.#afterTakesContext = (this.#afterStage?.length ?? 0) >= 5;
+    const before = optionalFunction("beforeStage", opts.beforeStage);
+    const after = optionalFunction("afterStage", opts.afterStage);
     const middlewares = listOf<Middleware<C>>(
       "middlewares",
       opts.middlewares ?? [],
       "a function",
       isFunction,
     );
-    this.#chain = middlewares.length === 0 ? undefined : composeMiddlewares(middlewares);
-    this.#hooked =
-      this.#beforeStage !== undefined ||
-      this.#afterStage !== undefined ||
-      this.#chain !== undefined;
     this.#aroundRun = optionalFunction("aroundRun", opts.aroundRun);
+    this.#steps = this.#stages.map((stage) => {
+      const { name } = stage;
+      let step = (stage as unknown as Record<typeof executionOf, Execution>)[executionOf];
+      if (middlewares.length > 0) step = withMiddlewares(step, name, middlewares);
+      if (before !== undefined || after !== undefined)
+        step = withHooks(step, name, { before, after });
+      return step;
+    });
     this.#needsContext =
-      this.#aroundRun !== undefined ||
-      this.#chain !== undefined ||
-      this.#beforeTakesContext ||
-      this.#afterTakesContext ||
-      this.#stages.some((stage) => stage[readsContext]);
+      this.#aroundRun !== undefined || this.#steps.some((step) => step.readsContext);
   }
 
   /**
@@ -348,12 +116,21 @@ class PipelineImpl<I, O, C extends object = Context> {
   run(input: I, options?: RunOptions<C>): Promise<O> {
     // Not an async method: the run's own promise is returned as it is, which saves an async
     // frame and a microtask per run. Every throw still becomes a rejection.
+    let signal: AbortSignal | undefined;
+    let context: C;
     try {
       const opts = optionsObject<NonNullable<typeof options>>("options", options, runOptionKeys);
-      const signal = optionalSignal(opts?.signal);
-      const context = optionalContext(opts?.context) ?? this.#newContext();
-      throwIfAborted(signal);
-      return Promise.resolve(this.#runWrapped(input, context, signal, signal !== undefined) as O);
+      signal = optionalSignal(opts?.signal);
+      context = optionalContext(opts?.context) ?? this.#newContext();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const around = this.#aroundRun;
+    if (around === undefined) return this.#runOnce(input, context, signal) as Promise<O>;
+    try {
+      return Promise.resolve(
+        around(() => this.#runOnce(input, context, signal), input, context, signal),
+      ) as Promise<O>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -484,10 +261,10 @@ class PipelineImpl<I, O, C extends object = Context> {
     concurrencyOrOptions?: number | StreamOptions<C, I>,
     options?: StreamOptions<C, I>,
   ): AsyncGenerator<unknown, void, undefined> {
-    return new PipelineStream(
+    return pipelineStream(
       items,
       () => batchSettings<C>(items, concurrencyOrOptions, options, streamOptionKeys),
-      (settings) => this.#itemRunner(settings.template as C | undefined),
+      (settings) => this.#runners(settings.template as C | undefined),
     );
   }
 
@@ -497,25 +274,25 @@ class PipelineImpl<I, O, C extends object = Context> {
     options: MapOptions<C, I> | undefined,
     settled: boolean,
   ): Promise<unknown[]> {
-    let settings: BatchSettings<C>;
+    let settings;
     try {
       settings = batchSettings<C>(items, concurrencyOrOptions, options, mapOptionKeys);
     } catch (error) {
       return Promise.reject(error);
     }
-    return collect(items, settings, this.#itemRunner(settings.template), settled);
+    return collect(items, settings, this.#runners(settings.template), settled);
+  }
+
+  /** One run of the stages on `input`, as a promise. */
+  #runOnce(input: unknown, context: C, signal: AbortSignal | undefined): Promise<unknown> {
+    return runOnce(new RunLoop(this.#steps, () => context, signal), input, signal);
   }
 
   /**
-   * Runs one batch item, with its own context: a copy of the template, or a new one. The
-   * pool owns the batch's cancellation; with hooks or middleware each stage also races the
-   * signal, so that afterStage learns of it promptly.
-   *
-   * A pipeline of one stage without retries, hooks, middleware or `aroundRun` hands the pool
-   * that stage's own promise, and the pool maps a rejection (always to the same kind of
-   * `StageExecutionError`) on the failure path only: no handler chained onto every item.
+   * The runners of one batch: each item gets its own context (a copy of the template, or a
+   * new one when something reads it) and goes through the run loop, or through `aroundRun`.
    */
-  #itemRunner(template: C | undefined): ItemRunner {
+  #runners(template: C | undefined): RunnerFactory {
     // Chosen once per batch, not per item.
     const newContext: () => C =
       template !== undefined
@@ -523,276 +300,58 @@ class PipelineImpl<I, O, C extends object = Context> {
         : this.#needsContext
           ? () => ({}) as C
           : () => undefined as unknown as C;
-    const stages = this.#stages;
-    const only = stages[0] as AnyStage;
-    if (
-      stages.length === 1 &&
-      only.retries === 0 &&
-      !this.#hooked &&
-      this.#aroundRun === undefined
-    ) {
-      return {
-        // The pool reads `then` of what this returns, and maps what that throws as it maps a
-        // rejection: one look at `then` per item.
-        run: (item, signal): unknown => {
-          const context = newContext();
-          try {
-            return only[begin](item, context, signal, false) as unknown;
-          } catch (error) {
-            return only[recover](error, item, context, signal, false);
-          }
-        },
-        mapRejection: (error) => only[fail](error),
-      };
-    }
-    const race = this.#hooked;
-    return {
-      run: (item, signal) => this.#runWrapped(item, newContext(), signal, race),
-      mapRejection: undefined,
-    };
+    const around = this.#aroundRun;
+    if (around === undefined) return (signal) => new RunLoop(this.#steps, newContext, signal);
+    return (signal) =>
+      new AroundRun(
+        around,
+        (input, context) => this.#runOnce(input, context, signal),
+        newContext,
+        signal,
+      );
   }
 
   #newContext(): C {
     return (this.#needsContext ? {} : undefined) as C;
   }
+}
 
-  /** One whole run, through `aroundRun` when set. May throw synchronously. */
-  #runWrapped(input: unknown, context: C, signal: AbortSignal | undefined, race: boolean): unknown {
-    return this.#aroundRun === undefined
-      ? this.#runOne(input, context, signal, race)
-      : this.#runAround(this.#aroundRun, input, context, signal, race);
-  }
+/** A batch item of a pipeline with `aroundRun`: the whole run inside it, as one step. */
+class AroundRun<C extends object> implements ItemRunner<unknown> {
+  readonly #around: RunWrapper<C>;
+  readonly #run: (input: unknown, context: C) => Promise<unknown>;
+  readonly #newContext: () => C;
+  readonly #signal: AbortSignal;
+  pending = false;
 
-  /**
-   * One run through `aroundRun` (its own method, so that a pipeline without one builds no
-   * closure). `run()` checks the signal first: an `aroundRun` that awaited (or aborted the
-   * signal itself) before calling it starts no stage once the run is cancelled.
-   */
-  #runAround(
+  constructor(
     around: RunWrapper<C>,
-    input: unknown,
-    context: C,
-    signal: AbortSignal | undefined,
-    race: boolean,
-  ): unknown {
-    return around(
-      () => {
-        try {
-          throwIfAborted(signal);
-          return Promise.resolve(this.#runOne(input, context, signal, race));
-        } catch (error) {
-          return Promise.reject(error);
-        }
-      },
-      input,
-      context,
-      signal,
-    );
+    run: (input: unknown, context: C) => Promise<unknown>,
+    newContext: () => C,
+    signal: AbortSignal,
+  ) {
+    this.#around = around;
+    this.#run = run;
+    this.#newContext = newContext;
+    this.#signal = signal;
   }
 
-  /**
-   * One run of the stages, racing `signal` when `race` is set. With hooks or middleware each
-   * stage races it, so that afterStage learns of a cancellation at once; without them nothing
-   * can tell a stage's race from the run's, so the whole run races it: one subscription per
-   * run instead of one per stage. Stages still see the signal (call.signal, timeouts), and
-   * none starts after it aborts. May throw synchronously.
-   */
-  #runOne(input: unknown, context: C, signal: AbortSignal | undefined, race: boolean): unknown {
-    if (!race || signal === undefined || this.#hooked) {
-      return this.#runItem(input, context, signal, race);
-    }
-    return untilAborted(Promise.resolve(this.#runItem(input, context, signal, false)), signal);
+  start(item: unknown): unknown {
+    const context = this.#newContext();
+    this.pending = false;
+    const result = this.#around(() => this.#run(item, context), item, context, this.#signal);
+    this.pending = isThenable(result);
+    return result;
   }
 
-  /**
-   * Runs every stage on one input. Returns the output itself when every stage was
-   * synchronous; may throw synchronously.
-   */
-  #runItem(input: unknown, context: C, signal: AbortSignal | undefined, race: boolean): unknown {
-    if (this.#hooked) return this.#runHooked(input, context, signal, race);
-    const stages = this.#stages;
-    const last = stages.length - 1;
-    let value = input;
-    for (let index = 0; index <= last; index++) {
-      const stage = stages[index] as AnyStage;
-      // The caller checked the signal before the first stage; a synchronous stage may abort it.
-      if (index > 0) throwIfAborted(signal);
-      let output: unknown;
-      let pending: boolean;
-      try {
-        output = stage[begin](value, context, signal, race);
-        // Inside the try: reading `then` is user code too (a getter may throw).
-        pending = isThenable(output);
-      } catch (error) {
-        // Mapped by the stage: a synchronous throw, or a promise of its retries.
-        const retried = stage[recover](error, value, context, signal, race);
-        return index === last
-          ? retried
-          : this.#runRest(retried, index, value, context, signal, race, true);
-      }
-      if (pending) {
-        return index === last
-          ? stage[settle](output as PromiseLike<unknown>, value, context, signal, race)
-          : this.#runRest(
-              output as PromiseLike<unknown>,
-              index,
-              value,
-              context,
-              signal,
-              race,
-              false,
-            );
-      }
-      value = output;
-    }
+  resume(value: unknown): unknown {
+    this.pending = false;
     return value;
   }
 
-  /**
-   * The rest of a run, from stage `from`, whose promise `pending` (on `input`) is the first
-   * one of the run: raw from `stage[begin]`, or already mapped (`mapped`). Each later stage's
-   * own promise is awaited here and a failure handed to the stage, rather than every stage
-   * wrapping its promise in another.
-   */
-  async #runRest(
-    pending: PromiseLike<unknown>,
-    from: number,
-    input: unknown,
-    context: C,
-    signal: AbortSignal | undefined,
-    race: boolean,
-    mapped: boolean,
-  ): Promise<unknown> {
-    const stages = this.#stages;
-    let value: unknown;
-    try {
-      value = await pending;
-    } catch (error) {
-      if (mapped) throw error;
-      value = await (stages[from] as AnyStage)[recover](error, input, context, signal, race);
-    }
-    for (let index = from + 1; index < stages.length; index++) {
-      const stage = stages[index] as AnyStage;
-      const stageInput = value;
-      throwIfAborted(signal);
-      try {
-        value = stage[begin](stageInput, context, signal, race);
-        if (isThenable(value)) value = await value;
-      } catch (error) {
-        value = await stage[recover](error, stageInput, context, signal, race);
-      }
-    }
-    return value;
-  }
-
-  async #runHooked(
-    input: unknown,
-    context: C,
-    signal: AbortSignal | undefined,
-    race: boolean,
-  ): Promise<unknown> {
-    const before = this.#beforeStage;
-    const after = this.#afterStage;
-    const beforeTakesContext = this.#beforeTakesContext;
-    const afterTakesContext = this.#afterTakesContext;
-    const chain = this.#chain;
-    // Middlewares always get a signal: one that never aborts when the run has none.
-    const chainSignal = chain === undefined ? undefined : (signal ?? new AbortController().signal);
-    const stages = this.#stages;
-    let value = input;
-    // An indexed loop: an array iterator held across awaits costs an allocation per stage.
-    // eslint-disable-next-line @typescript-eslint/prefer-for-of
-    for (let index = 0; index < stages.length; index++) {
-      const stage = stages[index] as AnyStage;
-      throwIfAborted(signal);
-      const { name } = stage;
-      let output: unknown;
-      let error: unknown;
-      let failed = false;
-      try {
-        if (before !== undefined) {
-          // Awaited only when the hook returned a promise: a sync hook costs no microtask. A
-          // hook that hangs does not delay the caller's cancellation.
-          const pending = callBefore(before, beforeTakesContext, name, value, context);
-          if (pending !== undefined) await (race ? untilAborted(pending, signal) : pending);
-        }
-        // The signal may have aborted while beforeStage ran: the stage does not start, and
-        // afterStage sees it cancelled.
-        throwIfAborted(signal);
-        if (chain === undefined) {
-          try {
-            output = stage[begin](value, context, signal, race);
-            if (isThenable(output)) output = await output;
-          } catch (failure) {
-            output = await stage[recover](failure, value, context, signal, race);
-          }
-        } else {
-          const chained = chain(stage, value, context, chainSignal as AbortSignal);
-          // A middleware that ignores its signal must not delay the caller's cancellation.
-          output = await (race ? untilAborted(chained, signal) : chained);
-        }
-      } catch (caught) {
-        failed = true;
-        error = caught;
-        output = undefined;
-      }
-      if (after !== undefined) {
-        const pending = callAfter(after, afterTakesContext, name, value, output, error, context);
-        if (pending !== undefined) await (race ? untilAborted(pending, signal) : pending);
-      }
-      if (failed) throw error;
-      value = output;
-    }
-    // Cancellation wins over the output: a hook or stage may have aborted the signal.
-    throwIfAborted(signal);
-    return value;
-  }
-}
-
-/**
- * Calls `beforeStage`, ignoring its failure: returns its promise, guarded, when it returned
- * one, so that the run awaits it, and `undefined` otherwise. No closure, and no microtask
- * for a synchronous hook.
- */
-function callBefore<C extends object>(
-  hook: BeforeStageHook<C>,
-  takesContext: boolean,
-  name: string,
-  input: unknown,
-  context: C,
-): PromiseLike<unknown> | undefined {
-  try {
-    const result = takesContext
-      ? hook(name, input, context)
-      : (hook as (stageName: string, input: unknown) => unknown)(name, input);
-    return handled(result);
-  } catch {
-    return undefined; // A hook's failure is documented as ignored.
-  }
-}
-
-/** {@link callBefore} for `afterStage`. */
-function callAfter<C extends object>(
-  hook: AfterStageHook<C>,
-  takesContext: boolean,
-  name: string,
-  input: unknown,
-  output: unknown,
-  error: unknown,
-  context: C,
-): PromiseLike<unknown> | undefined {
-  try {
-    const result = takesContext
-      ? hook(name, input, output, error, context)
-      : (hook as (n: string, i: unknown, o: unknown, e: unknown) => unknown)(
-          name,
-          input,
-          output,
-          error,
-        );
-    return handled(result);
-  } catch {
-    return undefined; // A hook's failure is documented as ignored.
+  failure(error: unknown): unknown {
+    this.pending = false;
+    return error;
   }
 }
 

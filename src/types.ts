@@ -169,3 +169,33 @@ export interface Progress {
   /** The input's size when known without consuming it (an array, a `Set`, a `Map`), else `undefined`. */
   readonly total: number | undefined;
 }
+
+/**
+ * Decides whether a failed attempt is retried: `false` (or a throw) fails at once with that
+ * attempt's error. `attempt` is the attempt that failed, from 1. Awaited when it returns a
+ * promise.
+ *
+ * @default retry every error
+ * @example
+ * ```ts
+ * import type { ShouldRetry } from "async-pipeline";
+ *
+ * const onlyServerErrors: ShouldRetry = (error) => (error as { status?: number }).status! >= 500;
+ * ```
+ */
+export type ShouldRetry = (error: unknown, attempt: number) => boolean | PromiseLike<boolean>;
+
+/**
+ * Told about each retry before its wait, with a frozen {@link RetryEvent}. Not awaited; its
+ * failures are ignored.
+ *
+ * @default undefined
+ * @example
+ * ```ts
+ * import type { OnRetry } from "async-pipeline";
+ *
+ * const warn: OnRetry = ({ stageName, attempt, delay }) =>
+ *   console.warn(`${stageName} #${attempt} failed; retry in ${delay} ms`);
+ * ```
+ */
+export type OnRetry = (event: RetryEvent) => unknown;

@@ -4,6 +4,10 @@
  * the round trip of errors. Both sides import this one file, so they cannot drift apart.
  */
 import { StageExecutionError } from "../index.js";
+import { errorFromRecord, errorToRecord, type ErrorRecord } from "../internal/error-json.js";
+import { jsonProblem } from "../internal/json.js";
+
+export { jsonProblem };
 
 /** What a job carries: the batch, the item's index and value, the context template, the stages. */
 export interface JobPayload {
@@ -24,12 +28,8 @@ export interface JobPayload {
   readonly r?: 1 | undefined;
 }
 
-/** An error as it travels: the parts that survive JSON. */
-export interface WireError {
-  readonly name: string;
-  readonly message: string;
-  readonly stack?: string | undefined;
-}
+/** An error as it travels: the parts that survive JSON (see `ErrorRecord`). */
+export type WireError = ErrorRecord;
 
 /**
  * One item's outcome, stored in the batch's results hash under the item's index: a value
@@ -112,59 +112,6 @@ export function parseDoneEntry(entry: string): { index: number; cancelled: boole
   return { index: Number(cancelled ? entry.slice(1) : entry), cancelled };
 }
 
-/**
- * Where `value` stops surviving a `JSON.stringify` round trip, as a path such as
- * `value.prices[2]` with what was found there; `undefined` when it survives whole.
- */
-export function jsonProblem(
-  value: unknown,
-  path = "value",
-  seen = new Set<object>(),
-): string | undefined {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return undefined;
-    case "number":
-      return Number.isFinite(value) ? undefined : `${path} is ${String(value)}`;
-    case "object":
-      break;
-    default:
-      return `${path} is ${value === undefined ? "undefined" : `a ${typeof value}`}`;
-  }
-  if (value === null) return undefined;
-  if (seen.has(value)) return `${path} is a circular reference`;
-  if (typeof (value as { toJSON?: unknown }).toJSON === "function") {
-    return `${path} has a toJSON method (${kind(value)})`;
-  }
-  seen.add(value);
-  try {
-    if (Array.isArray(value)) {
-      for (let index = 0; index < value.length; index++) {
-        if (!(index in value)) return `${path}[${String(index)}] is a hole`;
-        const problem = jsonProblem(value[index], `${path}[${String(index)}]`, seen);
-        if (problem !== undefined) return problem;
-      }
-      return undefined;
-    }
-    const prototype: unknown = Object.getPrototypeOf(value);
-    if (prototype !== Object.prototype && prototype !== null) return `${path} is ${kind(value)}`;
-    if (Object.getOwnPropertySymbols(value).length > 0) return `${path} has symbol keys`;
-    for (const [key, entry] of Object.entries(value)) {
-      const problem = jsonProblem(entry, `${path}.${key}`, seen);
-      if (problem !== undefined) return problem;
-    }
-    return undefined;
-  } finally {
-    seen.delete(value);
-  }
-}
-
-function kind(value: object): string {
-  const name = (value.constructor as { name?: unknown } | undefined)?.name;
-  return typeof name === "string" && name !== "" ? `a ${name}` : "an object with a prototype";
-}
-
 /** A `TypeError` for the item at `index` (or its output) that is not JSON-safe. */
 export function notJsonSafe(what: string, index: number, problem: string): TypeError {
   return new TypeError(
@@ -173,12 +120,7 @@ export function notJsonSafe(what: string, index: number, problem: string): TypeE
 }
 
 /** The parts of a thrown value that travel. */
-export function toWireError(error: unknown): WireError {
-  if (error instanceof Error) {
-    return { name: error.name, message: error.message, stack: error.stack };
-  }
-  return { name: "Error", message: String(error) };
-}
+export const toWireError: (error: unknown) => WireError = errorToRecord;
 
 /** The record of an item that failed with `error` on a worker. */
 export function failureRecord(error: unknown): ResultRecord {
@@ -194,26 +136,8 @@ export function failureRecord(error: unknown): ResultRecord {
   return { error: toWireError(error) };
 }
 
-const builtins: Readonly<Record<string, ErrorConstructor>> = {
-  Error,
-  TypeError,
-  RangeError,
-  SyntaxError,
-  ReferenceError,
-  EvalError,
-  URIError,
-};
-
 /** A remote error rebuilt as an `Error` (a built-in subclass when its name is one). */
-export function fromWireError(wire: WireError): Error {
-  const error = new (builtins[wire.name] ?? Error)(wire.message);
-  if (error.name !== wire.name) {
-    Object.defineProperty(error, "name", { value: wire.name, writable: true, configurable: true });
-  }
-  if (wire.stack === undefined) delete error.stack;
-  else error.stack = wire.stack;
-  return error;
-}
+export const fromWireError: (wire: WireError) => Error = errorFromRecord;
 
 /** The settled result a record stands for on the producer. */
 export function settle(record: ResultRecord): PromiseSettledResult<unknown> {

@@ -6,6 +6,7 @@ import {
   show,
 } from "../internal/validate.js";
 import type { OptionKeys } from "../internal/known-keys.js";
+import { WAIT, type Admission, type Waiting } from "../internal/pool.js";
 import { Queue } from "../internal/queue.js";
 
 /**
@@ -64,15 +65,6 @@ export interface PerKeyOptions<T = unknown> {
 /** The default of {@link PerKeyOptions.maxWaiting}. */
 export const DEFAULT_MAX_WAITING = 1_000;
 
-/** Returned by {@link KeyedAdmission.enter} for an item that must wait for its key. */
-export const WAIT: unique symbol = Symbol("wait for the key");
-
-/** An item that waits for its key, with what it needs to run later. */
-export interface Waiting<T> {
-  readonly item: T;
-  readonly index: number;
-}
-
 interface KeyState<T> {
   running: number;
   waiting: Queue<Waiting<T>> | undefined;
@@ -86,7 +78,7 @@ interface KeyState<T> {
  * dropped as soon as nothing of that key runs or waits, so memory follows the items in flight,
  * not the keys ever seen.
  */
-export class KeyedAdmission<T> {
+export class KeyedAdmission<T> implements Admission<T> {
   readonly #key: (item: T, index: number) => unknown;
   readonly #perKey: number;
   /** At least 1: see {@link KeyedAdmission.full}. */

@@ -1,8 +1,26 @@
 import { MAX_TIMER_DELAY } from "../internal/timers.js";
 
-// The option's type lives with the retry-delay arithmetic that reads it (the core's retry loop
-// may not import a feature folder); it is re-exported here, where users meet it.
-export type { RetryAfter } from "../internal/backoff.js";
+/**
+ * The `retryAfter` stage option: after a failed attempt that will be retried, returns the
+ * wait before the next attempt in ms (a number ≥ 0), in place of the backoff, or `undefined`
+ * for the usual backoff. `attempt` is the attempt that failed, from 1. `Infinity` is capped by
+ * `maxRetryDelay` when one is set, and is a `RangeError` without one.
+ *
+ * @default undefined (the backoff decides)
+ * @example
+ * ```ts
+ * import { parseRetryAfter, type RetryAfter } from "async-pipeline";
+ *
+ * class HttpError extends Error {
+ *   constructor(readonly response: Response) {
+ *     super(`HTTP ${response.status}`);
+ *   }
+ * }
+ * const fromHeader: RetryAfter = (error) =>
+ *   error instanceof HttpError ? parseRetryAfter(error.response.headers.get("retry-after")) : undefined;
+ * ```
+ */
+export type RetryAfter = (error: unknown, attempt: number) => number | undefined;
 
 /** `Sun, 06 Nov 1994 08:49:37 GMT` (IMF-fixdate, the form servers send). */
 const IMF_FIXDATE =

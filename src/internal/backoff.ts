@@ -24,28 +24,6 @@ export function retryDelayFor(policy: DelayPolicy, failure: number): number {
 }
 
 /**
- * The `retryAfter` stage option: after a failed attempt that will be retried, returns the
- * wait before the next attempt in ms (a number ≥ 0), in place of the backoff, or `undefined`
- * for the usual backoff. `attempt` is the attempt that failed, from 1. `Infinity` is capped by
- * `maxRetryDelay` when one is set, and is a `RangeError` without one.
- *
- * @default undefined (the backoff decides)
- * @example
- * ```ts
- * import { parseRetryAfter, type RetryAfter } from "async-pipeline";
- *
- * class HttpError extends Error {
- *   constructor(readonly response: Response) {
- *     super(`HTTP ${response.status}`);
- *   }
- * }
- * const fromHeader: RetryAfter = (error) =>
- *   error instanceof HttpError ? parseRetryAfter(error.response.headers.get("retry-after")) : undefined;
- * ```
- */
-export type RetryAfter = (error: unknown, attempt: number) => number | undefined;
-
-/**
  * The wait after failed attempt `attempt`: what `retryAfter` says (capped by
  * `maxRetryDelay`, never jittered), or the backoff when it says `undefined`. A number ≥ 0 is
  * used as it is, `Infinity` included when `maxRetryDelay` caps it. When `retryAfter` throws or
@@ -54,7 +32,7 @@ export type RetryAfter = (error: unknown, attempt: number) => number | undefined
  * what `retryAfter` threw, or else the attempt's error.
  */
 export function retryAfterWait(
-  retryAfter: RetryAfter,
+  retryAfter: (error: unknown, attempt: number) => unknown,
   policy: DelayPolicy,
   error: unknown,
   attempt: number,

@@ -1,17 +1,6 @@
 import type { Progress } from "../types.js";
-import { KeyedAdmission, perKeyOption, type PerKeyOptions } from "../flow/per-key.js";
-import { Pool } from "./pool.js";
+import { Pool, type Admission, type ItemRunner } from "./pool.js";
 import { knownSize, ProgressReporter } from "./progress.js";
-import {
-  concurrencyLimit,
-  optionalContext,
-  optionalFunction,
-  optionalSignal,
-  optionsObject,
-} from "./validate.js";
-
-/** The default `concurrency` of `map`, `mapSettled` and `stream`. */
-export const DEFAULT_CONCURRENCY = 5;
 
 /** The options every batch form takes, as the user gave them. */
 export interface RawBatchOptions {
@@ -25,69 +14,26 @@ export interface RawBatchOptions {
   perKey?: unknown;
 }
 
-/** Validated batch settings. */
+/** Validated batch settings: what `map`, `mapSettled` and `stream` share. */
 export interface BatchSettings<C> {
   readonly concurrency: number;
   readonly template: C | undefined;
   readonly signal: AbortSignal | undefined;
   readonly onProgress: ((progress: Progress) => unknown) | undefined;
-  readonly perKey: PerKeyOptions | undefined;
+  /** Makes the batch's per-key admission (`perKey`), one per batch; `undefined` for none. */
+  readonly admission: (() => Admission<unknown>) | undefined;
+  /** Every option as given, for the options of one form (a stream's `buffer`, …). */
   readonly options: RawBatchOptions;
 }
 
-/** Runs one batch item: the pipeline, with the item's own context. */
-export interface ItemRunner {
-  /** Runs the item: its output or a promise of it. What it throws is the item's failure. */
-  readonly run: (item: unknown, signal: AbortSignal) => unknown;
-  /**
-   * Maps a rejection of the promise `run` returned into the item's failure, for a runner that
-   * returns its stage's own promise; `undefined` when that promise rejects with the failure.
-   */
-  readonly mapRejection: ((error: unknown) => unknown) | undefined;
-}
-
 /**
- * Reads `(items, concurrency?, options?)` or `(items, options?)`: a positional concurrency
- * wins over `options.concurrency`. Throws `TypeError`/`RangeError` for bad arguments, and a
- * `TypeError` for an option key that `known` (the form's option keys) does not list.
+ * The runners of one batch: one per worker, each running that worker's items in turn under
+ * the batch's signal.
  */
-export function batchSettings<C>(
-  items: unknown,
-  concurrencyOrOptions: unknown,
-  maybeOptions: unknown,
-  known: object,
-): BatchSettings<C> {
-  if (
-    items === null ||
-    items === undefined ||
-    (typeof (items as Partial<Iterable<unknown>>)[Symbol.iterator] !== "function" &&
-      typeof (items as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== "function")
-  ) {
-    throw new TypeError("items must be an Iterable or an AsyncIterable");
-  }
-  let options: RawBatchOptions;
-  let concurrency: unknown;
-  if (typeof concurrencyOrOptions === "object" && concurrencyOrOptions !== null) {
-    options = optionsObject<RawBatchOptions>("options", concurrencyOrOptions, known) ?? {};
-    concurrency = options.concurrency;
-  } else {
-    options = optionsObject<RawBatchOptions>("options", maybeOptions, known) ?? {};
-    concurrency = concurrencyOrOptions === undefined ? options.concurrency : concurrencyOrOptions;
-  }
-  return {
-    concurrency: concurrency === undefined ? DEFAULT_CONCURRENCY : concurrencyLimit(concurrency),
-    template: optionalContext(options.context as C | undefined),
-    signal: optionalSignal(options.signal),
-    onProgress: optionalFunction(
-      "onProgress",
-      options.onProgress as ((progress: Progress) => unknown) | undefined,
-    ),
-    perKey: perKeyOption(options.perKey),
-    options,
-  };
-}
+export type RunnerFactory = (signal: AbortSignal) => ItemRunner<unknown>;
 
-export function reporterFor(
+/** The progress reporter of one batch, when `onProgress` is set. */
+function reporterFor(
   items: unknown,
   settings: BatchSettings<unknown>,
   inFlight: () => number,
@@ -97,6 +43,36 @@ export function reporterFor(
     : new ProgressReporter(settings.onProgress, knownSize(items), inFlight);
 }
 
+/** What a pool task carries besides its own parts: progress and per-key admission. */
+export interface BatchHooks {
+  /** Told of each settled item (`ok` false for a failure); `undefined` without `onProgress`. */
+  readonly progress: ProgressReporter | undefined;
+  readonly onEnd: (() => void) | undefined;
+  readonly admission: Admission<unknown> | undefined;
+}
+
+/**
+ * The parts of a pool task that every batch form shares: progress reports and per-key
+ * admission. `inFlight` reads the pool's count (the pool does not exist yet).
+ */
+export function batchHooks(
+  items: unknown,
+  settings: BatchSettings<unknown>,
+  inFlight: () => number,
+): BatchHooks {
+  const progress = reporterFor(items, settings, inFlight);
+  return {
+    progress,
+    onEnd:
+      progress === undefined
+        ? undefined
+        : () => {
+            progress.flush();
+          },
+    admission: settings.admission?.(),
+  };
+}
+
 /**
  * `map` (fail-fast, outputs) and `mapSettled` (`PromiseSettledResult`s): runs the pool and
  * writes each outcome into the results array at its input index.
@@ -104,62 +80,55 @@ export function reporterFor(
 export function collect(
   items: Iterable<unknown> | AsyncIterable<unknown>,
   settings: BatchSettings<unknown>,
-  runner: ItemRunner,
+  runner: RunnerFactory,
   settled: boolean,
 ): Promise<unknown[]> {
   // Pre-sized when the size is known: no regrowth while the results are written.
   const size = Array.isArray(items) ? items.length : 0;
   const results: unknown[] = size > 0 ? new Array<unknown>(size) : [];
-  const { signal } = settings;
-  // Annotated: the callbacks below read `pool`, which TypeScript cannot infer through.
+  const hooks = batchHooks(items, settings, () => pool.inFlight);
+  // Annotated: the callbacks above read `pool`, which TypeScript cannot infer through.
   // eslint-disable-next-line @typescript-eslint/consistent-generic-constructors
   const pool: Pool<unknown> = new Pool({
     source: items,
     concurrency: settings.concurrency,
-    signal,
-    run: runner.run,
-    mapRejection: runner.mapRejection,
-    settle: settled
-      ? (index, ok, outcome) => {
-          results[index] = ok
-            ? { status: "fulfilled", value: outcome }
-            : { status: "rejected", reason: outcome };
-          return false;
-        }
-      : (index, ok, outcome) => {
-          if (!ok) return true;
-          results[index] = outcome;
-          return false;
-        },
-    ...progressHooks(reporterFor(items, settings, () => pool.inFlight)),
-    admission: admissionFor(settings),
+    signal: settings.signal,
+    runner,
+    settle: recorder(
+      settled
+        ? (index, ok, outcome) => {
+            results[index] = ok
+              ? { status: "fulfilled", value: outcome }
+              : { status: "rejected", reason: outcome };
+            return false;
+          }
+        : (index, ok, outcome) => {
+            if (!ok) return true;
+            results[index] = outcome;
+            return false;
+          },
+      hooks.progress,
+    ),
+    room: undefined,
+    onEnd: hooks.onEnd,
+    admission: hooks.admission,
   });
   pool.start();
   return pool.done.then(() => results);
 }
 
-export function progressHooks(reporter: ProgressReporter | undefined): {
-  onSettled?: (ok: boolean) => void;
-  onEnd?: () => void;
-} {
-  if (reporter === undefined) return {};
-  return {
-    onSettled: (ok) => {
-      reporter.settled(ok);
-    },
-    onEnd: () => {
-      reporter.flush();
-    },
-  };
-}
+type Settle = (index: number, ok: boolean, outcome: unknown) => boolean;
 
 /**
- * The `perKey` admission of one batch: at most `concurrency` items wait for their keys, so at
- * most 2 × `concurrency` items are taken and not finished.
+ * A pool's `settle`: `record` (which says whether to fail fast), and, with `onProgress`, the
+ * item counted in the progress report before any stop. Composed once per batch, so that a
+ * batch without `onProgress` checks nothing per item.
  */
-export function admissionFor(
-  settings: BatchSettings<unknown>,
-): KeyedAdmission<unknown> | undefined {
-  const { perKey } = settings;
-  return perKey === undefined ? undefined : new KeyedAdmission(perKey, settings.concurrency);
+export function recorder(record: Settle, progress: ProgressReporter | undefined): Settle {
+  if (progress === undefined) return record;
+  return (index, ok, outcome) => {
+    const failFast = record(index, ok, outcome);
+    progress.settled(ok);
+    return failFast;
+  };
 }

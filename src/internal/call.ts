@@ -22,8 +22,6 @@ export class AttemptCall implements StageCall {
   readonly #parent: AbortSignal | undefined;
   #controller: AbortController | undefined = undefined;
   #subscription: Subscription | undefined = undefined;
-  /** The attempt's promise, while the attempt runs and nothing watches it yet. */
-  #pending: PromiseLike<unknown> | undefined = undefined;
   #phase: typeof RUNNING | typeof ENDED | typeof ABORTED = RUNNING;
   #reason: unknown = undefined;
 
@@ -46,23 +44,16 @@ export class AttemptCall implements StageCall {
           this.abort(parent.reason);
         });
       }
-      const pending = this.#pending;
-      if (pending !== undefined) this.#endWhenSettled(pending);
     }
     return controller.signal;
   }
 
   /**
    * The handler returned `pending`, and nothing else watches it: the call ends when it
-   * settles. Costs nothing until the signal is read.
+   * settles. (Watched from the start, not from the first read of the signal: a signal first
+   * read after the attempt settled must not abort.)
    */
   endWhenSettled(pending: PromiseLike<unknown>): void {
-    if (this.#controller === undefined) this.#pending = pending;
-    else this.#endWhenSettled(pending);
-  }
-
-  #endWhenSettled(pending: PromiseLike<unknown>): void {
-    this.#pending = undefined;
     Promise.resolve(pending).then(this.#end, this.#end);
   }
 
@@ -74,7 +65,6 @@ export class AttemptCall implements StageCall {
   end(): void {
     if (this.#phase !== RUNNING) return;
     this.#phase = ENDED;
-    this.#pending = undefined;
     this.#subscription?.cancel();
   }
 
@@ -83,7 +73,6 @@ export class AttemptCall implements StageCall {
     if (this.#phase !== RUNNING) return;
     this.#phase = ABORTED;
     this.#reason = reason;
-    this.#pending = undefined;
     this.#subscription?.cancel();
     this.#controller?.abort(reason);
   }

@@ -1,8 +1,52 @@
 import { untilAborted, whenAborted, type Subscription } from "./abort.js";
-import { WAIT, type KeyedAdmission, type Waiting } from "../flow/per-key.js";
+import type { CloseOutcome } from "./result-stream.js";
 import { isThenable, noop } from "./thenable.js";
 
-/** What the pool does with each item and each outcome. */
+/**
+ * Runs one worker's items, one after another: `start` runs an item until its first pending
+ * step and hands out that step's thenable (`pending`), or returns the output, or throws the
+ * failure; the worker awaits the thenable and gives its value to `resume` (or its error to
+ * `failure`), which goes on, until the item settles. A pipeline's `RunLoop` is one.
+ */
+export interface ItemRunner<T> {
+  /** Whether the last `start` or `resume` handed out a thenable to await (else: the output). */
+  readonly pending: boolean;
+  start(item: T): unknown;
+  /** The thenable handed out last fulfilled with `value`: goes on. */
+  resume(value: unknown): unknown;
+  /** The thenable handed out last rejected with `error`: what the item fails with. */
+  failure(error: unknown): unknown;
+}
+
+/** Returned by {@link Admission.enter} for an item that must wait for its key. */
+export const WAIT: unique symbol = Symbol("wait for the key");
+
+/** An item that waits for admission, with what it needs to run later. */
+export interface Waiting<T> {
+  readonly item: T;
+  readonly index: number;
+}
+
+/**
+ * Per-key admission (`perKey`), as the pool sees it: an item whose key is busy waits in it
+ * while the workers go on to other items, and runs when an item of its key finishes.
+ */
+export interface Admission<T> {
+  /** Whether as many items wait as allowed: the pool takes no new item until one is handed over. */
+  readonly full: boolean;
+  /**
+   * The item's key when it may run now (given back to `leave` when it finishes), or
+   * {@link WAIT} when it was queued. Throws when its key cannot be found: the item fails.
+   */
+  enter(item: T, index: number): unknown;
+  /** An item of `key` finished: the key's next waiting item, which runs now, or `undefined`. */
+  leave(key: unknown): Waiting<T> | undefined;
+}
+
+/**
+ * What the pool does with each item and each outcome. Every field is always there
+ * (`undefined` when unused), so that every task has one shape.
+ */
 export interface PoolTask<T> {
   /** The input, consumed lazily. */
   readonly source: Iterable<T> | AsyncIterable<T>;
@@ -10,37 +54,27 @@ export interface PoolTask<T> {
   readonly concurrency: number;
   /** The caller's signal: aborting it stops the pool with its reason. */
   readonly signal: AbortSignal | undefined;
-  /** Runs one item; may return a promise. `signal` is the batch's (see {@link Pool.signal}). */
-  run(item: T, signal: AbortSignal): unknown;
   /**
-   * Maps a rejection of the promise `run` returned into the item's failure (what `settle`
-   * gets); `undefined` to take the rejection as it is. A synchronous throw is never mapped.
+   * A runner for one worker, which runs that worker's items one after another under
+   * `signal`, the batch's (see {@link Pool.signal}).
    */
-  readonly mapRejection: ((error: unknown) => unknown) | undefined;
+  readonly runner: (signal: AbortSignal) => ItemRunner<T>;
   /**
-   * Receives one item's outcome (its output, or what it threw), in completion order.
-   * Returning `true` stops the pool with `outcome` as the reason: this is how fail-fast works.
+   * Receives one item's outcome (its output, or its failure), in completion order: the batch
+   * records it and reports progress. Returning `true` stops the pool with `outcome` as the
+   * reason: this is how fail-fast works.
    */
-  settle(index: number, ok: boolean, outcome: unknown): boolean;
+  readonly settle: (index: number, ok: boolean, outcome: unknown) => boolean;
   /**
-   * Optional backpressure: while it returns `false`, no item is taken. Workers that find no
-   * room end; call {@link Pool.resume} once there may be room again to start them anew.
+   * Backpressure: while it returns `false`, no item is taken. Workers that find no room end;
+   * call {@link Pool.resume} once there may be room again to start them anew.
    */
-  readonly room?: (() => boolean) | undefined;
-  /** Optional: told after each item settles (`ok` false for a failure), before any stop. */
-  readonly onSettled?: ((ok: boolean) => void) | undefined;
-  /** Optional: told once when the pool ends, whichever way, before `done` settles. */
-  readonly onEnd?: (() => void) | undefined;
-  /**
-   * Optional per-key admission (`perKey`): an item whose key is busy waits in it while the
-   * workers go on to other items, and runs when an item of its key finishes; no item is taken
-   * while it is full (the worker that hands a waiting item over starts the others again).
-   */
-  readonly admission?: KeyedAdmission<T> | undefined;
+  readonly room: (() => boolean) | undefined;
+  /** Told once when the pool ends, whichever way, before `done` settles. */
+  readonly onEnd: (() => void) | undefined;
+  /** Per-key admission: see {@link Admission}. */
+  readonly admission: Admission<T> | undefined;
 }
-
-/** What closing the input threw, if anything: see {@link Pool.stop}. */
-export type CloseOutcome = { readonly error: unknown } | undefined;
 
 /** The reason in-flight items' signals abort with when another item failed (fail-fast). */
 function failedElsewhere(): DOMException {
@@ -68,24 +102,6 @@ const arrayValues = Array.prototype[Symbol.iterator];
  * and closes the input with `return()`, awaiting it before `done` settles.
  */
 export class Pool<T> {
-  /**
-   * An idle pool that never starts, kept for the life of the module so that V8 keeps the
-   * class's hidden classes ("maps"). V8 collects them once no instance is alive, which a full
-   * GC between two batches achieves; the next batch builds new ones, and the hot functions,
-   * whose inline caches remember the classes they saw, turn megamorphic after a few batches.
-   * Measured with a GC between batches of 1,000,000 items: `map` and `stream` ran 3 to 5 times
-   * slower from the seventh batch on without it.
-   */
-  // eslint-disable-next-line no-unused-private-class-members -- held, never read (see above)
-  static readonly #idle: unknown = new Pool<never>({
-    source: [],
-    concurrency: 1,
-    signal: undefined,
-    run: noop,
-    mapRejection: undefined,
-    settle: () => false,
-  });
-
   readonly #task: PoolTask<T>;
   /** The batch's signal: aborts when the pool stops early. One controller per batch. */
   readonly #controller = new AbortController();
@@ -94,12 +110,17 @@ export class Pool<T> {
   #iterator: Iterator<T> | AsyncIterator<T> | undefined = undefined;
   #sync = true;
   #workers = 0;
+  /** The task's concurrency: at most this many workers. */
+  readonly #limit: number;
+  /** The task has a `room` or an admission to ask before each take. */
+  readonly #gated: boolean;
   #filling = false;
   #pending: Promise<void> | undefined = undefined;
   #exhausted = false;
   #stopped = false;
   #nextIndex = 0;
-  #inFlight = 0;
+  /** Items settled so far. */
+  #settled = 0;
   #pulling = 0;
   #subscription: Subscription | undefined = undefined;
   readonly #hold: Subscription;
@@ -114,6 +135,8 @@ export class Pool<T> {
 
   constructor(task: PoolTask<T>) {
     this.#task = task;
+    this.#limit = task.concurrency;
+    this.#gated = task.room !== undefined || task.admission !== undefined;
     // Held for the pool's life: the batch signal's registry entry (and its one listener)
     // stays while attempts subscribe and leave one at a time, instead of coming and going.
     this.#hold = whenAborted(this.#controller.signal, noop);
@@ -125,7 +148,7 @@ export class Pool<T> {
 
   /** Items taken from the input and not yet settled. */
   get inFlight(): number {
-    return this.#inFlight;
+    return this.#nextIndex - this.#settled;
   }
 
   /** Items taken from the input so far, plus pulls from an async input under way. */
@@ -232,11 +255,6 @@ export class Pool<T> {
     this.#resolve();
   }
 
-  /** `#stopped`, read through a call: it changes while a worker awaits. */
-  #halted(): boolean {
-    return this.#stopped;
-  }
-
   /** Whether an item may be taken now: the task's `room` and the per-key admission agree. */
   #canTake(): boolean {
     const { room, admission } = this.#task;
@@ -246,14 +264,14 @@ export class Pool<T> {
   /** Starts workers while there are items to take, room for them, and places under the limit. */
   #fill(): void {
     // The common case first: every worker is busy.
-    if (this.#filling || this.#workers >= this.#task.concurrency) return;
+    if (this.#workers >= this.#limit || this.#filling) return;
     this.#filling = true;
     while (
       !this.#stopped &&
       !this.#exhausted &&
-      this.#workers < this.#task.concurrency &&
+      this.#workers < this.#limit &&
       (this.#sync || this.#pending === undefined) &&
-      this.#canTake()
+      (!this.#gated || this.#canTake())
     ) {
       this.#workers++;
       // #work handles every failure it expects; anything else stops the pool rather than
@@ -276,106 +294,38 @@ export class Pool<T> {
     }
   }
 
+  /**
+   * One worker: takes an item, runs it step by step, settles it, and takes the next, until
+   * there is nothing to take or no room. An item's pending steps are awaited here and their
+   * outcomes given back to the runner, so that an item costs no promise of its own. The loop
+   * keeps little state across its awaits (what an `await` saves and restores): the item is in
+   * the worker's {@link Slot}.
+   */
   async #work(): Promise<void> {
-    const task = this.#task;
-    const { admission } = task;
-    const signal = this.#controller.signal;
-    /** With `admission`: an item handed over when this worker's last one finished, and its key. */
-    let handedOver: Waiting<T> | undefined;
-    let key: unknown;
+    const runner = this.#task.runner(this.#controller.signal);
+    const slot = new Slot<T>();
     try {
       for (;;) {
-        let item: T;
-        let index: number;
-        let ok = true;
-        /** `run` returned: a failure from here is its promise's, for `mapRejection`. */
-        let returned = false;
-        let outcome: unknown;
-        if (handedOver !== undefined) {
-          ({ item, index } = handedOver);
-          handedOver = undefined;
-          if (this.#halted()) return;
-          this.#fill();
-        } else {
-          // Once the input said `done`, nobody asks it again. With no room (a stream's
-          // read-ahead window is full, or enough items wait for their keys) this worker ends.
-          if (this.#halted() || this.#exhausted || !this.#canTake()) return;
-          try {
-            const array = this.#array;
-            if (array !== undefined) {
-              if (this.#nextIndex >= array.length) {
-                this.#exhausted = true;
-                return;
-              }
-              item = array[this.#nextIndex] as T;
-            } else {
-              let step: IteratorResult<T>;
-              if (this.#sync) {
-                step = (this.#iterator as Iterator<T>).next();
-              } else {
-                this.#pulling++;
-                try {
-                  step = await this.#pull();
-                } finally {
-                  this.#pulling--;
-                }
-              }
-              if (typeof step !== "object" || (step as unknown) === null) {
-                throw new TypeError("Iterator result is not an object");
-              }
-              if (step.done === true) {
-                this.#exhausted = true;
-                return;
-              }
-              // Inside the try: a throwing `value` getter is the input failing, not the item.
-              item = step.value;
-            }
-          } catch (error) {
-            this.#exhausted = true;
-            void this.stop(error, false);
-            return;
-          }
-          if (this.#halted()) return;
-          index = this.#nextIndex++;
-          this.#inFlight++;
-          if (admission !== undefined) {
-            let entered: unknown;
-            try {
-              entered = admission.enter(item, index);
-            } catch (error) {
-              // A throwing `key` fails its item like a stage failure; it holds no place.
-              ok = false;
-              outcome = error;
-            }
-            // The item waits for its key: go on to the next one.
-            if (entered === WAIT) continue;
-            key = entered;
-          }
-          this.#fill();
-        }
+        const taken = this.#take(slot);
+        if (taken !== true && (taken === false || !(await taken))) return;
+        let ok = !slot.refused;
+        let outcome = slot.error;
         if (ok) {
+          let pending = false;
           try {
-            outcome = task.run(item, signal);
-            returned = true;
-            // Inside the try: reading `then` is the returned value's code (a getter may throw).
-            if (isThenable(outcome)) outcome = await outcome;
+            outcome = runner.start(slot.item);
+            while (runner.pending) {
+              pending = true;
+              outcome = await outcome;
+              pending = false;
+              outcome = runner.resume(outcome);
+            }
           } catch (error) {
             ok = false;
-            const { mapRejection } = task;
-            outcome = returned && mapRejection !== undefined ? mapRejection(error) : error;
+            outcome = pending ? runner.failure(error) : error;
           }
-          if (admission !== undefined) handedOver = admission.leave(key);
         }
-        this.#inFlight--;
-        if (this.#halted()) return;
-        const failFast = task.settle(index, ok, outcome);
-        task.onSettled?.(ok);
-        if (failFast) {
-          // The other items are aborted with an AbortError, not with this item's error, so
-          // that their hooks and handlers do not report another item's failure as their own.
-          void this.stop(outcome, true, failedElsewhere());
-          return;
-        }
+        if (!this.#settleItem(slot, ok, outcome)) return;
       }
     } finally {
       this.#workers--;
@@ -383,4 +333,151 @@ export class Pool<T> {
       else this.#fill();
     }
   }
+
+  /**
+   * Takes the next item into `slot`: an item of its key handed over when the worker's last one
+   * finished, else the next of the input (items that must wait for their key are left with the
+   * admission, and the one after is taken). `true` when the slot holds an item to run, `false`
+   * when the worker ends (the input is done, there is no room, or the pool stopped); a promise
+   * of either for an async input.
+   */
+  #take(slot: Slot<T>): boolean | Promise<boolean> {
+    const handedOver = slot.handedOver;
+    if (handedOver !== undefined) {
+      slot.handedOver = undefined;
+      slot.item = handedOver.item;
+      slot.index = handedOver.index;
+      if (this.#stopped) return false;
+      this.#fill();
+      return true;
+    }
+    if (!this.#sync) return this.#takeAsync(slot);
+    for (;;) {
+      // Once the input said `done`, nobody asks it again. With no room (a stream's read-ahead
+      // window is full, or enough items wait for their keys) the worker ends.
+      if (this.#stopped || this.#exhausted || (this.#gated && !this.#canTake())) return false;
+      let item: T;
+      try {
+        const array = this.#array;
+        if (array !== undefined) {
+          if (this.#nextIndex >= array.length) {
+            this.#exhausted = true;
+            return false;
+          }
+          item = array[this.#nextIndex] as T;
+        } else {
+          const step = (this.#iterator as Iterator<T>).next();
+          if (this.#end(step)) return false;
+          // Inside the try: a throwing `value` getter is the input failing, not the item.
+          item = step.value as T;
+        }
+      } catch (error) {
+        this.#exhausted = true;
+        void this.stop(error, false);
+        return false;
+      }
+      if (this.#admit(slot, item)) return true;
+    }
+  }
+
+  /** {@link Pool.#take} from an async input: pulls are serialised. */
+  async #takeAsync(slot: Slot<T>): Promise<boolean> {
+    for (;;) {
+      if (this.#stopped || this.#exhausted || (this.#gated && !this.#canTake())) return false;
+      let item: T;
+      try {
+        let step: IteratorResult<T>;
+        this.#pulling++;
+        try {
+          step = await this.#pull();
+        } finally {
+          this.#pulling--;
+        }
+        if (this.#end(step)) return false;
+        item = step.value as T;
+      } catch (error) {
+        this.#exhausted = true;
+        void this.stop(error, false);
+        return false;
+      }
+      if (this.#admit(slot, item)) return true;
+    }
+  }
+
+  /** Whether an iterator result ends the input (marking it exhausted); throws for a non-object. */
+  #end(step: IteratorResult<T>): boolean {
+    if (typeof step !== "object" || (step as unknown) === null) {
+      throw new TypeError("Iterator result is not an object");
+    }
+    if (step.done !== true) return false;
+    this.#exhausted = true;
+    return true;
+  }
+
+  /**
+   * Counts a taken item in, into `slot`, through the per-key admission: `false` when it waits
+   * for its key (it runs when an item of its key hands it over). An item whose key throws is
+   * in the slot as refused, with the error: it fails like a stage failure, holding no place.
+   */
+  #admit(slot: Slot<T>, item: T): boolean {
+    // The input's code ran: it may have stopped the pool.
+    if (this.#stopped) return false;
+    const index = this.#nextIndex++;
+    slot.item = item;
+    slot.index = index;
+    const { admission } = this.#task;
+    if (admission !== undefined) {
+      slot.refused = false;
+      slot.error = undefined;
+      let entered: unknown;
+      try {
+        entered = admission.enter(item, index);
+      } catch (error) {
+        slot.refused = true;
+        slot.error = error;
+      }
+      // The item waits for its key: go on to the next one.
+      if (entered === WAIT) return false;
+      slot.key = entered;
+    }
+    // Another worker may take the next item now (a synchronous input was offered to every
+    // free worker when the pool filled; an async one is pulled by one worker at a time).
+    if (!this.#sync) this.#fill();
+    return true;
+  }
+
+  /**
+   * The item in `slot` settled: hands its key over to the key's next waiting item (which this
+   * worker runs next), reports the outcome, and stops the pool on a fail-fast. `false` when
+   * the worker ends.
+   */
+  #settleItem(slot: Slot<T>, ok: boolean, outcome: unknown): boolean {
+    const task = this.#task;
+    if (task.admission !== undefined && !slot.refused) {
+      slot.handedOver = task.admission.leave(slot.key);
+    }
+    this.#settled++;
+    if (this.#stopped) return false;
+    if (!task.settle(slot.index, ok, outcome)) return true;
+    // The other items are aborted with an AbortError, not with this item's error, so that
+    // their hooks and handlers do not report another item's failure as their own.
+    void this.stop(outcome, true, failedElsewhere());
+    return false;
+  }
+}
+
+/**
+ * A worker's current item, reused from item to item: what the worker needs of it across the
+ * awaits of its run, kept out of the worker's own frame.
+ */
+class Slot<T> {
+  item: T = undefined as T;
+  index = 0;
+  /** Its key under per-key admission, given back when it finishes. */
+  key: unknown = undefined;
+  /** Its key could not be found (`key` threw): it fails with `error` without running. */
+  refused = false;
+  error: unknown = undefined;
+  /** The next item of its key, handed over to this worker when it finished. */
+  handedOver: Waiting<T> | undefined = undefined;
 }

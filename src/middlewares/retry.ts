@@ -1,15 +1,9 @@
-import type { RetryAfter } from "../flow/retry-after.js";
+import { retrying } from "../internal/execution.js";
 import type { OptionKeys } from "../internal/known-keys.js";
+import { retryPolicy } from "../internal/retry.js";
 import { optionsObject } from "../internal/validate.js";
 import type { Middleware } from "../middleware.js";
-import {
-  retry,
-  retryPolicy,
-  retrySettingKeys,
-  type OnRetry,
-  type ShouldRetry,
-} from "../internal/retry.js";
-import type { Backoff } from "../types.js";
+import { retryOptionKeys, type RetryOptions } from "../options/retry.js";
 
 /**
  * Options of {@link retryMiddleware}: the stage's retry options, under the same names.
@@ -19,89 +13,7 @@ import type { Backoff } from "../types.js";
  * retryMiddleware({ retries: 3, retryDelay: 200, backoff: "exponential", maxRetryDelay: 2_000, jitter: true });
  * ```
  */
-export interface RetryMiddlewareOptions {
-  /**
-   * Extra runs of the inner chain after the first: an integer ≥ 0.
-   * @default 0
-   * @example
-   * ```ts
-   * retryMiddleware({ retries: 2 });
-   * ```
-   */
-  retries?: number | undefined;
-  /**
-   * Milliseconds to wait after a failure, ≥ 0; `0` sets no timer.
-   * @default 0
-   * @example
-   * ```ts
-   * retryMiddleware({ retries: 2, retryDelay: 100 });
-   * ```
-   */
-  retryDelay?: number | undefined;
-  /**
-   * `"fixed"` or `"exponential"` (`retryDelay × 2^(failure − 1)`).
-   * @default "fixed"
-   * @example
-   * ```ts
-   * retryMiddleware({ retries: 3, retryDelay: 100, backoff: "exponential" });
-   * ```
-   */
-  backoff?: Backoff | undefined;
-  /**
-   * Milliseconds cap on any one wait, applied before jitter.
-   * @default undefined (no cap)
-   * @example
-   * ```ts
-   * retryMiddleware({ retries: 8, retryDelay: 100, backoff: "exponential", maxRetryDelay: 5_000 });
-   * ```
-   */
-  maxRetryDelay?: number | undefined;
-  /**
-   * Draw each wait uniformly from [0, capped delay].
-   * @default false
-   * @example
-   * ```ts
-   * retryMiddleware({ retries: 3, retryDelay: 1_000, jitter: true });
-   * ```
-   */
-  jitter?: boolean | undefined;
-  /**
-   * `(error, attempt) => boolean | Promise<boolean>`, awaited; `false` or a throw stops
-   * retrying and rethrows that error.
-   * @default retry every error
-   * @example
-   * ```ts
-   * retryMiddleware({ retries: 3, shouldRetry: (error) => !(error instanceof TypeError) });
-   * ```
-   */
-  shouldRetry?: ShouldRetry | undefined;
-  /**
-   * Told `{ stageName, error, attempt, delay }` (frozen) before each wait; not awaited,
-   * failures ignored.
-   * @default undefined
-   * @example
-   * ```ts
-   * retryMiddleware({ retries: 3, onRetry: ({ stageName, attempt }) => console.warn(stageName, attempt) });
-   * ```
-   */
-  onRetry?: OnRetry | undefined;
-  /**
-   * After a failed run that will be retried, the wait before the next one in ms, in place of
-   * the backoff (capped by `maxRetryDelay`, never jittered); `undefined` for the backoff. A
-   * throw or a bad value (negative, `NaN`, not a number) ends the retries with a `TypeError`
-   * or `RangeError`. As the stage option of the same name; see `parseRetryAfter`.
-   * @default undefined (the backoff decides)
-   * @example
-   * ```ts
-   * import { parseRetryAfter } from "async-pipeline";
-   *
-   * retryMiddleware({
-   *   retries: 3,
-   *   retryAfter: (error) => parseRetryAfter((error as { retryAfter?: string }).retryAfter),
-   * });
-   * ```
-   */
-  retryAfter?: RetryAfter | undefined;
+export interface RetryMiddlewareOptions extends RetryOptions {
   /**
    * The old name of {@link RetryMiddlewareOptions.retryDelay}, accepted for one more release.
    * Giving both is a `TypeError`.
@@ -128,7 +40,7 @@ export interface RetryMiddlewareOptions {
 
 /** The keys of {@link RetryMiddlewareOptions}; any other key is rejected. */
 const retryMiddlewareOptionKeys = {
-  ...retrySettingKeys,
+  ...retryOptionKeys,
   // The deprecated aliases, accepted for one more release.
   // eslint-disable-next-line @typescript-eslint/no-deprecated
   delay: true,
@@ -173,7 +85,7 @@ export function retryMiddleware(options: RetryMiddlewareOptions = {}): Middlewar
     { retryDelay: retryDelayLabel, maxRetryDelay: maxRetryDelayLabel },
   );
   return (next, stageName, value, _context, signal) =>
-    retry(() => next(value), policy, stageName, signal, rethrow);
+    retrying(() => next(value), policy, stageName, signal, rethrow);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { guardAttempt } from "../internal/attempt.js";
+import { timed } from "../internal/execution.js";
 import { AttemptCall } from "../internal/call.js";
 import type { OptionKeys } from "../internal/known-keys.js";
 import { optionsObject, positiveDuration } from "../internal/validate.js";
@@ -53,6 +53,6 @@ export function timeoutMiddleware(options: TimeoutMiddlewareOptions): Middleware
   const timeout = positiveDuration("timeout", options.timeout);
   return (next, stageName, value, _context, signal) => {
     const call = new AttemptCall(signal, 1, stageName);
-    return guardAttempt(next(value, call.signal), stageName, timeout, signal, true, call);
+    return timed(next(value, call.signal), stageName, timeout, signal, call);
   };
 }

@@ -17,7 +17,7 @@ export { openTelemetryRunSpan, tracedRun } from "./run.js";
 export type { Runnable, RunSpanOptions, TracedRunOptions } from "./run.js";
 export { recordRetry } from "./retry.js";
 export type { Middleware, Next } from "../middleware.js";
-export type { RunWrapper } from "../pipeline.js";
+export type { RunWrapper } from "../options/pipeline.js";
 export type { RetryEvent, RunOptions } from "../types.js";
 // Not exported on purpose: the attribute-name constants and the helpers that read types,
 // errors and `traceAttributes`. The names are documented in the README.

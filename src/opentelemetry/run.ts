@@ -4,7 +4,7 @@ import {
   type Span,
   type Tracer,
 } from "@opentelemetry/api";
-import type { RunWrapper } from "../pipeline.js";
+import type { RunWrapper } from "../options/pipeline.js";
 import { INPUT_TYPE, traceAttributesOf, typeName } from "./attributes.js";
 import { nonEmptyString } from "../internal/validate.js";
 import type { OptionKeys } from "../internal/known-keys.js";

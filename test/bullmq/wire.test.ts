@@ -33,8 +33,12 @@ describe("jsonProblem", () => {
 });
 
 describe("errors on the wire", () => {
-  it("carries a thrown non-Error as an Error with its string form", () => {
-    expect(toWireError("plain text")).toEqual({ name: "Error", message: "plain text" });
+  it("carries a thrown non-Error as an Error with its value", () => {
+    expect(toWireError("plain text")).toEqual({
+      name: "Error",
+      message: "plain text",
+      value: "plain text",
+    });
     const rebuilt = fromWireError({ name: "Error", message: "plain text" });
     expect(rebuilt).toBeInstanceOf(Error);
     expect(rebuilt.stack).toBeUndefined();

@@ -1,0 +1,340 @@
+import { StageExecutionError } from "../errors/StageExecutionError.js";
+import { TimeoutError } from "../errors/TimeoutError.js";
+import type { RetryEvent } from "../types.js";
+import { throwIfAborted, untilAborted } from "./abort.js";
+import { retryAfterWait, retryDelayFor } from "./backoff.js";
+import { AttemptCall } from "./call.js";
+import { delay } from "./delay.js";
+import type { RetryPolicy } from "./retry.js";
+import { callIgnoringErrors, isThenable } from "./thenable.js";
+import { Deadlines } from "./timers.js";
+
+/**
+ * A stage's execution, composed once when the stage is built: every attempt it needs, as one
+ * function. A run loop calls `run` once per stage; the stage owns its attempts. Also what hooks
+ * and middleware wrap, so that a wrapped stage is one `Execution` too.
+ */
+export interface Execution {
+  /** Runs on `value`: the output, or a thenable of it. May throw. */
+  readonly run: (value: unknown, context: unknown, signal: AbortSignal | undefined) => unknown;
+  /**
+   * What the execution fails with when `run` threw `error` or its thenable rejected with it,
+   * or `undefined` when those failures are final already. An execution of one plain attempt
+   * hands out its handler's own promise: whoever awaits it maps the failure where it catches
+   * it, rather than a promise made per call just to map it (see {@link failureOf}).
+   */
+  readonly failure: ((error: unknown) => unknown) | undefined;
+  /** Whether `run` reads its `context`, so that a run must make one. */
+  readonly readsContext: boolean;
+}
+
+/**
+ * `stage[executionOf]`: a stage's {@link Execution}, what a pipeline runs for it. A registered
+ * symbol (`Symbol.for`), so that a stage made by the package's CommonJS build runs in a
+ * pipeline made by its ESM build and the other way round. Not exported from the package.
+ */
+export const executionOf: unique symbol = Symbol.for("async-pipeline.execution") as never;
+
+/** What `execution` fails with, given what it threw: cancellation wins, with its reason. */
+export function failureOf(
+  execution: Execution,
+  error: unknown,
+  signal: AbortSignal | undefined,
+): unknown {
+  if (signal?.aborted === true) return signal.reason;
+  const { failure } = execution;
+  return failure === undefined ? error : failure(error);
+}
+
+/** Runs `execution` with its failure mapped: for callers that hand its promise on as it is. */
+export function runMapped(
+  execution: Execution,
+  value: unknown,
+  context: unknown,
+  signal: AbortSignal | undefined,
+): unknown {
+  let result: unknown;
+  try {
+    result = execution.run(value, context, signal);
+    if (execution.failure === undefined || !isThenable(result)) return result;
+  } catch (error) {
+    throw failureOf(execution, error, signal);
+  }
+  return Promise.resolve(result).then(undefined, (error: unknown) => {
+    throw failureOf(execution, error, signal);
+  });
+}
+
+/**
+ * A rate limit, as the execution sees it: asked for each attempt's turn. `undefined` means
+ * the attempt may start now; a promise resolves when its turn comes, or rejects with
+ * `signal.reason` when the signal aborts first.
+ */
+export interface AttemptGate {
+  enter(
+    value: unknown,
+    context: unknown,
+    signal: AbortSignal | undefined,
+  ): PromiseLike<unknown> | undefined;
+}
+
+/**
+ * A circuit breaker, as the execution sees it: runs one whole execution `run()` (every
+ * attempt) or refuses it, throwing `refuse(error)`.
+ */
+export interface ExecutionGuard {
+  guard<T>(
+    stageName: string,
+    signal: AbortSignal | undefined,
+    refuse: (error: unknown) => unknown,
+    run: () => T | PromiseLike<T>,
+  ): T | Promise<T>;
+}
+
+/** What a stage is made of, validated: what {@link composeExecution} builds from. */
+export interface StagePlan {
+  readonly name: string;
+  readonly handler: (value: unknown, context: unknown, call: AttemptCall) => unknown;
+  /** The handler declares two or more parameters: it gets `(value, context, call)`. */
+  readonly takesContext: boolean;
+  readonly timeout: number | undefined;
+  readonly policy: RetryPolicy;
+  readonly gate: AttemptGate | undefined;
+  readonly guard: ExecutionGuard | undefined;
+}
+
+type Attempt = (
+  value: unknown,
+  context: unknown,
+  signal: AbortSignal | undefined,
+  attempt: number,
+) => unknown;
+
+/**
+ * Builds a stage's execution from the options that are set, each a layer around the next:
+ * the circuit breaker around the retries, the retries around each attempt, and in each
+ * attempt its turn under the rate limit, then the handler's call under the timeout. A layer
+ * whose option is not set is not there: a bare stage's execution is the handler's call.
+ */
+export function composeExecution(plan: StagePlan): Execution {
+  const { name, policy, guard } = plan;
+  const fail = (error: unknown, attempts: number): StageExecutionError =>
+    new StageExecutionError(name, error, attempts);
+  const attempt = gated(plan.gate, callOf(plan));
+  let execution: Execution;
+  if (policy.retries === 0) {
+    execution = {
+      // A bare attempt (no rate limit, timeout or call object) reads the value alone: it is the
+      // whole execution.
+      run:
+        plan.gate === undefined && !plan.takesContext && plan.timeout === undefined
+          ? (attempt as Execution["run"])
+          : (value, context, signal) => attempt(value, context, signal, 1),
+      failure: (error) => fail(error, 1),
+      readsContext: plan.takesContext,
+    };
+  } else {
+    execution = {
+      run: (value, context, signal) =>
+        retrying((number) => attempt(value, context, signal, number), policy, name, signal, fail),
+      failure: undefined,
+      readsContext: plan.takesContext,
+    };
+  }
+  if (guard === undefined) return execution;
+  const inner = execution;
+  const refuse = (error: unknown): StageExecutionError => fail(error, 0);
+  // The breaker must learn of a cancellation when it happens, also when the handler hangs: the
+  // execution it guards ends with the signal.
+  const guarded = (value: unknown, context: unknown, signal: AbortSignal | undefined): unknown => {
+    const result = runMapped(inner, value, context, signal);
+    return signal === undefined || !isThenable(result) ? result : untilAborted(result, signal);
+  };
+  return {
+    run: (value, context, signal) =>
+      guard.guard(name, signal, refuse, () => guarded(value, context, signal)),
+    failure: undefined,
+    readsContext: plan.takesContext,
+  };
+}
+
+/** Each attempt waits for its turn under the rate limit, when there is one. */
+function gated(gate: AttemptGate | undefined, attempt: Attempt): Attempt {
+  if (gate === undefined) return attempt;
+  return (value, context, signal, number) => {
+    const turn = gate.enter(value, context, signal);
+    if (turn === undefined) return attempt(value, context, signal, number);
+    return turn.then(() => {
+      throwIfAborted(signal);
+      return attempt(value, context, signal, number);
+    });
+  };
+}
+
+/**
+ * One attempt's handler call. A bare handler (one parameter, no timeout) is called with the
+ * value alone and nothing else. Otherwise the handler gets a fresh {@link AttemptCall} when it
+ * takes one (ended when the attempt settles), and a promise it returns races the timeout.
+ */
+function callOf(plan: StagePlan): Attempt {
+  const { handler, takesContext, timeout, name } = plan;
+  if (!takesContext && timeout === undefined) {
+    return (value) => (handler as (value: unknown) => unknown)(value);
+  }
+  return (value, context, signal, number) => {
+    const call = takesContext ? new AttemptCall(signal, number, name) : undefined;
+    let result: unknown;
+    try {
+      result =
+        call === undefined
+          ? (handler as (value: unknown) => unknown)(value)
+          : handler(value, context, call);
+      if (timeout !== undefined) return timed(result, name, timeout, signal, call);
+      if (call !== undefined) {
+        if (isThenable(result)) call.endWhenSettled(result);
+        else call.end();
+      }
+    } catch (error) {
+      call?.end();
+      throw error;
+    }
+    return result;
+  };
+}
+
+/**
+ * `result` (what a handler returned) under a timeout of `timeout` ms: a synchronous result as
+ * it is (never timed out), a promise raced against its deadline (rejecting with a
+ * {@link TimeoutError}) and against `signal` (rejecting with its reason). The deadline comes
+ * from the queue of its duration and signal ({@link Deadlines}): no timer and no listener of
+ * its own. `call`, when the handler got one, ends when the attempt settles, or aborts with
+ * the reason it lost to. The losing promise is abandoned with its rejection handled.
+ */
+export function timed(
+  result: unknown,
+  name: string,
+  timeout: number,
+  signal: AbortSignal | undefined,
+  call: AttemptCall | undefined,
+): unknown {
+  if (!isThenable(result)) {
+    call?.end();
+    return result;
+  }
+  return new Promise<unknown>((resolve, reject) => {
+    const deadlines = Deadlines.for(timeout, signal);
+    const deadline = deadlines.add((reason) => {
+      const error = reason === undefined ? new TimeoutError(name, timeout) : reason;
+      call?.abort(error);
+      reject(error);
+    });
+    try {
+      result.then(
+        (value) => {
+          if (!deadlines.settle(deadline)) return;
+          call?.end();
+          resolve(value);
+        },
+        (error: unknown) => {
+          if (!deadlines.settle(deadline)) return;
+          call?.end();
+          reject(error);
+        },
+      );
+    } catch (error) {
+      if (deadlines.settle(deadline)) {
+        call?.end();
+        reject(error);
+      }
+    }
+  });
+}
+
+/**
+ * The retry layer: runs `attempt(1)`, `attempt(2)`, … until one succeeds or the policy gives
+ * up. Synchronous while attempts are: a first attempt that returns a value returns it as it
+ * is.
+ *
+ * - When `signal` aborts, nothing further starts, a wait is cut short, and the layer rejects
+ *   with `signal.reason` (cancellation is never retried nor wrapped).
+ * - When the attempts are used up, or `shouldRetry` says no (or throws), it rejects with
+ *   `fail(lastError, attemptsMade)`.
+ */
+export function retrying(
+  attempt: (attempt: number) => unknown,
+  policy: RetryPolicy,
+  stageName: string,
+  signal: AbortSignal | undefined,
+  fail: (error: unknown, attempts: number) => unknown,
+): unknown {
+  let first: unknown;
+  try {
+    first = attempt(1);
+    if (!isThenable(first)) return first;
+  } catch (error) {
+    return retryAfterFailure(undefined, error, attempt, policy, stageName, signal, fail);
+  }
+  return retryAfterFailure(first, undefined, attempt, policy, stageName, signal, fail);
+}
+
+/**
+ * The rest of {@link retrying}: awaits the first attempt's `pending` promise (or starts from
+ * its synchronous failure `error`), then decides, waits and tries again.
+ */
+async function retryAfterFailure(
+  pending: PromiseLike<unknown> | undefined,
+  error: unknown,
+  attempt: (attempt: number) => unknown,
+  policy: RetryPolicy,
+  stageName: string,
+  signal: AbortSignal | undefined,
+  fail: (error: unknown, attempts: number) => unknown,
+): Promise<unknown> {
+  if (pending !== undefined) {
+    try {
+      return await pending;
+    } catch (caught) {
+      error = caught;
+    }
+  }
+  for (let number = 1; ; number++) {
+    throwIfAborted(signal);
+    let again = number <= policy.retries;
+    if (again && policy.shouldRetry !== undefined) {
+      // Only a verdict to wait for is raced against the signal: no shouldRetry, no race.
+      again = await untilAborted(allowsRetry(policy.shouldRetry, error, number), signal);
+      // Cancellation wins over the verdict: the signal may have aborted while it was awaited.
+      throwIfAborted(signal);
+    }
+    if (!again) throw fail(error, number);
+    const { retryAfter, onRetry } = policy;
+    const wait =
+      retryAfter === undefined
+        ? retryDelayFor(policy, number)
+        : retryAfterWait(retryAfter, policy, error, number, fail);
+    if (onRetry !== undefined) {
+      const event: RetryEvent = Object.freeze({ stageName, error, attempt: number, delay: wait });
+      callIgnoringErrors(() => onRetry(event));
+    }
+    if (wait > 0) await delay(wait, signal);
+    throwIfAborted(signal);
+    try {
+      return await attempt(number + 1);
+    } catch (caught) {
+      error = caught;
+    }
+  }
+}
+
+async function allowsRetry(
+  shouldRetry: NonNullable<RetryPolicy["shouldRetry"]>,
+  error: unknown,
+  attempt: number,
+): Promise<boolean> {
+  try {
+    const verdict: unknown = await shouldRetry(error, attempt);
+    return verdict !== false;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,190 @@
+import { KeyedAdmission, perKeyOption, type PerKeyOptions } from "../flow/per-key.js";
+import type { BatchSettings, RawBatchOptions } from "../internal/batch.js";
+import type { OptionKeys } from "../internal/known-keys.js";
+import {
+  concurrencyLimit,
+  optionalContext,
+  optionalFunction,
+  optionalSignal,
+  optionsObject,
+} from "../internal/validate.js";
+import type { Context, Progress } from "../types.js";
+
+/** The default `concurrency` of `map`, `mapSettled` and `stream`. */
+export const DEFAULT_CONCURRENCY = 5;
+
+/**
+ * Options of {@link Pipeline.map} and {@link Pipeline.mapSettled}.
+ *
+ * @example
+ * ```ts
+ * const controller = new AbortController();
+ * const results = await pipeline.map(ids, { concurrency: 8, context: { tenant: "acme" }, signal: controller.signal });
+ * ```
+ */
+export interface MapOptions<C extends object = Context, I = unknown> {
+  /**
+   * How many items run at once: an integer of at least 1, or `Infinity`. A positional
+   * `concurrency` argument wins over this one.
+   * @default 5
+   * @example
+   * ```ts
+   * await pipeline.map(items, { concurrency: 16 });
+   * ```
+   */
+  concurrency?: number | undefined;
+  /**
+   * A template: each item's run gets its own shallow copy (prototype kept), so concurrent
+   * items never share one object and the template's own properties never change.
+   * @default a new empty object per item
+   * @example
+   * ```ts
+   * await pipeline.map(items, 4, { context: { tenant: "acme" } });
+   * ```
+   */
+  context?: C | undefined;
+  /**
+   * Cancels the whole batch: nothing new starts, in-flight items' signals abort, and the
+   * promise rejects with `signal.reason`.
+   * @default undefined
+   * @example
+   * ```ts
+   * await pipeline.map(items, 4, { signal: AbortSignal.timeout(60_000) });
+   * ```
+   */
+  signal?: AbortSignal | undefined;
+  /**
+   * Called with a frozen `{ done, failed, inFlight, total }` after items settle: at most once
+   * per turn of the event loop when many settle together, and once more, at the latest,
+   * before the batch settles. `total` is the input's size when known (an array, a `Set`, a
+   * `Map`), else `undefined`. Its failures are ignored.
+   * @default undefined
+   * @example
+   * ```ts
+   * await pipeline.map(items, 8, {
+   *   onProgress: ({ done, total }) => console.log(`${done}/${total ?? "?"}`),
+   * });
+   * ```
+   */
+  onProgress?: ((progress: Progress) => unknown) | undefined;
+  /**
+   * A bound per key, within `concurrency`: at most `perKey.concurrency` items whose
+   * `perKey.key(item, index)` are equal (`SameValueZero`) run at once, for example two per
+   * host. An item waiting for its key does not hold up items of other keys: the batch reads
+   * ahead past it, keeping at most `concurrency` such items waiting (so at most
+   * 2 × `concurrency` items are taken and not finished). Results keep input order. A `key`
+   * that throws fails its item as a stage failure would.
+   * @default undefined (no bound per key)
+   * @example
+   * ```ts
+   * await pipeline.map(urls, { concurrency: 32, perKey: { key: (url) => new URL(url).host, concurrency: 2 } });
+   * ```
+   */
+  perKey?: PerKeyOptions<I> | undefined;
+}
+
+/** The keys of {@link MapOptions}; any other key is rejected. A new option goes here too. */
+export const mapOptionKeys = {
+  concurrency: true,
+  context: true,
+  signal: true,
+  onProgress: true,
+  perKey: true,
+} as const satisfies OptionKeys<MapOptions>;
+
+/**
+ * Options of {@link Pipeline.stream}: those of `map`, plus how results are delivered.
+ *
+ * @example
+ * ```ts
+ * for await (const entry of pipeline.stream(items, { concurrency: 8, ordered: false, settled: true })) {
+ *   if (entry.status === "rejected") console.error(entry.reason);
+ * }
+ * ```
+ */
+export interface StreamOptions<C extends object = Context, I = unknown> extends MapOptions<C, I> {
+  /**
+   * How many finished results may wait to be read beyond the `concurrency` in flight: no item
+   * is taken from the input while `concurrency + buffer` are taken and not yet read. An integer
+   * ≥ 0, or `Infinity` for no backpressure.
+   * @default concurrency
+   * @example
+   * ```ts
+   * pipeline.stream(items, { concurrency: 4, buffer: 0 }); // never more than 4 items ahead
+   * ```
+   */
+  buffer?: number | undefined;
+  /**
+   * `true`: results in input order. `false`: as items finish (a slow item does not hold the
+   * others back).
+   * @default true
+   * @example
+   * ```ts
+   * pipeline.stream(items, { ordered: false });
+   * ```
+   */
+  ordered?: boolean | undefined;
+  /**
+   * `true`: yield a `PromiseSettledResult` per item and go on after failures, like
+   * `mapSettled`. `false`: end the stream with the first failure, like `map`.
+   * @default false
+   * @example
+   * ```ts
+   * pipeline.stream(items, { settled: true });
+   * ```
+   */
+  settled?: boolean | undefined;
+}
+
+/** The keys of {@link StreamOptions}; any other key is rejected. A new option goes here too. */
+export const streamOptionKeys = {
+  ...mapOptionKeys,
+  buffer: true,
+  ordered: true,
+  settled: true,
+} as const satisfies OptionKeys<StreamOptions>;
+
+/**
+ * Reads `(items, concurrency?, options?)` or `(items, options?)`: a positional concurrency
+ * wins over `options.concurrency`. Throws `TypeError`/`RangeError` for bad arguments, and a
+ * `TypeError` for an option key that `known` (the form's option keys) does not list.
+ */
+export function batchSettings<C>(
+  items: unknown,
+  concurrencyOrOptions: unknown,
+  maybeOptions: unknown,
+  known: object,
+): BatchSettings<C> {
+  if (
+    items === null ||
+    items === undefined ||
+    (typeof (items as Partial<Iterable<unknown>>)[Symbol.iterator] !== "function" &&
+      typeof (items as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== "function")
+  ) {
+    throw new TypeError("items must be an Iterable or an AsyncIterable");
+  }
+  let options: RawBatchOptions;
+  let concurrency: unknown;
+  if (typeof concurrencyOrOptions === "object" && concurrencyOrOptions !== null) {
+    options = optionsObject<RawBatchOptions>("options", concurrencyOrOptions, known) ?? {};
+    concurrency = options.concurrency;
+  } else {
+    options = optionsObject<RawBatchOptions>("options", maybeOptions, known) ?? {};
+    concurrency = concurrencyOrOptions === undefined ? options.concurrency : concurrencyOrOptions;
+  }
+  const limit = concurrency === undefined ? DEFAULT_CONCURRENCY : concurrencyLimit(concurrency);
+  const perKey = perKeyOption(options.perKey);
+  return {
+    concurrency: limit,
+    template: optionalContext(options.context as C | undefined),
+    signal: optionalSignal(options.signal),
+    onProgress: optionalFunction(
+      "onProgress",
+      options.onProgress as ((progress: Progress) => unknown) | undefined,
+    ),
+    // At most `concurrency` items wait for their keys, so at most 2 × `concurrency` items are
+    // taken and not finished.
+    admission: perKey === undefined ? undefined : () => new KeyedAdmission(perKey, limit),
+    options,
+  };
+}
