@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BrokenCircuitError, CircuitBreaker, type CircuitState } from "../src/index.js";
-import { circuitCount } from "../src/flow/circuit-breaker.js";
+import { circuitCount, executionGuardOption } from "../src/flow/circuit-breaker.js";
 import { SWEEP_FLOOR } from "../src/flow/keyed.js";
 import { guardExecution } from "../src/internal/gates.js";
 import { isThenable } from "../src/internal/thenable.js";
@@ -425,6 +425,19 @@ describe('CircuitBreaker whenOpen: "wait"', () => {
     const make = () => new CircuitBreaker({ threshold: 1, cooldown: 1, ...(extra as object) });
     expect(make).toThrow(Kind);
     expect(make).toThrow(message);
+  });
+
+  it("is the guard of the circuitBreaker stage option, from any copy of the package", async () => {
+    const breaker = waiting();
+    expect(executionGuardOption(breaker)).toBe(breaker);
+    expect(executionGuardOption(undefined)).toBeUndefined();
+    expect(() => executionGuardOption({ threshold: 1, cooldown: 1 })).toThrow(
+      new TypeError("circuitBreaker must be a CircuitBreaker, got an object"),
+    );
+    vi.resetModules();
+    const copy = await import("../src/index.js");
+    const theirs = new copy.CircuitBreaker({ threshold: 1, cooldown: 1 });
+    expect(executionGuardOption(theirs)).toBe(theirs);
   });
 
   it("accepts maxWait: Infinity, the default", () => {

@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Pipeline, Stage, StageExecutionError, type PerKeyOptions } from "../src/index.js";
+import { KeyedAdmission } from "../src/flow/per-key.js";
+import { WAIT } from "../src/internal/pool.js";
 import { observe, rejectionOf } from "./support/promises.js";
 import { sleep } from "./support/time.js";
 
@@ -446,5 +448,26 @@ describe("perKey", () => {
       expect(error).toBeInstanceOf(Kind);
       expect((error as Error).message).toContain(message);
     }
+  });
+});
+
+describe("KeyedAdmission", () => {
+  it("lets 1,000 items wait by default, and one with maxWaiting 0", () => {
+    const byValue = { key: (item: number) => item % 2, concurrency: 1 };
+    const admission = new KeyedAdmission<number>(byValue);
+    expect(admission.enter(0, 0)).toBe(0);
+    for (let index = 1; index <= 1_000; index++) {
+      expect(admission.full).toBe(false);
+      expect(admission.enter(index * 2, index)).toBe(WAIT);
+    }
+    expect(admission.full).toBe(true);
+    expect(admission.leave(0)).toEqual({ item: 2, index: 1 }); // handed over: room for one
+    expect(admission.full).toBe(false);
+    const none = new KeyedAdmission<number>({ ...byValue, maxWaiting: 0 });
+    expect(none.enter(0, 0)).toBe(0);
+    expect(none.full).toBe(false); // the pool cannot know an item's key before taking it
+    expect(none.enter(2, 1)).toBe(WAIT);
+    expect(none.full).toBe(true);
+    expect(none.enter(1, 2)).toBe(1); // a free key still enters
   });
 });

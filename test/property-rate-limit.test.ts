@@ -13,6 +13,7 @@ import { attemptGateOption } from "../src/flow/limiter-set.js";
 import { admitAttempt, type AttemptGate, type AttemptGrant } from "../src/internal/gates.js";
 import { isThenable } from "../src/internal/thenable.js";
 import { NUM_RUNS, TIMEOUT } from "./support/property.js";
+import { busiestWindow } from "./support/windows.js";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -112,19 +113,6 @@ async function play(
   return outcomes;
 }
 
-/** The most cost started within any half-open window of `interval` ms. */
-function busiest(starts: readonly { at: number; cost: number }[], interval: number): number {
-  let most = 0;
-  for (const first of starts) {
-    let sum = 0;
-    for (const other of starts) {
-      if (other.at >= first.at && other.at < first.at + interval) sum += other.cost;
-    }
-    most = Math.max(most, sum);
-  }
-  return most;
-}
-
 /** The common checks: liveness, the outcome of aborts, FIFO among `same` groups, nothing left. */
 function checkOutcomes(
   plans: readonly Plan[],
@@ -192,7 +180,9 @@ describe("property: RateLimiter", () => {
                     ? [{ at: outcome.startedAt, cost: outcome.spent }]
                     : [];
                 });
-                expect(busiest(starts, interval), `key ${String(key)}`).toBeLessThanOrEqual(limit);
+                expect(busiestWindow(starts, interval), `key ${String(key)}`).toBeLessThanOrEqual(
+                  limit,
+                );
               }
               checkOutcomes(plans, outcomes, (plan) => plan.key);
               expect(limiter.waiting).toBe(0);
@@ -237,8 +227,10 @@ describe("property: RateLimiter", () => {
                 at: outcome.startedAt as number,
                 cost: outcome.spent,
               }));
-              expect(busiest(requestStarts, requestInterval)).toBeLessThanOrEqual(requestLimit);
-              expect(busiest(tokenStarts, tokenInterval)).toBeLessThanOrEqual(tokenLimit);
+              expect(busiestWindow(requestStarts, requestInterval)).toBeLessThanOrEqual(
+                requestLimit,
+              );
+              expect(busiestWindow(tokenStarts, tokenInterval)).toBeLessThanOrEqual(tokenLimit);
               checkOutcomes(plans, outcomes, () => 0);
               expect([requests.waiting, tokens.waiting]).toEqual([0, 0]);
             } finally {

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { RateLimiter } from "../src/index.js";
 import { admitAttempt, type AttemptGate, type AttemptGrant } from "../src/internal/gates.js";
 import { isThenable } from "../src/internal/thenable.js";
+import { busiestWindow } from "./support/windows.js";
 import { keyCount } from "../src/flow/rate-limiter.js";
 import { SWEEP_FLOOR } from "../src/flow/keyed.js";
 import { attemptGateOption } from "../src/flow/limiter-set.js";
@@ -74,22 +75,6 @@ function ask(gate: AttemptGate, options: AskOptions = {}): Ask {
 
 const startTimes = (asks: readonly Ask[]): (number | undefined)[] =>
   asks.map((entry) => entry.startedAt);
-
-/**
- * The most cost started within any window of `interval` ms (half-open, as the limiter counts:
- * a start `interval` ms after another is in a new window).
- */
-function busiestWindow(starts: readonly { at: number; cost: number }[], interval: number): number {
-  let most = 0;
-  for (const first of starts) {
-    let sum = 0;
-    for (const other of starts) {
-      if (other.at >= first.at && other.at < first.at + interval) sum += other.cost;
-    }
-    most = Math.max(most, sum);
-  }
-  return most;
-}
 
 describe("RateLimiter: the sliding window, counted at the start", () => {
   it("grants at once, without a promise, while the window has room", () => {
@@ -291,6 +276,22 @@ describe("RateLimiter: cost", () => {
     expect(small.startedAt).toBeUndefined();
     await vi.advanceTimersByTimeAsync(1_000);
     expect(startTimes([large, larger, small])).toEqual([0, 1_000, 1_000]);
+  });
+
+  it("sets the timer earlier when the front waiter leaves and the next one needs less", async () => {
+    const limiter = new RateLimiter({ limit: 10, interval: 100, cost: (n: number) => n });
+    ask(limiter, { value: 5 }); // at 0
+    await vi.advanceTimersByTimeAsync(50);
+    ask(limiter, { value: 5 }); // at 50: the window is full until 100, and half full until 150
+    const controller = new AbortController();
+    const large = ask(limiter, { value: 10, signal: controller.signal }); // due at 150
+    const small = ask(limiter, { value: 5 }); // behind it
+    await vi.advanceTimersByTimeAsync(10);
+    controller.abort(new Error("gave up"));
+    await vi.advanceTimersByTimeAsync(40);
+    expect(large.error).toEqual(new Error("gave up"));
+    expect(small.startedAt).toBe(100);
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it("passes the value and the context to cost, and accepts fractions and 0", async () => {

@@ -193,7 +193,9 @@ type Reader = (value: unknown, context: unknown) => unknown;
  * quotesApi.state; // "closed"
  * ```
  */
-export class CircuitBreaker<T = unknown, C extends object = Context> implements ExecutionGuard {
+// Implements `ExecutionGuard` (checked where `executionGuardOption` returns it): not declared
+// here, where it would make an internal interface part of the public class's documentation.
+export class CircuitBreaker<T = unknown, C extends object = Context> {
   readonly #settings: CircuitSettings;
   readonly #key: Reader | undefined;
   /** The one circuit, without `key`. */
@@ -386,8 +388,16 @@ function maxWaitOption(value: unknown, wait: boolean): number {
 }
 
 /**
+ * The `circuitBreaker` stage option, validated, as the guard around the stage's executions: a
+ * {@link CircuitBreaker} of this or any other copy of the package.
+ */
+export function executionGuardOption(value: unknown): ExecutionGuard | undefined {
+  return circuitBreakerOption(value);
+}
+
+/**
  * The `circuitBreaker` stage option, validated: a {@link CircuitBreaker} of this or any other
- * copy of the package.
+ * copy of the package. The stage's call until it takes {@link executionGuardOption}.
  */
 export function circuitBreakerOption(value: unknown): CircuitBreaker | undefined {
   if (value === undefined) return undefined;

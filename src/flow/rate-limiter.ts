@@ -1,4 +1,4 @@
-import { admitAttempt, type AttemptGate, type AttemptGrant } from "../internal/gates.js";
+import { admitAttempt, type AttemptGrant } from "../internal/gates.js";
 import type { OptionKeys } from "../internal/known-keys.js";
 import { isThenable } from "../internal/thenable.js";
 import {
@@ -158,7 +158,9 @@ type Reader = (value: unknown, context: unknown) => unknown;
  * ```
  */
 // `T` and `C` type the options' callbacks only: a limiter of any input fits any stage.
-export class RateLimiter<T = unknown, C extends object = Context> implements AttemptGate {
+// Implements `AttemptGate` (checked where `attemptGateOption` returns it): not declared here,
+// where it would make an internal interface part of the public class's documentation.
+export class RateLimiter<T = unknown, C extends object = Context> {
   readonly #limit: number;
   readonly #interval: number;
   readonly #cost: Reader | undefined;
