@@ -48,5 +48,7 @@ export type { CircuitBreakerOptions, CircuitState, WhenOpen } from "./flow/circu
 export { parseRetryAfter } from "./flow/retry-after.js";
 export type { RetryAfter } from "./flow/retry-after.js";
 export type { PerKeyOptions } from "./flow/per-key.js";
+export { adaptiveConcurrency } from "./flow/adaptive.js";
+export type { AdaptiveConcurrency, AdaptiveConcurrencyOptions } from "./flow/adaptive.js";
 // Not exported on purpose: the internal symbols `Pipeline` calls on a `Stage`, the pool, the
 // timer and delay helpers. They may change in any release.

@@ -13,24 +13,24 @@ import type { ItemRunner } from "./internal/pool.js";
 import { RunLoop, runOnce } from "./internal/run-loop.js";
 import { pipelineStream } from "./internal/stream.js";
 import { isThenable } from "./internal/thenable.js";
-import {
-  isFunction,
-  listOf,
-  optionalContext,
-  optionalFunction,
-  optionalSignal,
-  optionsObject,
-} from "./internal/validate.js";
+import { isFunction, listOf, optionalFunction, optionsObject } from "./internal/validate.js";
 import { withMiddlewares, type Middleware } from "./middleware.js";
 import {
   batchSettings,
-  mapOptionKeys,
-  streamOptionKeys,
+  mapForm,
+  mapSettledForm,
+  streamForm,
   type MapOptions,
   type StreamOptions,
 } from "./options/batch.js";
-import { pipelineOptionKeys, type PipelineOptions, type RunWrapper } from "./options/pipeline.js";
-import { runOptionKeys, type Context, type RunOptions } from "./types.js";
+import {
+  pipelineHints,
+  pipelineOptionKeys,
+  runSettings,
+  type PipelineOptions,
+  type RunWrapper,
+} from "./options/pipeline.js";
+import type { Context, RunOptions } from "./types.js";
 
 /** Whether `value` is a stage (of any copy of the library): what `stages` must hold. */
 function isStage(value: unknown): boolean {
@@ -60,7 +60,12 @@ class PipelineImpl<I, O, C extends object = Context> {
     this.#stages = Object.freeze(listOf<AnyStage>("stages", stages, "a Stage", isStage));
     if (this.#stages.length === 0) throw new RangeError("Pipeline requires at least one stage");
     const opts =
-      optionsObject<NonNullable<typeof options>>("options", options, pipelineOptionKeys) ?? {};
+      optionsObject<NonNullable<typeof options>>(
+        "options",
+        options,
+        pipelineOptionKeys,
+        pipelineHints,
+      ) ?? {};
     const before = optionalFunction("beforeStage", opts.beforeStage);
     const after = optionalFunction("afterStage", opts.afterStage);
     const middlewares = listOf<Middleware<C>>(
@@ -119,9 +124,7 @@ class PipelineImpl<I, O, C extends object = Context> {
     let signal: AbortSignal | undefined;
     let context: C;
     try {
-      const opts = optionsObject<NonNullable<typeof options>>("options", options, runOptionKeys);
-      signal = optionalSignal(opts?.signal);
-      context = optionalContext(opts?.context) ?? this.#newContext();
+      ({ signal, context } = runSettings(options, () => this.#newContext()));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -263,7 +266,7 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): AsyncGenerator<unknown, void, undefined> {
     return pipelineStream(
       items,
-      () => batchSettings<C>(items, concurrencyOrOptions, options, streamOptionKeys),
+      () => batchSettings<C>(items, concurrencyOrOptions, options, streamForm),
       (settings) => this.#runners(settings.template as C | undefined),
     );
   }
@@ -276,7 +279,12 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): Promise<unknown[]> {
     let settings;
     try {
-      settings = batchSettings<C>(items, concurrencyOrOptions, options, mapOptionKeys);
+      settings = batchSettings<C>(
+        items,
+        concurrencyOrOptions,
+        options,
+        settled ? mapSettledForm : mapForm,
+      );
     } catch (error) {
       return Promise.reject(error);
     }

@@ -10,21 +10,10 @@ import {
 } from "./internal/execution.js";
 import { retryPolicy, type RetryPolicy } from "./internal/retry.js";
 import { RunLoop, runOnce } from "./internal/run-loop.js";
-import {
-  nonEmptyString,
-  optionalContext,
-  optionalSignal,
-  optionsObject,
-  positiveDuration,
-} from "./internal/validate.js";
-import { stageOptionKeys, type StageOptions } from "./options/stage.js";
-import {
-  runOptionKeys,
-  type Backoff,
-  type Context,
-  type Handler,
-  type RunOptions,
-} from "./types.js";
+import { nonEmptyString, optionsObject, positiveDuration } from "./internal/validate.js";
+import { runSettings } from "./options/pipeline.js";
+import { stageHints, stageOptionKeys, type StageOptions } from "./options/stage.js";
+import { type Backoff, type Context, type Handler, type RunOptions } from "./types.js";
 
 /**
  * One named step of a pipeline: a sync or async handler with an optional timeout, retries and
@@ -75,7 +64,8 @@ export class Stage<I, O, C extends object = Context> {
       throw new TypeError(`handler must be a function, got ${typeof handler}`);
     }
     const opts =
-      optionsObject<NonNullable<typeof options>>("options", options, stageOptionKeys) ?? {};
+      optionsObject<NonNullable<typeof options>>("options", options, stageOptionKeys, stageHints) ??
+      {};
     this.#timeout =
       opts.timeout === undefined ? undefined : positiveDuration("timeout", opts.timeout);
     this.#policy = retryPolicy(opts);
@@ -195,9 +185,7 @@ export class Stage<I, O, C extends object = Context> {
     let signal: AbortSignal | undefined;
     let context: C;
     try {
-      const opts = optionsObject<NonNullable<typeof options>>("options", options, runOptionKeys);
-      signal = optionalSignal(opts?.signal);
-      context = optionalContext(opts?.context) ?? ({} as C);
+      ({ signal, context } = runSettings(options, () => ({}) as C));
     } catch (error) {
       return Promise.reject(error);
     }

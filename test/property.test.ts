@@ -26,7 +26,7 @@ import {
   type Scenario,
   type Settlement,
 } from "./fixtures/scenario.js";
-import { NUM_RUNS, TIMEOUT } from "./support/property.js";
+import { assertProperty, TIMEOUT } from "./support/property.js";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -85,7 +85,7 @@ describe("property: map", () => {
   it(
     "equals the sequential reference, in input order, within the concurrency bound",
     async () => {
-      await fc.assert(
+      await assertProperty(
         fc.asyncProperty(scenarioArbitrary(), (scenario) =>
           withFakeTime(async () => {
             const world = new World(scenario);
@@ -123,7 +123,6 @@ describe("property: map", () => {
             checkStagesRun(world, expected);
           }),
         ),
-        { numRuns: NUM_RUNS },
       );
     },
     TIMEOUT,
@@ -134,7 +133,7 @@ describe("property: mapSettled", () => {
   it(
     "settles exactly one entry per input, each equal to the sequential reference",
     async () => {
-      await fc.assert(
+      await assertProperty(
         fc.asyncProperty(scenarioArbitrary(), (scenario) =>
           withFakeTime(async () => {
             const world = new World(scenario);
@@ -170,7 +169,6 @@ describe("property: mapSettled", () => {
             checkStagesRun(world, expected);
           }),
         ),
-        { numRuns: NUM_RUNS },
       );
     },
     TIMEOUT,
@@ -181,7 +179,7 @@ describe("property: run", () => {
   it(
     "equals the reference, or rejects with the abort reason at the moment of the abort",
     async () => {
-      await fc.assert(
+      await assertProperty(
         fc.asyncProperty(
           scenarioArbitrary({ minItems: 1, maxItems: 1, sources: ["array"] }),
           (scenario) =>
@@ -210,7 +208,6 @@ describe("property: run", () => {
               checkStagesRun(world, [expected]);
             }),
         ),
-        { numRuns: NUM_RUNS },
       );
     },
     TIMEOUT,

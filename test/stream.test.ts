@@ -401,6 +401,35 @@ describe("stream: backpressure", () => {
 });
 
 describe("stream: stopping early", () => {
+  it("a break waiting for an input that never answers ends when the caller's signal aborts", async () => {
+    vi.useFakeTimers();
+    const controller = new AbortController();
+    // An async generator whose second pull never settles: its return() is queued behind that
+    // pull, so closing it never settles either.
+    async function* stuckGenerator(): AsyncGenerator<number> {
+      yield 1;
+      await never();
+    }
+    const stuck = stuckGenerator();
+    const pipeline = new Pipeline([new Stage("same", (value: number) => value)]);
+    const consume = async (): Promise<number[]> => {
+      const seen: number[] = [];
+      for await (const value of pipeline.stream(stuck, 1, { signal: controller.signal })) {
+        seen.push(value);
+        break;
+      }
+      return seen;
+    };
+    const outcome = observe(consume());
+    await vi.advanceTimersByTimeAsync(25);
+    expect(outcome.status).toBe("pending"); // the break waits for the pull under way
+    const reason = new Error("cancelled");
+    controller.abort(reason);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(outcome.status).toBe("rejected");
+    expect(outcome.reason).toBe(reason);
+  });
+
   /** A pipeline whose item 0 finishes at once and the others hang until their signal aborts. */
   function hanging() {
     const state = { calls: [] as number[], signals: new Map<number, AbortSignal>() };

@@ -458,9 +458,9 @@ describe("unknown option keys", () => {
     await expect(pipeline.map([1], { concurency: 2 } as never)).rejects.toThrow(typo);
     await expect(pipeline.mapSettled([1], { concurency: 2 } as never)).rejects.toThrow(typo);
     await expect(pipeline.map([1], 2, { concurency: 2 } as never)).rejects.toThrow(typo);
-    // A stream option is not a map option.
+    // A stream option is not a map option, and the message says whose it is.
     await expect(pipeline.map([1], 2, { ordered: false } as never)).rejects.toThrow(
-      new TypeError('unknown option "ordered"'),
+      new TypeError('unknown option "ordered" ("ordered" is an option of stream, not map)'),
     );
   });
 

@@ -3,7 +3,6 @@
  * hand-written pool as the floor), one child process per library, item count and mode, so
  * that figures do not mix. See memory-child.ts for what each child measures.
  */
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { LIBRARIES, type LibraryName, type MemoryReport, type Mode } from "../memory-report.js";
 import {
@@ -14,38 +13,19 @@ import {
   type Settings,
   type Table,
 } from "../report.js";
+import { spawnJson } from "../spawn-json.js";
 import { defineCase } from "../suite.js";
 
 const CONCURRENCY = 16;
 const CHILD = fileURLToPath(new URL("../memory-child.ts", import.meta.url));
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 function runChild(library: LibraryName, items: number, mode: Mode): Promise<MemoryReport> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["--expose-gc", "--import", "tsx", CHILD, library, String(items), String(CONCURRENCY), mode],
-      // tsx is resolved from the working directory: the package root.
-      { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
-    );
-    let output = "";
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => {
-      output += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code !== 0) {
-        reject(
-          new Error(
-            `memory child for ${library} (${String(items)} items) exited with ${String(code)}`,
-          ),
-        );
-        return;
-      }
-      resolve(JSON.parse(output) as MemoryReport);
-    });
-  });
+  return spawnJson<MemoryReport>(
+    CHILD,
+    [library, String(items), String(CONCURRENCY), mode],
+    `memory child for ${library} (${String(items)} items)`,
+    ["--expose-gc"],
+  );
 }
 
 /** Heap held beyond the baseline and a plain results array of the same length, per checkpoint. */

@@ -7,7 +7,6 @@
  * would turn megamorphic batch after batch and slow down (they did: 3 to 5 times, from about
  * the seventh batch, before every per-batch object was given one shape).
  */
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { summarize, type Summary } from "../harness.js";
 import {
@@ -17,35 +16,17 @@ import {
   type Settings,
   type Table,
 } from "../report.js";
+import { spawnJson } from "../spawn-json.js";
 import { defineCase } from "../suite.js";
 
 const CHILD = fileURLToPath(new URL("../repeated-child.ts", import.meta.url));
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const FORMS = ["map", "stream"] as const;
 type Form = (typeof FORMS)[number];
 
 function runChild(form: Form, items: number): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["--expose-gc", "--import", "tsx", CHILD, form, String(items)],
-      // tsx is resolved from the working directory: the package root.
-      { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
-    );
-    let output = "";
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => {
-      output += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code !== 0) {
-        reject(new Error(`repeated-batches child (${form}) exited with ${String(code)}`));
-        return;
-      }
-      resolve(JSON.parse(output) as number[]);
-    });
-  });
+  return spawnJson<number[]>(CHILD, [form, String(items)], `repeated-batches child (${form})`, [
+    "--expose-gc",
+  ]);
 }
 
 export default defineCase({

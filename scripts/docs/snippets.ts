@@ -1,10 +1,11 @@
-// Extracts the code blocks of the documentation and type-checks them against the built package.
-// The CLI is scripts/check-snippets.ts; this module holds the parts a test can call.
+// Extracts the code blocks of the documentation and type-checks them against the built package
+// (run-snippets.ts runs them). The CLI is scripts/check-docs.ts; this module holds the parts a
+// test can call.
 
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import ts from "typescript";
+import { makeSnippetWorkspace, removeSnippetWorkspace } from "./workspace.js";
 
 /** The fence languages that are checked, and the file extension each becomes. */
 const checked: Record<string, "ts" | "js"> = {
@@ -24,6 +25,11 @@ export interface Snippet {
   language: "ts" | "js";
   /** The block's code, without the fences. */
   code: string;
+  /**
+   * Why the block is type-checked but not run, when its fence says so (`\`\`\`ts no-run (needs a
+   * Redis server)`); absent for a block that runs.
+   */
+  noRun?: string;
 }
 
 /** A type error in a snippet, located in its Markdown file. */
@@ -38,18 +44,30 @@ export interface SnippetProblem {
  * The fenced ```ts / ```js blocks (and their long names) of one Markdown text, in order. Other
  * fences (```sh, ```text) are not code to check. A fence may be indented (in a list item); the
  * indentation is removed from the code.
+ *
+ * After the language, a checked block's fence may say `no-run (why)`: the block is then
+ * type-checked but not run, and the reason is required, so that the Markdown source says why
+ * (`\`\`\`ts no-run (needs a Redis server)`). Anything else there is refused, so that a misspelt
+ * marker cannot go unnoticed.
  */
 export function extractSnippets(file: string, markdown: string): Snippet[] {
   const snippets: Snippet[] = [];
   const lines = markdown.split("\n");
-  let open: { fence: string; indent: number; language: string; line: number } | undefined;
+  let open:
+    { fence: string; indent: number; language: string; meta: string; line: number } | undefined;
   let body: string[] = [];
   for (const [index, text] of lines.entries()) {
     if (open === undefined) {
-      const start = /^( *)(`{3,}|~{3,})\s*([\w-]*)/.exec(text);
+      const start = /^( *)(`{3,}|~{3,})\s*([\w-]*)(.*)$/.exec(text);
       if (start === null) continue;
-      const [, indent = "", fence = "", language = ""] = start;
-      open = { fence, indent: indent.length, language: language.toLowerCase(), line: index + 2 };
+      const [, indent = "", fence = "", language = "", meta = ""] = start;
+      open = {
+        fence,
+        indent: indent.length,
+        language: language.toLowerCase(),
+        meta: meta.trim(),
+        line: index + 2,
+      };
       body = [];
       continue;
     }
@@ -59,7 +77,10 @@ export function extractSnippets(file: string, markdown: string): Snippet[] {
         const code = body.map((line) =>
           line.slice(Math.min(open?.indent ?? 0, leadingSpaces(line))),
         );
-        snippets.push({ file, line: open.line, language, code: `${code.join("\n")}\n` });
+        const snippet: Snippet = { file, line: open.line, language, code: `${code.join("\n")}\n` };
+        const noRun = noRunReason(file, open.line - 1, open.meta);
+        if (noRun !== undefined) snippet.noRun = noRun;
+        snippets.push(snippet);
       }
       open = undefined;
       continue;
@@ -69,6 +90,18 @@ export function extractSnippets(file: string, markdown: string): Snippet[] {
   if (open !== undefined)
     throw new Error(`${file}:${String(open.line - 1)}: code fence never closed`);
   return snippets;
+}
+
+/** The reason of a `no-run (why)` fence marker, `undefined` for none; throws for anything else. */
+function noRunReason(file: string, line: number, meta: string): string | undefined {
+  if (meta === "") return undefined;
+  const reason = /^no-run\s*\((.*\S.*)\)$/.exec(meta)?.[1];
+  if (reason === undefined) {
+    throw new Error(
+      `${file}:${String(line)}: after the language a fence may only say \`no-run (why)\`, got ${JSON.stringify(meta)}`,
+    );
+  }
+  return reason.trim();
 }
 
 /** A closing fence: only the opening fence's character, at least as many times. */
@@ -82,7 +115,7 @@ function leadingSpaces(line: string): number {
 }
 
 /** The module name of a snippet's file: `.ts`, `.mjs`, or `.cjs` for a script that uses `require`. */
-function snippetFileName(index: number, snippet: Snippet): string {
+export function snippetFileName(index: number, snippet: Snippet): string {
   if (snippet.language === "ts") return `snippet-${String(index)}.ts`;
   return `snippet-${String(index)}.${/\brequire\(/.test(snippet.code) ? "cjs" : "mjs"}`;
 }
@@ -94,10 +127,8 @@ function snippetFileName(index: number, snippet: Snippet): string {
  * `node_modules`. Returns the problems, located in the Markdown files.
  */
 export function checkSnippets(root: string, snippets: readonly Snippet[]): SnippetProblem[] {
-  const dir = mkdtempSync(join(tmpdir(), "async-pipeline-snippets-"));
+  const dir = makeSnippetWorkspace(root);
   try {
-    linkDependencies(root, dir);
-    writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module", private: true }));
     const files = new Map<string, Snippet>();
     for (const [index, snippet] of snippets.entries()) {
       const path = join(dir, snippetFileName(index, snippet));
@@ -139,20 +170,6 @@ export function checkSnippets(root: string, snippets: readonly Snippet[]): Snipp
       (a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.column - b.column,
     );
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeSnippetWorkspace(dir);
   }
-}
-
-/**
- * Makes `<dir>/node_modules` hold the repository's dependencies and the repository itself as
- * `async-pipeline`, so that a snippet imports the package exactly as a user's code would.
- */
-function linkDependencies(root: string, dir: string): void {
-  const modules = join(dir, "node_modules");
-  mkdirSync(modules);
-  for (const entry of readdirSync(join(root, "node_modules"))) {
-    if (entry.startsWith(".") || entry === "async-pipeline") continue;
-    symlinkSync(join(root, "node_modules", entry), join(modules, entry), "dir");
-  }
-  symlinkSync(root, join(modules, "async-pipeline"), "dir");
 }

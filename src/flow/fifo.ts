@@ -1,7 +1,7 @@
 /**
- * A first-in, first-out queue as a doubly linked list: `push` and `remove` (of any entry, by
- * the node `push` returned) cost O(1), however long the queue: the waiters of a rate limiter's
- * window or of a circuit, any of which may abort and leave.
+ * A first-in, first-out queue as a doubly linked list: `push`, `shift` and `remove` (of any
+ * entry, by the node `push` returned) cost O(1), however long the queue: the waiters of a rate
+ * limiter's window, of a circuit or of an adaptive limit, any of which may abort and leave.
  */
 
 /** One entry of a {@link Fifo}; keep it to remove the entry later. */
@@ -37,6 +37,14 @@ export class Fifo<T> {
     this.#tail = node;
     this.#size++;
     return node;
+  }
+
+  /** Takes the front entry's value; `undefined` when empty. */
+  shift(): T | undefined {
+    const node = this.#head;
+    if (node === undefined) return undefined;
+    this.remove(node);
+    return node.value;
   }
 
   /** Takes `node`, which must be queued, out of the queue, wherever it is. */

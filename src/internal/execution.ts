@@ -103,7 +103,8 @@ export interface StagePlan {
   readonly guard: ExecutionGuard | undefined;
 }
 
-type Attempt = (
+/** One attempt of a stage: attempt number `attempt` (from 1) at `value`. */
+export type Attempt = (
   value: unknown,
   context: unknown,
   signal: AbortSignal | undefined,
@@ -134,9 +135,9 @@ export function composeExecution(plan: StagePlan): Execution {
       readsContext: plan.takesContext,
     };
   } else {
+    const retrying = new Retrying(attempt, policy, name, fail);
     execution = {
-      run: (value, context, signal) =>
-        retrying((number) => attempt(value, context, signal, number), policy, name, signal, fail),
+      run: (value, context, signal) => retrying.run(value, context, signal),
       failure: undefined,
       readsContext: plan.takesContext,
     };
@@ -251,77 +252,92 @@ export function timed(
 }
 
 /**
- * The retry layer: runs `attempt(1)`, `attempt(2)`, … until one succeeds or the policy gives
- * up. Synchronous while attempts are: a first attempt that returns a value returns it as it
- * is.
+ * The retry layer of one stage (or of `retryMiddleware`): runs attempt 1, 2, … of a value
+ * until one succeeds or the policy gives up. Made once per stage, so that a run passes it the
+ * value and nothing else. Synchronous while attempts are: a first attempt that returns a
+ * value returns it as it is.
  *
  * - When `signal` aborts, nothing further starts, a wait is cut short, and the layer rejects
  *   with `signal.reason` (cancellation is never retried nor wrapped).
  * - When the attempts are used up, or `shouldRetry` says no (or throws), it rejects with
  *   `fail(lastError, attemptsMade)`.
  */
-export function retrying(
-  attempt: (attempt: number) => unknown,
-  policy: RetryPolicy,
-  stageName: string,
-  signal: AbortSignal | undefined,
-  fail: (error: unknown, attempts: number) => unknown,
-): unknown {
-  let first: unknown;
-  try {
-    first = attempt(1);
-    if (!isThenable(first)) return first;
-  } catch (error) {
-    return retryAfterFailure(undefined, error, attempt, policy, stageName, signal, fail);
-  }
-  return retryAfterFailure(first, undefined, attempt, policy, stageName, signal, fail);
-}
+export class Retrying {
+  readonly #attempt: Attempt;
+  readonly #policy: RetryPolicy;
+  readonly #stageName: string;
+  readonly #fail: (error: unknown, attempts: number) => unknown;
 
-/**
- * The rest of {@link retrying}: awaits the first attempt's `pending` promise (or starts from
- * its synchronous failure `error`), then decides, waits and tries again.
- */
-async function retryAfterFailure(
-  pending: PromiseLike<unknown> | undefined,
-  error: unknown,
-  attempt: (attempt: number) => unknown,
-  policy: RetryPolicy,
-  stageName: string,
-  signal: AbortSignal | undefined,
-  fail: (error: unknown, attempts: number) => unknown,
-): Promise<unknown> {
-  if (pending !== undefined) {
-    try {
-      return await pending;
-    } catch (caught) {
-      error = caught;
-    }
+  constructor(
+    attempt: Attempt,
+    policy: RetryPolicy,
+    stageName: string,
+    fail: (error: unknown, attempts: number) => unknown,
+  ) {
+    this.#attempt = attempt;
+    this.#policy = policy;
+    this.#stageName = stageName;
+    this.#fail = fail;
   }
-  for (let number = 1; ; number++) {
-    throwIfAborted(signal);
-    let again = number <= policy.retries;
-    if (again && policy.shouldRetry !== undefined) {
-      // Only a verdict to wait for is raced against the signal: no shouldRetry, no race.
-      again = await untilAborted(allowsRetry(policy.shouldRetry, error, number), signal);
-      // Cancellation wins over the verdict: the signal may have aborted while it was awaited.
-      throwIfAborted(signal);
-    }
-    if (!again) throw fail(error, number);
-    const { retryAfter, onRetry } = policy;
-    const wait =
-      retryAfter === undefined
-        ? retryDelayFor(policy, number)
-        : retryAfterWait(retryAfter, policy, error, number, fail);
-    if (onRetry !== undefined) {
-      const event: RetryEvent = Object.freeze({ stageName, error, attempt: number, delay: wait });
-      callIgnoringErrors(() => onRetry(event));
-    }
-    if (wait > 0) await delay(wait, signal);
-    throwIfAborted(signal);
+
+  /** Every attempt at `value`: the output, or a promise of it. */
+  run(value: unknown, context: unknown, signal: AbortSignal | undefined): unknown {
+    let first: unknown;
     try {
-      return await attempt(number + 1);
-    } catch (caught) {
-      error = caught;
+      first = this.#attempt(value, context, signal, 1);
+      if (!isThenable(first)) return first;
+    } catch (error) {
+      return this.#again(undefined, error, value, context, signal);
+    }
+    return this.#again(first, undefined, value, context, signal);
+  }
+
+  /**
+   * The rest of {@link Retrying.run}: awaits the first attempt's `pending` promise (or starts
+   * from its synchronous failure `error`), then decides, waits and tries again.
+   */
+  async #again(
+    pending: PromiseLike<unknown> | undefined,
+    error: unknown,
+    value: unknown,
+    context: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    if (pending !== undefined) {
+      try {
+        return await pending;
+      } catch (caught) {
+        error = caught;
+      }
+    }
+    const policy = this.#policy;
+    for (let number = 1; ; number++) {
+      throwIfAborted(signal);
+      let again = number <= policy.retries;
+      if (again && policy.shouldRetry !== undefined) {
+        // Only a verdict to wait for is raced against the signal: no shouldRetry, no race.
+        again = await untilAborted(allowsRetry(policy.shouldRetry, error, number), signal);
+        // Cancellation wins over the verdict: the signal may have aborted while it was awaited.
+        throwIfAborted(signal);
+      }
+      if (!again) throw this.#fail(error, number);
+      const { retryAfter, onRetry } = policy;
+      const wait =
+        retryAfter === undefined
+          ? retryDelayFor(policy, number)
+          : retryAfterWait(retryAfter, policy, error, number, this.#fail);
+      if (onRetry !== undefined) {
+        const stageName = this.#stageName;
+        const event: RetryEvent = Object.freeze({ stageName, error, attempt: number, delay: wait });
+        callIgnoringErrors(() => onRetry(event));
+      }
+      if (wait > 0) await delay(wait, signal);
+      throwIfAborted(signal);
+      try {
+        return await this.#attempt(value, context, signal, number + 1);
+      } catch (caught) {
+        error = caught;
+      }
     }
   }
 }

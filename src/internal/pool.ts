@@ -372,9 +372,7 @@ export class Pool<T> {
           item = step.value as T;
         }
       } catch (error) {
-        this.#exhausted = true;
-        void this.stop(error, false);
-        return false;
+        return this.#inputFailed(error);
       }
       if (this.#admit(slot, item)) return true;
     }
@@ -396,12 +394,17 @@ export class Pool<T> {
         if (this.#end(step)) return false;
         item = step.value as T;
       } catch (error) {
-        this.#exhausted = true;
-        void this.stop(error, false);
-        return false;
+        return this.#inputFailed(error);
       }
       if (this.#admit(slot, item)) return true;
     }
+  }
+
+  /** The input threw (or gave a malformed result): the pool stops with that error. */
+  #inputFailed(error: unknown): false {
+    this.#exhausted = true;
+    void this.stop(error, false);
+    return false;
   }
 
   /** Whether an iterator result ends the input (marking it exhausted); throws for a non-object. */

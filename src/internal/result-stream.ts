@@ -1,5 +1,6 @@
 import { Queue } from "./queue.js";
 import { ReorderBuffer } from "./reorder.js";
+import { noop } from "./thenable.js";
 
 /** What closing a producer's input threw, if anything. */
 export type CloseOutcome = { readonly error: unknown } | undefined;
@@ -19,7 +20,8 @@ export interface ResultSource {
   /**
    * Stop producing with `reason` (the consumer left, or the caller's signal aborted): start
    * nothing new, abort what runs, close the input. Resolves with what the close threw, once
-   * it has settled; never rejects.
+   * it has settled, or rejects with the caller's signal's reason when it aborts first (a
+   * close may wait for an input that never answers).
    */
   stop(reason: unknown): Promise<CloseOutcome>;
 }
@@ -218,7 +220,8 @@ export class ResultStream implements AsyncGenerator<unknown, void, undefined> {
   #leave(reason: unknown): void {
     this.#closed = true;
     this.#finished = true;
-    void this.#settings?.source.stop(reason);
+    // The stream already ends with `reason`: what the stop comes to is nobody's to hear.
+    this.#settings?.source.stop(reason).then(noop, noop);
     this.#deliver();
   }
 

@@ -1,3 +1,4 @@
+import { untilAborted } from "./abort.js";
 import { batchHooks, recorder, type BatchSettings, type RunnerFactory } from "./batch.js";
 import { Pool } from "./pool.js";
 import { ResultStream, type ResultStreamSettings } from "./result-stream.js";
@@ -84,7 +85,9 @@ export function pipelineStream(
         resume: () => {
           pool.resume();
         },
-        stop: (reason) => pool.stop(reason, true),
+        // The close waits for a pull under way (an async generator queues `return()` behind
+        // it); cancellation never waits for an input that may not answer.
+        stop: (reason) => untilAborted(pool.stop(reason, true), settings.signal),
       },
       ordered: shape.ordered,
       spread: window,

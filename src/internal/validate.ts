@@ -4,7 +4,7 @@
  * option and quotes the value it got.
  */
 
-import { rejectUnknownKeys } from "./known-keys.js";
+import { rejectUnknownKeys, type KeyHints } from "./known-keys.js";
 
 /** How a bad value is quoted in a message: strings in quotes, objects by their kind. */
 export function show(value: unknown): string {
@@ -107,19 +107,21 @@ export function oneOf<T extends string>(
  * An options bag: `undefined` or a non-null object. With `known` (the options type's
  * `OptionKeys` record, checked against the type where it is written), a key it does not
  * list is a `TypeError` too, with a suggestion: `unknown option "retry" (did you mean
- * "retries"?)`.
+ * "retries"?)`; `hints` adds aliases, sibling forms and the path of a nested object to what
+ * it may suggest (see `KeyHints`).
  */
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the bag's type
 export function optionsObject<T extends object>(
   name: string,
   value: unknown,
   known?: object,
+  hints?: KeyHints,
 ): T | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "object" || value === null) {
     throw new TypeError(`${name} must be an object, got ${show(value)}`);
   }
-  if (known !== undefined) rejectUnknownKeys(value, known);
+  if (known !== undefined) rejectUnknownKeys(value, known, hints);
   return value as T;
 }
 

@@ -9,6 +9,7 @@ import {
   show,
 } from "../internal/validate.js";
 import type { Middleware } from "../middleware.js";
+import { loggingOptionHints } from "../internal/option-hints.js";
 
 /**
  * Where `loggingMiddleware` writes: any object with `info` and `error` methods, such as
@@ -164,7 +165,7 @@ const PINO_SERIALIZERS = Symbol.for("pino.serializers");
  * ```
  */
 export function loggingMiddleware(options: LoggingOptions = {}): Middleware<object> {
-  optionsObject("options", options, loggingOptionKeys);
+  optionsObject("options", options, loggingOptionKeys, loggingOptionHints);
   const logger = options.logger ?? console;
   const level = optionalString("level", options.level, "info");
   const includeValue = optionalBoolean("includeValue", options.includeValue, false);

@@ -1,9 +1,10 @@
-import { retrying } from "../internal/execution.js";
+import { Retrying } from "../internal/execution.js";
 import type { OptionKeys } from "../internal/known-keys.js";
 import { retryPolicy } from "../internal/retry.js";
 import { optionsObject } from "../internal/validate.js";
 import type { Middleware } from "../middleware.js";
 import { retryOptionKeys, type RetryOptions } from "../options/retry.js";
+import { retryMiddlewareOptionHints } from "../internal/option-hints.js";
 
 /**
  * Options of {@link retryMiddleware}: the stage's retry options, under the same names.
@@ -68,7 +69,7 @@ const retryMiddlewareOptionKeys = {
  * ```
  */
 export function retryMiddleware(options: RetryMiddlewareOptions = {}): Middleware<object> {
-  optionsObject("options", options, retryMiddlewareOptionKeys);
+  optionsObject("options", options, retryMiddlewareOptionKeys, retryMiddlewareOptionHints);
   const [retryDelay, retryDelayLabel] = aliased(options, "retryDelay", "delay");
   const [maxRetryDelay, maxRetryDelayLabel] = aliased(options, "maxRetryDelay", "maxDelay");
   const policy = retryPolicy(
@@ -85,7 +86,7 @@ export function retryMiddleware(options: RetryMiddlewareOptions = {}): Middlewar
     { retryDelay: retryDelayLabel, maxRetryDelay: maxRetryDelayLabel },
   );
   return (next, stageName, value, _context, signal) =>
-    retrying(() => next(value), policy, stageName, signal, rethrow);
+    new Retrying(() => next(value), policy, stageName, rethrow).run(value, undefined, signal);
 }
 
 /**

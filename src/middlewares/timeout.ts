@@ -3,6 +3,7 @@ import { AttemptCall } from "../internal/call.js";
 import type { OptionKeys } from "../internal/known-keys.js";
 import { optionsObject, positiveDuration } from "../internal/validate.js";
 import type { Middleware } from "../middleware.js";
+import { timeoutMiddlewareOptionHints } from "../internal/option-hints.js";
 
 /**
  * Options of {@link timeoutMiddleware}.
@@ -49,7 +50,7 @@ export function timeoutMiddleware(options: TimeoutMiddlewareOptions): Middleware
   if (typeof options !== "object" || (options as unknown) === null) {
     throw new TypeError("options must be an object with a timeout");
   }
-  optionsObject("options", options, timeoutMiddlewareOptionKeys);
+  optionsObject("options", options, timeoutMiddlewareOptionKeys, timeoutMiddlewareOptionHints);
   const timeout = positiveDuration("timeout", options.timeout);
   return (next, stageName, value, _context, signal) => {
     const call = new AttemptCall(signal, 1, stageName);

@@ -1,6 +1,11 @@
 import { KeyedAdmission, perKeyOption, type PerKeyOptions } from "../flow/per-key.js";
 import type { BatchSettings, RawBatchOptions } from "../internal/batch.js";
-import type { OptionKeys } from "../internal/known-keys.js";
+import type { KeyHints, OptionKeys } from "../internal/known-keys.js";
+import {
+  mapOptionHints,
+  mapSettledOptionHints,
+  streamOptionHints,
+} from "../internal/option-hints.js";
 import {
   concurrencyLimit,
   optionalContext,
@@ -147,14 +152,16 @@ export const streamOptionKeys = {
 /**
  * Reads `(items, concurrency?, options?)` or `(items, options?)`: a positional concurrency
  * wins over `options.concurrency`. Throws `TypeError`/`RangeError` for bad arguments, and a
- * `TypeError` for an option key that `known` (the form's option keys) does not list.
+ * `TypeError` for an option key that the form's keys do not list (with a hint at what was
+ * meant, see {@link BatchForm}).
  */
 export function batchSettings<C>(
   items: unknown,
   concurrencyOrOptions: unknown,
   maybeOptions: unknown,
-  known: object,
+  form: BatchForm,
 ): BatchSettings<C> {
+  const { known, hints } = form;
   if (
     items === null ||
     items === undefined ||
@@ -166,10 +173,10 @@ export function batchSettings<C>(
   let options: RawBatchOptions;
   let concurrency: unknown;
   if (typeof concurrencyOrOptions === "object" && concurrencyOrOptions !== null) {
-    options = optionsObject<RawBatchOptions>("options", concurrencyOrOptions, known) ?? {};
+    options = optionsObject<RawBatchOptions>("options", concurrencyOrOptions, known, hints) ?? {};
     concurrency = options.concurrency;
   } else {
-    options = optionsObject<RawBatchOptions>("options", maybeOptions, known) ?? {};
+    options = optionsObject<RawBatchOptions>("options", maybeOptions, known, hints) ?? {};
     concurrency = concurrencyOrOptions === undefined ? options.concurrency : concurrencyOrOptions;
   }
   const limit = concurrency === undefined ? DEFAULT_CONCURRENCY : concurrencyLimit(concurrency);
@@ -188,3 +195,24 @@ export function batchSettings<C>(
     options,
   };
 }
+
+/** What one batch form accepts: its option keys, and the hints for a key it does not know. */
+export interface BatchForm {
+  readonly known: object;
+  readonly hints: KeyHints;
+}
+
+/** `map`: a stream-only option (`ordered`, …) is named as one. */
+export const mapForm: BatchForm = {
+  known: mapOptionKeys,
+  hints: { ...mapOptionHints, siblings: { stream: streamOptionKeys } },
+};
+
+/** `mapSettled`, likewise. */
+export const mapSettledForm: BatchForm = {
+  known: mapOptionKeys,
+  hints: { ...mapSettledOptionHints, siblings: { stream: streamOptionKeys } },
+};
+
+/** `stream`. */
+export const streamForm: BatchForm = { known: streamOptionKeys, hints: streamOptionHints };

@@ -1,7 +1,11 @@
 import type { AfterStageHook, BeforeStageHook } from "../hooks.js";
-import type { OptionKeys } from "../internal/known-keys.js";
+import type { KeyHints, OptionKeys } from "../internal/known-keys.js";
+import { pipelineOptionHints, runOptionHints } from "../internal/option-hints.js";
 import type { Middleware } from "../middleware.js";
-import type { Context } from "../types.js";
+import { optionalContext, optionalSignal, optionsObject } from "../internal/validate.js";
+import { runOptionKeys, type Context, type RunOptions } from "../types.js";
+import { mapOptionKeys } from "./batch.js";
+import { stageOptionKeys } from "./stage.js";
 
 /**
  * Options of a {@link Pipeline}.
@@ -107,3 +111,27 @@ export type RunWrapper<C extends object = Context> = (
   context: C,
   signal: AbortSignal | undefined,
 ) => unknown;
+
+/** Hints for an unknown key of a `Pipeline`'s options: one of a `Stage` or a `run` is named. */
+export const pipelineHints: KeyHints = {
+  ...pipelineOptionHints,
+  siblings: { Stage: stageOptionKeys, run: runOptionKeys },
+};
+
+/** Hints for an unknown key of `run`'s options (`pipeline.run`, `stage.run`). */
+export const runHints: KeyHints = { ...runOptionHints, siblings: { map: mapOptionKeys } };
+
+/**
+ * The options of one `run` (`pipeline.run`, `stage.run`), validated: the signal, and the
+ * context given or `fallback()`'s. Throws `TypeError`/`RangeError` for bad options.
+ */
+export function runSettings<C extends object>(
+  options: RunOptions<C> | undefined,
+  fallback: () => C,
+): { readonly signal: AbortSignal | undefined; readonly context: C } {
+  const opts = optionsObject<RunOptions<C>>("options", options, runOptionKeys, runHints);
+  return {
+    signal: optionalSignal(opts?.signal),
+    context: optionalContext(opts?.context) ?? fallback(),
+  };
+}

@@ -1,6 +1,7 @@
 import type { CircuitBreaker } from "../flow/circuit-breaker.js";
 import type { RateLimiter, RateLimitOptions } from "../flow/rate-limiter.js";
-import type { OptionKeys } from "../internal/known-keys.js";
+import type { KeyHints, OptionKeys } from "../internal/known-keys.js";
+import { stageOptionHints } from "../internal/option-hints.js";
 import { retryOptionKeys, type RetryOptions } from "./retry.js";
 
 /**
@@ -73,3 +74,6 @@ export const stageOptionKeys = {
   rateLimit: true,
   circuitBreaker: true,
 } as const satisfies OptionKeys<StageOptions>;
+
+/** Hints for an unknown key of a `Stage`'s options: a `Pipeline` option is named as one. */
+export const stageHints: KeyHints = stageOptionHints;
