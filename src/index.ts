@@ -45,7 +45,7 @@ export { BrokenCircuitError } from "./errors/BrokenCircuitError.js";
 export { RateLimiter } from "./flow/rate-limiter.js";
 export type { RateLimitOptions } from "./flow/rate-limiter.js";
 export { CircuitBreaker } from "./flow/circuit-breaker.js";
-export type { CircuitBreakerOptions, CircuitState } from "./flow/circuit-breaker.js";
+export type { CircuitBreakerOptions, CircuitState, WhenOpen } from "./flow/circuit-breaker.js";
 export { parseRetryAfter } from "./flow/retry-after.js";
 export type { RetryAfter } from "./flow/retry-after.js";
 export type { PerKeyOptions } from "./flow/per-key.js";

@@ -493,3 +493,89 @@ describe("the circuitBreaker stage option", () => {
     expect(new copy.BrokenCircuitError("elsewhere").cause).toBeUndefined();
   });
 });
+
+describe('whenOpen: "wait" in a batch', () => {
+  /**
+   * A batch of `count` items through a stage whose service is down from 200 ms to 2,200 ms:
+   * each call takes 20 ms, and fails when it began during the outage.
+   */
+  async function outage(breaker: CircuitBreaker, count = 1_000) {
+    const down = { from: 200, to: 2_200 };
+    let calls = 0;
+    let callsWhileDown = 0;
+    const stage = new Stage(
+      "call",
+      (value: number) =>
+        new Promise<number>((resolve, reject) => {
+          calls++;
+          const at = performance.now();
+          if (at >= down.from && at < down.to) callsWhileDown++;
+          setTimeout(() => {
+            if (at >= down.from && at < down.to) reject(new Error("HTTP 503"));
+            else resolve(value);
+          }, 20);
+        }),
+      { circuitBreaker: breaker, retries: 1, retryDelay: 100 },
+    );
+    const items = Array.from({ length: count }, (_, index) => index);
+    const settled = observe(new Pipeline([stage]).mapSettled(items, 20));
+    let finishedAt = 0;
+    while (settled.status === "pending") {
+      await vi.advanceTimersByTimeAsync(10);
+      finishedAt = performance.now();
+    }
+    const entries = settled.value as PromiseSettledResult<number>[];
+    const failed = entries.flatMap((entry, index) => (entry.status === "rejected" ? [index] : []));
+    return { failed, calls, callsWhileDown, finishedAt, entries };
+  }
+
+  it("pauses through an outage: only the failures before the streak reached threshold fail", async () => {
+    const { states, onStateChange } = changesOf();
+    const breaker = new CircuitBreaker({
+      threshold: 5,
+      cooldown: 500,
+      whenOpen: "wait",
+      onStateChange,
+    });
+    const { failed, calls, callsWhileDown, finishedAt, entries } = await outage(breaker);
+    // The four executions whose failures came before the fifth failed their items, as with
+    // whenOpen "fail"; every other item waited for the service and succeeded.
+    expect(failed).toHaveLength(4);
+    expect(entries.filter((entry) => entry.status === "fulfilled")).toHaveLength(996);
+    for (const index of failed) {
+      const reason = (entries[index] as PromiseRejectedResult).reason as StageExecutionError;
+      expect(reason.attempts).toBe(2);
+      expect((reason.originalError as Error).message).toBe("HTTP 503");
+    }
+    // Paused, not drained: while it was down, the service saw the attempts in flight when the
+    // outage began (20 and their retries), those of the items that replaced the four failed
+    // ones, and one trial per cooldown: about 50 calls, where a batch without a breaker would
+    // have made some 500 (20 at a time, 140 ms per failed item, for 2 s).
+    expect(callsWhileDown).toBeLessThan(70);
+    expect(calls).toBeLessThan(1_000 + 70);
+    expect(states.at(-1)).toBe("closed");
+    expect(states.filter((state) => state === "half-open").length).toBeGreaterThan(1);
+    // 1,000 items at 20 at once, 20 ms each: 1 s of work, plus the 2 s outage and a cooldown.
+    expect(finishedAt).toBeGreaterThan(3_000);
+    expect(finishedAt).toBeLessThan(4_000);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("fails no item of an outage with threshold 1: the first failure opens the circuit", async () => {
+    const breaker = new CircuitBreaker({ threshold: 1, cooldown: 500, whenOpen: "wait" });
+    const { failed } = await outage(breaker);
+    expect(failed).toEqual([]);
+  });
+
+  it('drains the batch with whenOpen "fail", for comparison', async () => {
+    const breaker = new CircuitBreaker({ threshold: 5, cooldown: 500 });
+    const { failed, entries } = await outage(breaker);
+    expect(failed.length).toBeGreaterThan(500);
+    const refused = entries.filter(
+      (entry) =>
+        entry.status === "rejected" &&
+        (entry.reason as StageExecutionError).originalError instanceof BrokenCircuitError,
+    );
+    expect(refused.length).toBeGreaterThan(500);
+  });
+});

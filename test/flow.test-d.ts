@@ -9,12 +9,15 @@ import {
   parseRetryAfter,
 } from "../src/index.js";
 import type {
+  CircuitBreakerOptions,
   CircuitState,
+  Context,
   MapOptions,
   PerKeyOptions,
   RateLimitOptions,
   RetryAfter,
   StageOptions,
+  WhenOpen,
 } from "../src/index.js";
 
 interface Job {
@@ -49,6 +52,20 @@ describe("perKey", () => {
     void pipeline.map(jobs, { perKey: { key: (job: Job): string => job.host } });
   });
 
+  it("takes maxWaiting, a number", () => {
+    void pipeline.map(jobs, {
+      perKey: { key: (job) => job.host, concurrency: 2, maxWaiting: 10_000 },
+    });
+    expectTypeOf<PerKeyOptions["maxWaiting"]>().toEqualTypeOf<number | undefined>();
+    const notACount: PerKeyOptions<Job> = {
+      key: (job) => job.host,
+      concurrency: 2,
+      // @ts-expect-error maxWaiting is a count
+      maxWaiting: "10",
+    };
+    expectTypeOf(notACount).toExtend<PerKeyOptions<Job>>();
+  });
+
   it("is part of MapOptions, with the item type second", () => {
     expectTypeOf<MapOptions<object, Job>["perKey"]>().toEqualTypeOf<
       PerKeyOptions<Job> | undefined
@@ -79,6 +96,69 @@ describe("stage options", () => {
   });
 });
 
+describe("RateLimiter cost and key", () => {
+  it("types cost and key by the values they read, and fits any stage", () => {
+    const tokens = new RateLimiter({
+      limit: 90_000,
+      interval: 60_000,
+      cost: (prompt: string) => prompt.length / 4,
+    });
+    expectTypeOf(tokens).toEqualTypeOf<RateLimiter<string>>();
+    const perHost = new RateLimiter({
+      limit: 2,
+      interval: 1_000,
+      key: (job: Job, context: { region: string }) => `${context.region}/${job.host}`,
+    });
+    expectTypeOf<Parameters<typeof perHost.waitingFor>>().toEqualTypeOf<[key: unknown]>();
+    expectTypeOf(perHost.waitingFor("a")).toEqualTypeOf<number>();
+    const options: StageOptions = { rateLimit: tokens };
+    const other: StageOptions = { rateLimit: perHost };
+    expectTypeOf(options).toExtend<StageOptions>();
+    expectTypeOf(other).toExtend<StageOptions>();
+    expectTypeOf<RateLimitOptions<string>["cost"]>().toEqualTypeOf<
+      ((value: string, context: Context) => number) | undefined
+    >();
+  });
+
+  it("rejects a cost that is not a number and a key that reads what the value does not have", () => {
+    // @ts-expect-error a cost is a number of units
+    new RateLimiter({ limit: 1, interval: 1, cost: (prompt: string) => prompt });
+    // @ts-expect-error `tenant` is not a property of Job
+    new RateLimiter({ limit: 1, interval: 1, key: (job: Job): unknown => job.tenant });
+  });
+});
+
+describe("CircuitBreaker whenOpen, maxWait and key", () => {
+  it("takes a wait mode, a maxWait and a key typed by the values it reads", () => {
+    const breaker = new CircuitBreaker({
+      threshold: 5,
+      cooldown: 30_000,
+      whenOpen: "wait",
+      maxWait: 600_000,
+      key: (job: Job) => job.host,
+      onStateChange: (state, key) => {
+        expectTypeOf(state).toEqualTypeOf<CircuitState>();
+        expectTypeOf(key).toEqualTypeOf<unknown>();
+      },
+    });
+    expectTypeOf(breaker).toEqualTypeOf<CircuitBreaker<Job>>();
+    expectTypeOf(breaker.stateOf("a.example")).toEqualTypeOf<CircuitState>();
+    expectTypeOf<CircuitBreakerOptions["whenOpen"]>().toEqualTypeOf<WhenOpen | undefined>();
+    expectTypeOf<WhenOpen>().toEqualTypeOf<"fail" | "wait">();
+    const options: StageOptions = { circuitBreaker: breaker };
+    expectTypeOf(options).toExtend<StageOptions>();
+    // A listener of the state alone still fits.
+    new CircuitBreaker({ threshold: 1, cooldown: 1, onStateChange: (state) => state });
+  });
+
+  it("rejects another mode and a key that reads what the value does not have", () => {
+    // @ts-expect-error "pause" is not a mode
+    new CircuitBreaker({ threshold: 1, cooldown: 1, whenOpen: "pause" });
+    // @ts-expect-error `tenant` is not a property of Job
+    new CircuitBreaker({ threshold: 1, cooldown: 1, key: (job: Job): unknown => job.tenant });
+  });
+});
+
 describe("readable state", () => {
   it("exposes the limiter's and the breaker's settings and state", () => {
     const limiter = new RateLimiter({ limit: 1, interval: 10 });
@@ -94,5 +174,6 @@ describe("readable state", () => {
     expectTypeOf(error).toExtend<PipelineError>();
     expectTypeOf(error.name).toEqualTypeOf<"BrokenCircuitError">();
     expectTypeOf(error.stageName).toEqualTypeOf<string>();
+    expectTypeOf(error.waited).toEqualTypeOf<number>();
   });
 });

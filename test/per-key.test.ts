@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Pipeline, Stage, StageExecutionError } from "../src/index.js";
+import { Pipeline, Stage, StageExecutionError, type PerKeyOptions } from "../src/index.js";
+import { KeyedAdmission } from "../src/flow/per-key.js";
+import { WAIT } from "../src/internal/pool.js";
 import { observe, rejectionOf } from "./support/promises.js";
 import { sleep } from "./support/time.js";
 
@@ -154,7 +156,11 @@ describe("perKey", () => {
     ]);
   });
 
-  it("reads at most `concurrency` waiting items ahead, also on an endless input", async () => {
+  /**
+   * Runs an endless input of host "a" items (10 ms each) through `map` with `perKey` for 1 s;
+   * returns the most items taken from the input and not finished at once.
+   */
+  async function widestReadAhead(concurrency: number, perKey: PerKeyOptions<Job>) {
     let pulled = 0;
     let finished = 0;
     let widest = 0;
@@ -174,17 +180,91 @@ describe("perKey", () => {
     ]);
     const controller = new AbortController();
     const run = observe(
-      pipeline.map(endless(), { concurrency: 3, perKey: byHost, signal: controller.signal }),
+      pipeline.map(endless(), { concurrency, perKey, signal: controller.signal }),
     );
     await vi.advanceTimersByTimeAsync(1_000);
-    // 2 running (the key's bound) + at most 3 waiting, plus the item being pulled.
-    expect(widest).toBeLessThanOrEqual(2 + 3 + 1);
     expect(finished).toBeGreaterThan(150);
     controller.abort(new Error("enough"));
     await vi.advanceTimersByTimeAsync(0);
     expect(run.status).toBe("rejected");
     await vi.advanceTimersByTimeAsync(10); // the handlers' own sleeps, which ignore the signal
     expect(vi.getTimerCount()).toBe(0);
+    return widest;
+  }
+
+  it("reads at most maxWaiting waiting items ahead, also on an endless input", async () => {
+    // 2 running (the key's bound) + at most 3 waiting, plus the item being pulled.
+    expect(await widestReadAhead(3, { ...byHost, maxWaiting: 3 })).toBeLessThanOrEqual(2 + 3 + 1);
+  });
+
+  it("reads up to 1,000 items ahead by default, whatever the concurrency, Infinity included", async () => {
+    const bounded = await widestReadAhead(3, byHost);
+    expect(bounded).toBeGreaterThan(1_000);
+    expect(bounded).toBeLessThanOrEqual(2 + 1_000 + 1);
+    const unbounded = await widestReadAhead(Infinity, byHost);
+    expect(unbounded).toBeLessThanOrEqual(2 + 1_000 + 1);
+    expect(await widestReadAhead(Infinity, { ...byHost, maxWaiting: 10 })).toBeLessThanOrEqual(
+      2 + 10 + 1,
+    );
+  });
+
+  it("starts B while the first A runs: keys A,A,A,A,B at concurrency 2, one per key", async () => {
+    const { pipeline, startOf } = tracked();
+    const jobs = [job(0, "a"), job(1, "a"), job(2, "a"), job(3, "a"), job(4, "b")];
+    const results = pipeline.map(jobs, {
+      concurrency: 2,
+      perKey: { key: (item: Job) => item.host, concurrency: 1 },
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect([startOf(0), startOf(4)]).toEqual([0, 0]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(results).resolves.toEqual([0, 1, 2, 3, 4]);
+    expect([startOf(1), startOf(2), startOf(3)]).toEqual([100, 200, 300]);
+  });
+
+  it("does not hold other hosts back behind a run of one slow host in sorted input", async () => {
+    const { pipeline, startOf } = tracked();
+    // 20 slow items of one host first, then 20 quick ones of 20 other hosts.
+    const jobs = [
+      ...Array.from({ length: 20 }, (_, id) => job(id, "slow", 60)),
+      ...Array.from({ length: 20 }, (_, index) => job(20 + index, `host-${String(index)}`, 10)),
+    ];
+    const results = pipeline.map(jobs, {
+      concurrency: 4,
+      perKey: { key: (item: Job) => item.host, concurrency: 1 },
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    // The slow host runs one at a time; the three other places go to the other hosts at once.
+    expect([startOf(0), startOf(20), startOf(21), startOf(22)]).toEqual([0, 0, 0, 0]);
+    await vi.advanceTimersByTimeAsync(2_000);
+    await expect(results).resolves.toEqual(jobs.map((item) => item.id));
+    // The other hosts are done long before the slow one (20 × 60 ms).
+    expect(startOf(39)).toBeLessThan(100);
+    expect(startOf(19)).toBe(19 * 60);
+  });
+
+  it("reads nothing past an item whose key is busy with maxWaiting 0", async () => {
+    const { pipeline, startOf, mostTotal } = tracked();
+    let pulled = 0;
+    function* jobs(): Generator<Job> {
+      for (const item of [job(0, "a"), job(1, "a"), job(2, "b"), job(3, "c")]) {
+        pulled++;
+        yield item;
+      }
+    }
+    const results = pipeline.map(jobs(), {
+      concurrency: 3,
+      perKey: { key: (item: Job) => item.host, concurrency: 1, maxWaiting: 0 },
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    // Item 1 waits for "a" in the place of a running item: b is not read yet.
+    expect(pulled).toBe(2);
+    expect(startOf(2)).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(100);
+    expect([startOf(1), startOf(2), startOf(3)]).toEqual([100, 100, 100]);
+    await vi.advanceTimersByTimeAsync(100);
+    await expect(results).resolves.toEqual([0, 1, 2, 3]);
+    expect(mostTotal()).toBe(3);
   });
 
   it("stays bounded in a stream over an endless input, and stops it on break", async () => {
@@ -337,6 +417,26 @@ describe("perKey", () => {
       RangeError,
       "perKey.concurrency must be an integer or Infinity",
     ],
+    [
+      { key: () => 1, concurrency: 1, maxWaiting: -1 },
+      RangeError,
+      "perKey.maxWaiting must be greater than or equal to 0, got -1",
+    ],
+    [
+      { key: () => 1, concurrency: 1, maxWaiting: 2.5 },
+      RangeError,
+      "perKey.maxWaiting must be an integer, got 2.5",
+    ],
+    [
+      { key: () => 1, concurrency: 1, maxWaiting: Infinity },
+      RangeError,
+      "perKey.maxWaiting must be an integer, got Infinity",
+    ],
+    [
+      { key: () => 1, concurrency: 1, maxWaiting: "10" },
+      TypeError,
+      'perKey.maxWaiting must be a number, got "10"',
+    ],
   ])("rejects perKey %o with an error that names it", async (perKey, Kind, message) => {
     const pipeline = new Pipeline([new Stage("id", (value: number) => value)]);
     for (const call of [
@@ -348,5 +448,26 @@ describe("perKey", () => {
       expect(error).toBeInstanceOf(Kind);
       expect((error as Error).message).toContain(message);
     }
+  });
+});
+
+describe("KeyedAdmission", () => {
+  it("lets 1,000 items wait by default, and one with maxWaiting 0", () => {
+    const byValue = { key: (item: number) => item % 2, concurrency: 1 };
+    const admission = new KeyedAdmission<number>(byValue);
+    expect(admission.enter(0, 0)).toBe(0);
+    for (let index = 1; index <= 1_000; index++) {
+      expect(admission.full).toBe(false);
+      expect(admission.enter(index * 2, index)).toBe(WAIT);
+    }
+    expect(admission.full).toBe(true);
+    expect(admission.leave(0)).toEqual({ item: 2, index: 1 }); // handed over: room for one
+    expect(admission.full).toBe(false);
+    const none = new KeyedAdmission<number>({ ...byValue, maxWaiting: 0 });
+    expect(none.enter(0, 0)).toBe(0);
+    expect(none.full).toBe(false); // the pool cannot know an item's key before taking it
+    expect(none.enter(2, 1)).toBe(WAIT);
+    expect(none.full).toBe(true);
+    expect(none.enter(1, 2)).toBe(1); // a free key still enters
   });
 });

@@ -87,6 +87,16 @@ describe("parseRetryAfter", () => {
     }
   });
 
+  it("never returns more than 2^31 − 1 ms, nor Infinity, for an absurd header", () => {
+    const cap = 2 ** 31 - 1;
+    expect(parseRetryAfter("9".repeat(400), now)).toBe(cap);
+    expect(Number("9".repeat(400)) * 1_000).toBe(Infinity); // what it used to return
+    expect(parseRetryAfter("2147483", now)).toBe(2_147_483_000); // just under the cap: as it is
+    expect(parseRetryAfter("2147484", now)).toBe(cap); // just over: the cap
+    expect(parseRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", now)).toBe(cap);
+    expect(parseRetryAfter("Friday, 31-Dec-99 23:59:59 GMT", Date.UTC(2060, 0, 1))).toBe(cap);
+  });
+
   it.each([
     [null],
     [undefined],
@@ -170,6 +180,31 @@ describe("the retryAfter stage option", () => {
     }
   });
 
+  it("caps Infinity by maxRetryDelay when one is set", async () => {
+    const { stage, starts, events } = failingThenOk(2, () => new Error("HTTP 503"), {
+      retries: 2,
+      maxRetryDelay: 5_000,
+      retryAfter: () => Infinity,
+    });
+    const run = stage.run(0);
+    await vi.advanceTimersByTimeAsync(10_000);
+    await expect(run).resolves.toBe("ok after 3");
+    expect(starts).toEqual([0, 5_000, 10_000]);
+    expect(events.map((event) => event.delay)).toEqual([5_000, 5_000]);
+  });
+
+  it("passes an absurd Retry-After header through parseRetryAfter and maxRetryDelay as a wait", async () => {
+    const { stage, starts } = failingThenOk(1, () => new HttpError(503, "9".repeat(400)), {
+      retries: 1,
+      maxRetryDelay: 60_000,
+      retryAfter: (error) => parseRetryAfter((error as HttpError).retryAfter),
+    });
+    const run = stage.run(0);
+    await vi.advanceTimersByTimeAsync(60_000);
+    await expect(run).resolves.toBe("ok after 2");
+    expect(starts).toEqual([0, 60_000]);
+  });
+
   it("falls back to the usual backoff when it returns undefined", async () => {
     const { stage, starts, events } = failingThenOk(
       3,
@@ -224,9 +259,10 @@ describe("the retryAfter stage option", () => {
   });
 
   it.each([
-    [-1, RangeError, "retryAfter must return a finite number ≥ 0 or undefined, got -1"],
-    [Number.NaN, RangeError, "retryAfter must return a finite number ≥ 0 or undefined, got NaN"],
-    [Infinity, RangeError, "got Infinity"],
+    [-1, RangeError, "retryAfter must return a number ≥ 0 or undefined, got -1"],
+    [Number.NaN, RangeError, "retryAfter must return a number ≥ 0 or undefined, got NaN"],
+    [-Infinity, RangeError, "retryAfter must return a number ≥ 0 or undefined, got -Infinity"],
+    [Infinity, RangeError, "retryAfter returned Infinity and there is no maxRetryDelay to cap it"],
     ["3", TypeError, 'retryAfter must return a number of ms or undefined, got "3"'],
     [null, TypeError, "retryAfter must return a number of ms or undefined, got null"],
     [Promise.resolve(5), TypeError, "got an object"],

@@ -2,8 +2,15 @@
  * Case 6: what flow control costs. A rate-limited `map` (the limit never binds, so that the
  * figure is the limiter's own cost per attempt, not waiting) against a hand-written pool that
  * checks a sliding window of its own before each start, and against the same `map` without a
- * limit; and `map` with `perKey` against plain `map`, with keys that rarely wait and with keys
- * that make half of the items wait.
+ * limit; a limiter and a breaker with a `key` (64 keys, never binding) against the same without
+ * one (goal ≤ 1.1×); a breaker with `whenOpen: "wait"` that stays closed against one with
+ * `"fail"` (goal: no cost measurable); and `map` with `perKey` against plain `map`, with keys
+ * that rarely wait and with keys that make half of the items wait.
+ *
+ * Until the stage hands its input to the limiter and the breaker (it calls them through their
+ * older entry points, which know no input), a `key` is called with `undefined`: the keyed
+ * variants then use one key (`NaN`), and measure the keyed path (the call to `key`, the lookup
+ * of its window or circuit) but not 64 entries.
  */
 import { ratio, type Measurement } from "../harness.js";
 import { library, Pipeline, Stage } from "../lib.js";
@@ -57,9 +64,16 @@ function slidingWindowPool(items: readonly number[]): Promise<number[]> {
   return Promise.all(Array.from({ length: CONCURRENCY }, worker)).then(() => results);
 }
 
+/** Keys of the keyed variants: `n % KEYS` (see the note at the top while keys are `NaN`). */
+const KEYS = 64;
+const byKey = (item: number): number => item % KEYS;
+
 const WINDOW_POOL = "hand-written pool + sliding window";
 const PLAIN_MAP = "`map`, no limit";
 const PLAIN_PER_KEY = "`map`, no perKey";
+const UNKEYED_LIMIT = "`map` + an un-keyed limiter";
+const UNKEYED_BREAKER = "`map` + an un-keyed breaker";
+const FAILING_BREAKER = '`map` + a breaker, `whenOpen: "fail"`';
 
 function perKeyVariant(id: string, title: string, keys: number, perKey: number): Variant {
   return {
@@ -119,6 +133,89 @@ const VARIANTS: readonly Variant[] = [
       ];
     },
   },
+  {
+    id: "keyed-rate-limit-16",
+    title: `\`map\` with a \`RateLimiter\` with a \`key\` (${String(KEYS)} keys) that never binds, concurrency ${String(CONCURRENCY)}`,
+    floor: UNKEYED_LIMIT,
+    rows: [
+      {
+        id: "map-keyed-rate-limit-16-vs-unkeyed",
+        label: "`map` + keyed `rateLimit` (never binds) ÷ the same with an un-keyed limiter",
+        reference: UNKEYED_LIMIT,
+        goal: 1.1,
+      },
+    ],
+    contenders: (count) => {
+      const items = array(count);
+      const check = mapped(count);
+      const stage = (limiter: InstanceType<typeof library.RateLimiter>) =>
+        new Pipeline([new Stage("increment", increment, { rateLimit: limiter })]);
+      const unkeyed = stage(new library.RateLimiter({ limit: LIMIT, interval: INTERVAL_MS }));
+      const keyed = stage(
+        new library.RateLimiter({ limit: LIMIT, interval: INTERVAL_MS, key: byKey }),
+      );
+      return [
+        { name: UNKEYED_LIMIT, op: () => unkeyed.map(items, CONCURRENCY), check },
+        { name: OURS, op: () => keyed.map(items, CONCURRENCY), check },
+      ];
+    },
+  },
+  {
+    id: "keyed-breaker-16",
+    title: `\`map\` with a \`CircuitBreaker\` with a \`key\` (${String(KEYS)} keys) that stays closed, concurrency ${String(CONCURRENCY)}`,
+    floor: UNKEYED_BREAKER,
+    rows: [
+      {
+        id: "map-keyed-breaker-16-vs-unkeyed",
+        label: "`map` + keyed `circuitBreaker` (closed) ÷ the same with an un-keyed breaker",
+        reference: UNKEYED_BREAKER,
+        goal: 1.1,
+      },
+    ],
+    contenders: (count) => {
+      const items = array(count);
+      const check = mapped(count);
+      const stage = (breaker: InstanceType<typeof library.CircuitBreaker>) =>
+        new Pipeline([new Stage("increment", increment, { circuitBreaker: breaker })]);
+      const unkeyed = stage(new library.CircuitBreaker({ threshold: 5, cooldown: 1_000 }));
+      const keyed = stage(
+        new library.CircuitBreaker({ threshold: 5, cooldown: 1_000, key: byKey }),
+      );
+      return [
+        { name: UNKEYED_BREAKER, op: () => unkeyed.map(items, CONCURRENCY), check },
+        { name: OURS, op: () => keyed.map(items, CONCURRENCY), check },
+      ];
+    },
+  },
+  {
+    id: "waiting-breaker-16",
+    title: `\`map\` with a \`CircuitBreaker\` with \`whenOpen: "wait"\` that stays closed, concurrency ${String(CONCURRENCY)}`,
+    floor: FAILING_BREAKER,
+    rows: [
+      {
+        id: "map-waiting-breaker-16-vs-failing",
+        label: '`map` + `circuitBreaker` `whenOpen: "wait"` (closed) ÷ the same with `"fail"`',
+        reference: FAILING_BREAKER,
+        goal: 1.05,
+      },
+    ],
+    contenders: (count) => {
+      const items = array(count);
+      const check = mapped(count);
+      const stage = (whenOpen: "fail" | "wait") =>
+        new Pipeline([
+          new Stage("increment", increment, {
+            circuitBreaker: new library.CircuitBreaker({ threshold: 5, cooldown: 1_000, whenOpen }),
+          }),
+        ]);
+      const failing = stage("fail");
+      const waiting = stage("wait");
+      return [
+        { name: FAILING_BREAKER, op: () => failing.map(items, CONCURRENCY), check },
+        { name: OURS, op: () => waiting.map(items, CONCURRENCY), check },
+      ];
+    },
+  },
   perKeyVariant("per-key-64x4", "64 keys, 4 per key: items rarely wait", 64, 4),
   perKeyVariant("per-key-4x2", "4 keys, 2 per key: half the items wait", 4, 2),
 ];
@@ -158,14 +255,16 @@ async function flowControl(
     versus: (variant) => variant.rows.map((row) => row.reference),
   });
   return {
-    title: "6. Flow control: a rate-limited batch, `perKey`",
+    title: "6. Flow control: a rate-limited batch, keyed limits and circuits, `perKey`",
     intro: [
       `${count.toLocaleString("en-US")} items, a one-stage pipeline whose handler is`,
       `\`async (n) => n + 1\`, concurrency ${String(CONCURRENCY)}; one operation is one whole batch.`,
       `The limiter allows ${LIMIT.toLocaleString("en-US")} starts per ${String(INTERVAL_MS)} ms, so it never`,
       "makes an attempt wait: the figure is what taking a slot costs per attempt. Its floor is a",
       "hand-written pool that checks and records each start in a ring of the last `limit` start",
-      "times before it starts the item. `perKey` is measured against the same `map` without it,",
+      "times before it starts the item. A limiter and a breaker with a `key` are measured against",
+      'the same without one, a breaker with `whenOpen: "wait"` against one with `"fail"` (neither',
+      "binds nor opens). `perKey` is measured against the same `map` without it,",
       "with keys `n % 64` (4 per key: an item almost never waits) and `n % 4` (2 per key: 8 of",
       `the ${String(CONCURRENCY)} places can be used, and half of the items taken wait for their key).`,
     ],

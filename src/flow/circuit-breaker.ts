@@ -1,31 +1,41 @@
 import { BrokenCircuitError } from "../errors/BrokenCircuitError.js";
+import { guardExecution, type ExecutionGuard } from "../internal/gates.js";
 import type { OptionKeys } from "../internal/known-keys.js";
-import { callIgnoringErrors, isThenable } from "../internal/thenable.js";
+import { isThenable } from "../internal/thenable.js";
 import {
+  oneOf,
   optionalFunction,
   optionsObject,
   positiveDuration,
   positiveInteger,
   show,
 } from "../internal/validate.js";
+import type { Context } from "../types.js";
+import { BLOCKED, Circuit, EXPIRED, type CircuitSettings, type CircuitState } from "./circuit.js";
+import { KeyedStates } from "./keyed.js";
+
+export type { CircuitState } from "./circuit.js";
 
 /**
- * The state of a {@link CircuitBreaker}: `"closed"` lets executions through, `"open"` refuses
- * them, `"half-open"` lets one trial execution through after the cooldown.
+ * What an execution does while its circuit is open: `"fail"` at once with a
+ * `BrokenCircuitError`, or `"wait"` for the circuit to close.
  *
- * @default "closed"
+ * @default "fail"
  * @example
  * ```ts
- * import type { CircuitState } from "async-pipeline";
+ * import { CircuitBreaker, type WhenOpen } from "async-pipeline";
  *
- * const healthy = (state: CircuitState): boolean => state === "closed";
+ * const whenOpen: WhenOpen = process.env.BATCH === "1" ? "wait" : "fail";
+ * new CircuitBreaker({ threshold: 5, cooldown: 30_000, whenOpen });
  * ```
  */
-export type CircuitState = "closed" | "open" | "half-open";
+export type WhenOpen = "fail" | "wait";
 
 /**
  * Options of a {@link CircuitBreaker}.
  *
+ * @typeParam T - the input of the stages the breaker is given to (what `key` reads)
+ * @typeParam C - their context type
  * @example
  * ```ts
  * import { CircuitBreaker } from "async-pipeline";
@@ -37,7 +47,7 @@ export type CircuitState = "closed" | "open" | "half-open";
  * });
  * ```
  */
-export interface CircuitBreakerOptions {
+export interface CircuitBreakerOptions<T = unknown, C extends object = Context> {
   /**
    * Consecutive failed stage executions that open the circuit: an integer ≥ 1. An execution
    * fails when all its attempts failed; a retried attempt that then succeeds is a success.
@@ -50,7 +60,7 @@ export interface CircuitBreakerOptions {
   threshold: number;
   /**
    * Milliseconds the circuit stays open before it lets one trial execution through: a finite
-   * number > 0.
+   * number > 0, measured on a clock that never goes back (`performance.now()`).
    * @default no default: required
    * @example
    * ```ts
@@ -59,50 +69,117 @@ export interface CircuitBreakerOptions {
    */
   cooldown: number;
   /**
-   * Called with the new state on each change. Not awaited; its failures are ignored.
+   * Called with the new state on each change, and the key of the circuit that changed
+   * (`undefined` without a `key` option). Not awaited; its failures are ignored. It is told
+   * once the change is complete: an execution it starts at once sees the new state (in
+   * `"half-open"`, with the trial already running).
    * @default undefined
    * @example
    * ```ts
-   * new CircuitBreaker({ threshold: 3, cooldown: 10_000, onStateChange: (state) => metrics.gauge("circuit", state) });
+   * new CircuitBreaker({
+   *   threshold: 3,
+   *   cooldown: 10_000,
+   *   onStateChange: (state, host) => console.warn(`circuit of ${String(host)}: ${state}`),
+   * });
    * ```
    */
-  onStateChange?: ((state: CircuitState) => unknown) | undefined;
+  onStateChange?: ((state: CircuitState, key: unknown) => unknown) | undefined;
+  /**
+   * `"fail"`: while the circuit is open (or its trial runs), an execution fails at once with a
+   * `BrokenCircuitError`, without calling the handler. `"wait"`: it waits (in order, taking no
+   * rate-limit slot, making no attempt) until the circuit closes, then runs; after the
+   * cooldown the first waiter is the trial. For batch jobs: an outage shorter than `maxWait`
+   * pauses the batch instead of draining it. The execution whose failure opened the circuit,
+   * one that failed while it was open, and a failed trial wait too and then run again, with
+   * the stage's full attempts.
+   * @default "fail"
+   * @example
+   * ```ts
+   * // A nightly batch: pause while the service is down, for up to 10 minutes.
+   * new CircuitBreaker({ threshold: 5, cooldown: 30_000, whenOpen: "wait", maxWait: 600_000 });
+   * ```
+   */
+  whenOpen?: WhenOpen | undefined;
+  /**
+   * With `whenOpen: "wait"`: how long, in ms, an execution may wait at a time; after that it
+   * fails with a `BrokenCircuitError`. A number > 0, or `Infinity`. Only with
+   * `whenOpen: "wait"`.
+   * @default Infinity
+   * @example
+   * ```ts
+   * new CircuitBreaker({ threshold: 5, cooldown: 30_000, whenOpen: "wait", maxWait: 300_000 });
+   * ```
+   */
+  maxWait?: number | undefined;
+  /**
+   * Gives each key its own circuit: `key(value, context)` with the stage's input and the run's
+   * context, keys compared as a `Map` compares them. One breaker then stops calling one host
+   * (tenant, account) that is down while the others carry on. A closed circuit with no failure
+   * counted, nothing running and nobody waiting is dropped, so a million keys do not stay in
+   * memory. A throw fails that execution.
+   * @default undefined (one circuit for every execution)
+   * @example
+   * ```ts
+   * new CircuitBreaker({ threshold: 3, cooldown: 30_000, key: (url: URL) => url.host });
+   * ```
+   */
+  key?: ((value: T, context: C) => unknown) | undefined;
 }
-
-/**
- * `breaker[guard](stageName, signal, refuse, run)`: runs one stage execution `run()` through
- * the breaker (see {@link guardExecution}). A registered symbol, so that a breaker made by one
- * build of the package works with a stage made by another. Not exported from the package.
- */
-export const guard: unique symbol = Symbol.for("async-pipeline.CircuitBreaker.guard") as never;
 
 /** The keys of {@link CircuitBreakerOptions}; any other key is rejected. */
 const circuitBreakerOptionKeys = {
   threshold: true,
   cooldown: true,
   onStateChange: true,
+  whenOpen: true,
+  maxWait: true,
+  key: true,
 } as const satisfies OptionKeys<CircuitBreakerOptions>;
 
-/** The ticket of the half-open trial execution; other tickets are the epoch they began in. */
-const TRIAL = -1;
+/**
+ * `breaker[guard](stageName, signal, refuse, run)`: the stage's call until it calls
+ * {@link guardExecution} itself: the same, without the stage's input and context (a `key` is
+ * called with `undefined` for both). A registered symbol, so that a breaker made by one build
+ * of the package works with a stage made by another. Not exported from the package.
+ */
+export const guard: unique symbol = Symbol.for("async-pipeline.CircuitBreaker.guard") as never;
+
+/** `breaker[circuitCount]`: how many keys' circuits a keyed breaker holds now (for tests). */
+export const circuitCount: unique symbol = Symbol("CircuitBreaker.circuitCount") as never;
+
+type Refuse = (error: BrokenCircuitError) => unknown;
+type Reader = (value: unknown, context: unknown) => unknown;
 
 /**
  * Stops calling a service that keeps failing. After `threshold` consecutive failed stage
- * executions the circuit opens: every execution of the stages that share the breaker then
- * fails at once, without calling the handler, with a {@link StageExecutionError} whose
- * `originalError` is a {@link BrokenCircuitError}. The first execution that starts once
- * `cooldown` ms have passed is a trial (`"half-open"`; others still fail fast while it runs):
- * its success closes the circuit, its failure opens it for another `cooldown`.
+ * executions the circuit opens: the executions of the stages that share the breaker then fail
+ * at once, without calling the handler, with a {@link StageExecutionError} whose
+ * `originalError` is a {@link BrokenCircuitError}, or, with `whenOpen: "wait"`, wait for it to
+ * close. Once `cooldown` ms have passed, one trial execution runs (`"half-open"`; the others
+ * still fail fast, or wait): its success closes the circuit, its failure opens it for another
+ * `cooldown`.
  *
- * A cancelled execution (the caller's signal aborted, or the batch stopped) counts neither as
- * a success nor as a failure; a cancelled trial lets the next execution be the trial. Results
- * of executions that began before the circuit opened are ignored. There is no timer: the move
- * to `"half-open"` happens when that first execution after the cooldown starts
- * (`Date.now()`, so fake timers drive it).
+ * - **Cancellation counts neither way.** A cancelled execution (the caller's signal aborted,
+ *   or the batch stopped) is neither a success nor a failure; a cancelled trial lets the next
+ *   execution be the trial.
+ * - **Stale outcomes are ignored.** An execution that began before the circuit opened (or in an
+ *   earlier closed period) does not count when it settles later; a trial's outcome moves only
+ *   the state it was admitted in.
+ * - **One trial at a time**, also when `onStateChange` starts an execution from inside the
+ *   change to `"half-open"`.
+ * - **Time never runs backwards.** The cooldown is measured on `performance.now()`: a wall
+ *   clock stepped back or forward neither keeps a circuit open for the size of the step nor
+ *   lets a trial through early. Fake timers drive it.
+ * - **Timers.** None with `whenOpen: "fail"` (the move to `"half-open"` happens when the first
+ *   execution after the cooldown arrives). With `"wait"`, one per circuit while executions
+ *   wait: for the end of the cooldown, or the first waiter's `maxWait` if that comes first.
+ * - **Per key.** With `key`, each key has its own circuit; `stateOf(key)` reads it.
  *
- * One breaker may be shared by several stages and several pipelines: they then count
- * together and open together.
+ * One breaker may be shared by several stages and several pipelines: they then count together
+ * and open together.
  *
+ * @typeParam T - the input of the stages the breaker is given to (what `key` reads)
+ * @typeParam C - their context type
  * @example
  * ```ts
  * import { CircuitBreaker, Pipeline, Stage } from "async-pipeline";
@@ -116,40 +193,50 @@ const TRIAL = -1;
  * quotesApi.state; // "closed"
  * ```
  */
-export class CircuitBreaker {
-  readonly #threshold: number;
-  readonly #cooldown: number;
-  readonly #onStateChange: ((state: CircuitState) => unknown) | undefined;
-  #state: CircuitState = "closed";
-  /** Consecutive failures while closed. */
-  #failures = 0;
-  /** Counts the closed periods, so that a result from an earlier one is ignored. */
-  #epoch = 0;
-  #openedAt = 0;
-  #trialRunning = false;
-  #lastFailure: unknown;
+// Implements `ExecutionGuard` (checked where `executionGuardOption` returns it): not declared
+// here, where it would make an internal interface part of the public class's documentation.
+export class CircuitBreaker<T = unknown, C extends object = Context> {
+  readonly #settings: CircuitSettings;
+  readonly #key: Reader | undefined;
+  /** The one circuit, without `key`. */
+  readonly #circuit: Circuit | undefined;
+  /** The circuits per key, with `key`. */
+  readonly #circuits: KeyedStates<Circuit> | undefined;
+  readonly #makeCircuit = (key: unknown): Circuit => new Circuit(key, this.#settings);
 
   /**
-   * @param options - `threshold`, `cooldown`, `onStateChange`, see {@link CircuitBreakerOptions}
-   * @throws TypeError when `options` is not an object or an option has the wrong type
-   * @throws RangeError when `threshold` is not an integer ≥ 1 or `cooldown` is not a finite
-   *   number > 0
+   * @param options - `threshold`, `cooldown`, `onStateChange`, `whenOpen`, `maxWait`, `key`:
+   *   see {@link CircuitBreakerOptions}
+   * @throws TypeError when `options` is not an object, has an unknown key, or an option has the
+   *   wrong type, or `maxWait` is given without `whenOpen: "wait"`
+   * @throws RangeError when `threshold` is not an integer ≥ 1, `cooldown` is not a finite
+   *   number > 0, `maxWait` is not a number > 0, or `whenOpen` is another string
    */
-  constructor(options: CircuitBreakerOptions) {
+  constructor(options: CircuitBreakerOptions<T, C>) {
     const opts = optionsObject<Partial<CircuitBreakerOptions>>(
       "options",
       options,
       circuitBreakerOptionKeys,
     );
     if (opts === undefined) throw new TypeError("options must be an object, got undefined");
-    this.#threshold = positiveInteger("threshold", opts.threshold);
-    this.#cooldown = positiveDuration("cooldown", opts.cooldown);
-    this.#onStateChange = optionalFunction("onStateChange", opts.onStateChange);
+    const wait = oneOf("whenOpen", opts.whenOpen, ["fail", "wait"], "fail") === "wait";
+    this.#settings = Object.freeze({
+      threshold: positiveInteger("threshold", opts.threshold),
+      cooldown: positiveDuration("cooldown", opts.cooldown),
+      onStateChange: optionalFunction("onStateChange", opts.onStateChange),
+      wait,
+      maxWait: maxWaitOption(opts.maxWait, wait),
+    });
+    this.#key = optionalFunction("key", opts.key) as Reader | undefined;
+    if (this.#key === undefined) this.#circuit = this.#makeCircuit(undefined);
+    else this.#circuits = new KeyedStates((circuit) => circuit.idle);
   }
 
   /**
-   * The current state. `"open"` until the first execution that starts after the cooldown,
-   * which moves it to `"half-open"`.
+   * The state of the circuit: without a `key` option, the breaker's one circuit; with one, the
+   * circuit of the key `undefined` (see {@link CircuitBreaker.stateOf}). `"open"` until the
+   * first execution that arrives after the cooldown (or, with `whenOpen: "wait"` and
+   * executions waiting, until the cooldown ends), which moves it to `"half-open"`.
    * @default "closed"
    * @example
    * ```ts
@@ -157,7 +244,24 @@ export class CircuitBreaker {
    * ```
    */
   get state(): CircuitState {
-    return this.#state;
+    return this.stateOf(undefined);
+  }
+
+  /**
+   * The state of the circuit of `key` (keys compared as a `Map` compares them): `"closed"` for a
+   * key it holds nothing for. Without a `key` option every key shares the one circuit.
+   * @param key - a key as the `key` option returns it
+   * @default "closed"
+   * @example
+   * ```ts
+   * import { CircuitBreaker } from "async-pipeline";
+   *
+   * const perHost = new CircuitBreaker({ threshold: 3, cooldown: 30_000, key: (url: URL) => url.host });
+   * perHost.stateOf("api.example.com"); // "closed"
+   * ```
+   */
+  stateOf(key: unknown): CircuitState {
+    return (this.#circuit ?? this.#circuits?.get(key))?.state ?? "closed";
   }
 
   /**
@@ -169,7 +273,7 @@ export class CircuitBreaker {
    * ```
    */
   get threshold(): number {
-    return this.#threshold;
+    return this.#settings.threshold;
   }
 
   /**
@@ -181,107 +285,126 @@ export class CircuitBreaker {
    * ```
    */
   get cooldown(): number {
-    return this.#cooldown;
+    return this.#settings.cooldown;
   }
 
-  /**
-   * Runs one stage execution through the breaker: throws `refuse(BrokenCircuitError)` at once
-   * when the circuit refuses it, else returns `run()`'s result (a value, or a promise that
-   * settles like it) and counts its outcome. A failure while `signal` has aborted is a
-   * cancellation and is not counted.
-   * @internal
-   */
-  [guard]<T>(
+  /** How many keys' circuits are held now: 0 without `key`. @internal */
+  get [circuitCount](): number {
+    return this.#circuits?.size ?? 0;
+  }
+
+  /** See {@link guardExecution}. @internal */
+  [guardExecution]<R>(
+    stageName: string,
+    value: unknown,
+    context: unknown,
+    signal: AbortSignal | undefined,
+    refuse: Refuse,
+    run: () => R | PromiseLike<R>,
+  ): R | Promise<R> {
+    const circuit =
+      this.#circuit ??
+      (this.#circuits as KeyedStates<Circuit>).obtain(
+        (this.#key as Reader)(value, context),
+        this.#makeCircuit,
+      );
+    const ticket = circuit.admit();
+    if (ticket !== BLOCKED) return this.#run(circuit, ticket, stageName, signal, refuse, run);
+    if (!this.#settings.wait) throw refuse(new BrokenCircuitError(stageName, circuit.lastFailure));
+    return this.#waitThenRun(circuit, stageName, signal, refuse, run);
+  }
+
+  /** See {@link guard}: the stage's call until it calls {@link guardExecution}. @internal */
+  [guard]<R>(
     stageName: string,
     signal: AbortSignal | undefined,
-    refuse: (error: BrokenCircuitError) => unknown,
-    run: () => T | PromiseLike<T>,
-  ): T | Promise<T> {
-    const ticket = this.#admit();
-    if (ticket === undefined) throw refuse(new BrokenCircuitError(stageName, this.#lastFailure));
-    let result: T | PromiseLike<T>;
+    refuse: Refuse,
+    run: () => R | PromiseLike<R>,
+  ): R | Promise<R> {
+    return this[guardExecution](stageName, undefined, undefined, signal, refuse, run);
+  }
+
+  /** Runs the admitted execution and reports its outcome; waits and runs it again if told to. */
+  #run<R>(
+    circuit: Circuit,
+    ticket: number,
+    stageName: string,
+    signal: AbortSignal | undefined,
+    refuse: Refuse,
+    run: () => R | PromiseLike<R>,
+  ): R | Promise<R> {
+    let result: R | PromiseLike<R>;
     try {
       result = run();
       if (!isThenable(result)) {
-        this.#report(ticket, true, undefined, signal);
+        circuit.report(ticket, true, undefined, false);
         return result;
       }
     } catch (error) {
-      this.#report(ticket, false, error, signal);
+      if (circuit.report(ticket, false, error, signal?.aborted === true)) {
+        return this.#waitThenRun(circuit, stageName, signal, refuse, run);
+      }
       throw error;
     }
     return Promise.resolve(result).then(
       (value) => {
-        this.#report(ticket, true, undefined, signal);
+        circuit.report(ticket, true, undefined, false);
         return value;
       },
       (error: unknown) => {
-        this.#report(ticket, false, error, signal);
+        if (circuit.report(ticket, false, error, signal?.aborted === true)) {
+          return this.#waitThenRun(circuit, stageName, signal, refuse, run);
+        }
         throw error;
       },
     );
   }
 
-  /** A ticket for an execution allowed to run, or `undefined` when refused. */
-  #admit(): number | undefined {
-    if (this.#state === "closed") return this.#epoch;
-    if (this.#trialRunning) return undefined;
-    if (this.#state === "open") {
-      if (Date.now() - this.#openedAt < this.#cooldown) return undefined;
-      this.#change("half-open");
+  /** Wait mode: waits for a ticket, then runs; a wait of `maxWait` in vain is refused. */
+  async #waitThenRun<R>(
+    circuit: Circuit,
+    stageName: string,
+    signal: AbortSignal | undefined,
+    refuse: Refuse,
+    run: () => R | PromiseLike<R>,
+  ): Promise<R> {
+    const ticket = await circuit.wait(signal);
+    if (ticket === EXPIRED) {
+      throw refuse(new BrokenCircuitError(stageName, circuit.lastFailure, this.#settings.maxWait));
     }
-    this.#trialRunning = true;
-    return TRIAL;
+    return this.#run(circuit, ticket, stageName, signal, refuse, run);
   }
+}
 
-  #report(ticket: number, ok: boolean, error: unknown, signal: AbortSignal | undefined): void {
-    const cancelled = !ok && signal?.aborted === true;
-    if (ticket === TRIAL) {
-      this.#trialRunning = false;
-      if (cancelled) return; // the next execution is the trial
-      if (ok) this.#close();
-      else this.#open(error);
-      return;
-    }
-    if (cancelled || this.#state !== "closed" || ticket !== this.#epoch) return;
-    if (ok) {
-      this.#failures = 0;
-      return;
-    }
-    this.#failures++;
-    if (this.#failures >= this.#threshold) this.#open(error);
+/** `maxWait`, validated: a number > 0 or `Infinity`, only with `whenOpen: "wait"`. */
+function maxWaitOption(value: unknown, wait: boolean): number {
+  if (value === undefined) return Infinity;
+  if (!wait) {
+    throw new TypeError(
+      `maxWait applies only with whenOpen: "wait" (got maxWait ${show(value)} without it)`,
+    );
   }
+  return value === Infinity ? Infinity : positiveDuration("maxWait", value);
+}
 
-  #open(error: unknown): void {
-    this.#openedAt = Date.now();
-    this.#lastFailure = error;
-    this.#change("open");
-  }
-
-  #close(): void {
-    this.#failures = 0;
-    this.#epoch++;
-    this.#lastFailure = undefined;
-    this.#change("closed");
-  }
-
-  #change(state: CircuitState): void {
-    this.#state = state;
-    const onStateChange = this.#onStateChange;
-    if (onStateChange !== undefined) callIgnoringErrors(() => onStateChange(state));
-  }
+/**
+ * The `circuitBreaker` stage option, validated, as the guard around the stage's executions: a
+ * {@link CircuitBreaker} of this or any other copy of the package.
+ */
+export function executionGuardOption(value: unknown): ExecutionGuard | undefined {
+  return circuitBreakerOption(value);
 }
 
 /**
  * The `circuitBreaker` stage option, validated: a {@link CircuitBreaker} of this or any other
- * copy of the package.
+ * copy of the package. The stage's call until it takes {@link executionGuardOption}.
  */
 export function circuitBreakerOption(value: unknown): CircuitBreaker | undefined {
   if (value === undefined) return undefined;
   if (
     typeof value !== "object" ||
     value === null ||
-    typeof (value as Partial<CircuitBreaker>)[guard] !== "function"
+    typeof (value as Partial<CircuitBreaker>)[guardExecution] !== "function"
   ) {
     throw new TypeError(`circuitBreaker must be a CircuitBreaker, got ${show(value)}`);
   }

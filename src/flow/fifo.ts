@@ -1,7 +1,7 @@
 /**
  * A first-in, first-out queue as a doubly linked list: `push`, `shift` and `remove` (of any
- * entry, by the node `push` returned) all cost O(1), however long the queue: the rate
- * limiter's waiters, any of which may abort and leave.
+ * entry, by the node `push` returned) cost O(1), however long the queue: the waiters of a rate
+ * limiter's window, of a circuit or of an adaptive limit, any of which may abort and leave.
  */
 
 /** One entry of a {@link Fifo}; keep it to remove the entry later. */
@@ -11,8 +11,6 @@ export interface FifoNode<T> {
   next: FifoNode<T> | undefined;
   /** @internal */
   prev: FifoNode<T> | undefined;
-  /** Whether the node is still queued. @internal */
-  queued: boolean;
 }
 
 /** A FIFO queue with O(1) removal from the middle. */
@@ -26,9 +24,14 @@ export class Fifo<T> {
     return this.#size;
   }
 
+  /** The front entry's node, left in place; `undefined` when empty. */
+  get first(): FifoNode<T> | undefined {
+    return this.#head;
+  }
+
   /** Adds `value` at the back; returns its node, for {@link Fifo.remove}. */
   push(value: T): FifoNode<T> {
-    const node: FifoNode<T> = { value, next: undefined, prev: this.#tail, queued: true };
+    const node: FifoNode<T> = { value, next: undefined, prev: this.#tail };
     if (this.#tail === undefined) this.#head = node;
     else this.#tail.next = node;
     this.#tail = node;
@@ -44,10 +47,8 @@ export class Fifo<T> {
     return node.value;
   }
 
-  /** Takes `node` out of the queue, wherever it is; harmless when it was already taken. */
+  /** Takes `node`, which must be queued, out of the queue, wherever it is. */
   remove(node: FifoNode<T>): void {
-    if (!node.queued) return;
-    node.queued = false;
     if (node.prev === undefined) this.#head = node.next;
     else node.prev.next = node.next;
     if (node.next === undefined) this.#tail = node.prev;

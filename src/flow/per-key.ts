@@ -1,4 +1,10 @@
-import { concurrencyLimit, optionalFunction, optionsObject, show } from "../internal/validate.js";
+import {
+  concurrencyLimit,
+  nonNegativeInteger,
+  optionalFunction,
+  optionsObject,
+  show,
+} from "../internal/validate.js";
 import type { OptionKeys } from "../internal/known-keys.js";
 import { WAIT, type Admission, type Waiting } from "../internal/pool.js";
 import { Queue } from "../internal/queue.js";
@@ -36,7 +42,28 @@ export interface PerKeyOptions<T = unknown> {
    * ```
    */
   concurrency: number;
+  /**
+   * How many items may wait for a busy key at once, read ahead of the items that run: an
+   * integer ≥ 0, independent of `concurrency`. While that many wait, no new item is taken from
+   * the input until one of them starts. So at most `concurrency + maxWaiting` items are taken
+   * and not finished, and memory stays bounded, also at `concurrency: Infinity` and on an
+   * endless input; and input sorted by key (all of one host, then the next) does not hold the
+   * other keys back as long as a run of one key is shorter than `maxWaiting`. With `0`, no item
+   * is read past one whose key is busy: that item waits in the place of the one that would
+   * have run. In `stream`, waiting items also count in the read-ahead window
+   * (`concurrency + buffer` items taken and not yet read).
+   * @default 1000
+   * @example
+   * ```ts
+   * // Crawl a list sorted by host: read up to 10,000 items ahead to find other hosts' work.
+   * pipeline.map(urls, { concurrency: 64, perKey: { key: (url) => new URL(url).host, concurrency: 2, maxWaiting: 10_000 } });
+   * ```
+   */
+  maxWaiting?: number | undefined;
 }
+
+/** The default of {@link PerKeyOptions.maxWaiting}. */
+export const DEFAULT_MAX_WAITING = 1_000;
 
 interface KeyState<T> {
   running: number;
@@ -46,25 +73,40 @@ interface KeyState<T> {
 /**
  * Per-key admission for the pool. `enter` admits an item when its key has a free place, or
  * queues it (per key, FIFO) so that the pool can go on to items of other keys; `leave` frees
- * a place and hands over the key's next waiting item. At most `maxWaiting` items wait at once:
- * the pool takes no new item while `full` (a hand-over makes room). A key's entry is dropped
- * as soon as nothing of that key runs or waits, so memory follows the items in flight, not
- * the keys ever seen.
+ * a place and hands over the key's next waiting item. At most `perKey.maxWaiting` items wait at
+ * once: the pool takes no new item while `full` (a hand-over makes room). A key's entry is
+ * dropped as soon as nothing of that key runs or waits, so memory follows the items in flight,
+ * not the keys ever seen.
  */
 export class KeyedAdmission<T> implements Admission<T> {
   readonly #key: (item: T, index: number) => unknown;
   readonly #perKey: number;
+  /** At least 1: see {@link KeyedAdmission.full}. */
   readonly #maxWaiting: number;
   readonly #keys = new Map<unknown, KeyState<T>>();
   #waiting = 0;
 
-  constructor(options: PerKeyOptions<T>, maxWaiting: number) {
+  /**
+   * @param options - validated by {@link perKeyOption}; `maxWaiting` defaults to
+   *   {@link DEFAULT_MAX_WAITING}
+   * @param _bound - ignored: the bound used to be `concurrency`, passed here; it is
+   *   `options.maxWaiting` now. Kept until the pool stops passing it.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- until the pool stops passing it
+  constructor(options: PerKeyOptions<T>, _bound?: number) {
     this.#key = options.key;
     this.#perKey = options.concurrency;
-    this.#maxWaiting = maxWaiting;
+    this.#maxWaiting = Math.max(options.maxWaiting ?? DEFAULT_MAX_WAITING, 1);
   }
 
-  /** Whether as many items wait as allowed: take no new item until one is handed over. */
+  /**
+   * Whether as many items wait as allowed: take no new item until one is handed over.
+   *
+   * With `maxWaiting: 0` one item may still wait: the pool cannot know an item's key before it
+   * takes it, and it takes items only while this is `false`. The worker that took that item
+   * gives up its place (it takes nothing more while this is `true`), so the item waits in a
+   * running item's place and the batch still holds at most `concurrency` items, as promised.
+   */
   get full(): boolean {
     return this.#waiting >= this.#maxWaiting;
   }
@@ -110,9 +152,13 @@ export class KeyedAdmission<T> implements Admission<T> {
 const perKeyOptionKeys = {
   key: true,
   concurrency: true,
+  maxWaiting: true,
 } as const satisfies OptionKeys<PerKeyOptions>;
 
-/** The `perKey` batch option, validated; the messages name `perKey.key`, `perKey.concurrency`. */
+/**
+ * The `perKey` batch option, validated, with `maxWaiting` set; the messages name `perKey.key`,
+ * `perKey.concurrency`, `perKey.maxWaiting`.
+ */
 export function perKeyOption(value: unknown): PerKeyOptions | undefined {
   if (value === undefined) return undefined;
   const options = optionsObject<Partial<PerKeyOptions>>("perKey", value, perKeyOptionKeys) ?? {};
@@ -120,5 +166,12 @@ export function perKeyOption(value: unknown): PerKeyOptions | undefined {
   if (key === undefined) {
     throw new TypeError(`perKey.key must be a function, got ${show(key)}`);
   }
-  return { key, concurrency: concurrencyLimit(options.concurrency, "perKey.concurrency") };
+  return {
+    key,
+    concurrency: concurrencyLimit(options.concurrency, "perKey.concurrency"),
+    maxWaiting:
+      options.maxWaiting === undefined
+        ? DEFAULT_MAX_WAITING
+        : nonNegativeInteger("perKey.maxWaiting", options.maxWaiting),
+  };
 }

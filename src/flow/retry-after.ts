@@ -1,8 +1,12 @@
+import { MAX_TIMER_DELAY } from "../internal/timers.js";
+
 /**
  * The `retryAfter` stage option: after a failed attempt that will be retried, returns the
- * wait before the next attempt in ms (a finite number ≥ 0), in place of the backoff, or
- * `undefined` for the usual backoff. `attempt` is the attempt that failed, from 1.
+ * wait before the next attempt in ms (a number ≥ 0), in place of the backoff, or `undefined`
+ * for the usual backoff. `attempt` is the attempt that failed, from 1. `Infinity` is capped by
+ * `maxRetryDelay` when one is set, and is a `RangeError` without one.
  *
+ * @default undefined (the backoff decides)
  * @example
  * ```ts
  * import { parseRetryAfter, type RetryAfter } from "async-pipeline";
@@ -36,10 +40,16 @@ const ASCTIME =
  * (negative or fractional seconds, a malformed date), so that the result can be returned
  * from `retryAfter` as it is: `undefined` means "use the usual backoff".
  *
+ * The result is never more than 2^31 − 1 ms (about 24.8 days, the longest `setTimeout`
+ * delay): a header asking for longer, however absurd (`"9".repeat(400)` seconds, a date in the
+ * year 9999), gives that cap, never `Infinity`. A server that says "not for a very long time"
+ * is taken at its word rather than retried at once; give the stage a `maxRetryDelay` to wait
+ * less than the cap.
+ *
  * @param value - the header's value, e.g. `response.headers.get("retry-after")`
  * @param now - the time to count from, in ms since the epoch
  * @default now: Date.now()
- * @returns milliseconds ≥ 0, or `undefined`
+ * @returns milliseconds from 0 to 2^31 − 1, or `undefined`
  * @example
  * ```ts
  * import { parseRetryAfter } from "async-pipeline";
@@ -47,6 +57,7 @@ const ASCTIME =
  * parseRetryAfter("3"); // 3000
  * parseRetryAfter(new Date(Date.now() + 5_000).toUTCString()); // about 5000
  * parseRetryAfter("soon"); // undefined
+ * parseRetryAfter("9".repeat(400)); // 2147483647: the cap
  * parseRetryAfter(null); // undefined
  * ```
  */
@@ -56,10 +67,15 @@ export function parseRetryAfter(
 ): number | undefined {
   if (typeof value !== "string") return undefined;
   const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1_000;
+  if (/^\d+$/.test(text)) return capped(Number(text) * 1_000);
   const date = httpDate(text, now);
   if (date === undefined) return undefined;
-  return Math.max(0, date - now);
+  return capped(Math.max(0, date - now));
+}
+
+/** `ms`, at most {@link MAX_TIMER_DELAY} (`Infinity` included). */
+function capped(ms: number): number {
+  return ms > MAX_TIMER_DELAY ? MAX_TIMER_DELAY : ms;
 }
 
 /** The time an HTTP date stands for, in ms since the epoch, or `undefined`. */

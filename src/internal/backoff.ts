@@ -25,10 +25,11 @@ export function retryDelayFor(policy: DelayPolicy, failure: number): number {
 
 /**
  * The wait after failed attempt `attempt`: what `retryAfter` says (capped by
- * `maxRetryDelay`, never jittered), or the backoff when it says `undefined`. When
- * `retryAfter` throws or returns something else than a finite number ≥ 0 or `undefined`,
- * throws `fail(problem, attempt)`, the problem a `TypeError` or `RangeError` whose `cause`
- * is what `retryAfter` threw, or else the attempt's error.
+ * `maxRetryDelay`, never jittered), or the backoff when it says `undefined`. A number ≥ 0 is
+ * used as it is, `Infinity` included when `maxRetryDelay` caps it. When `retryAfter` throws or
+ * returns anything else (a negative number, `NaN`, `Infinity` with no cap, not a number),
+ * throws `fail(problem, attempt)`, the problem a `TypeError` or `RangeError` whose `cause` is
+ * what `retryAfter` threw, or else the attempt's error.
  */
 export function retryAfterWait(
   retryAfter: (error: unknown, attempt: number) => unknown,
@@ -52,15 +53,24 @@ export function retryAfterWait(
       attempt,
     );
   }
-  if (!(wait >= 0) || wait === Infinity) {
+  const cap = policy.maxRetryDelay;
+  if (!(wait >= 0)) {
     throw fail(
-      new RangeError(`retryAfter must return a finite number ≥ 0 or undefined, got ${show(wait)}`, {
+      new RangeError(`retryAfter must return a number ≥ 0 or undefined, got ${show(wait)}`, {
         cause: error,
       }),
       attempt,
     );
   }
-  const cap = policy.maxRetryDelay;
+  if (wait === Infinity && cap === undefined) {
+    throw fail(
+      new RangeError(
+        "retryAfter returned Infinity and there is no maxRetryDelay to cap it: set maxRetryDelay, or return a finite number",
+        { cause: error },
+      ),
+      attempt,
+    );
+  }
   return cap !== undefined && wait > cap ? cap : wait;
 }
 
