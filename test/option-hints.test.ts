@@ -5,6 +5,11 @@
 import { describe, expect, it } from "vitest";
 import { Pipeline, Stage } from "../src/index.js";
 import { loggingMiddleware, retryMiddleware, timeoutMiddleware } from "../src/middlewares/index.js";
+import {
+  openTelemetryMiddleware,
+  openTelemetryRunSpan,
+  tracedRun,
+} from "../src/opentelemetry/index.js";
 
 const stage = new Stage("double", (n: number) => n * 2);
 const pipeline = new Pipeline([stage]);
@@ -81,5 +86,33 @@ describe("unknown option hints, as the user sees them", () => {
     // The deprecated names are still retryMiddleware's own options, not unknown ones.
     // eslint-disable-next-line @typescript-eslint/no-deprecated
     expect(() => retryMiddleware({ delay: 100, maxDelay: 1_000 })).not.toThrow();
+  });
+
+  it("perKey: an alias is named with its perKey. prefix", async () => {
+    await expect(
+      pipeline.map([1], { concurrency: 2, perKey: { key: String, max: 1 } } as never),
+    ).rejects.toThrow(message('unknown option "perKey.max" (did you mean "perKey.concurrency"?)'));
+  });
+
+  it("OpenTelemetry: the other form's options and the names used elsewhere", async () => {
+    expect(() => openTelemetryMiddleware({ spanName: "x" } as never)).toThrow(
+      message(
+        'unknown option "spanName" ("spanName" is an option of openTelemetryRunSpan, not openTelemetryMiddleware)',
+      ),
+    );
+    expect(() => openTelemetryMiddleware({ prefix: "etl" } as never)).toThrow(
+      message('unknown option "prefix" (did you mean "spanPrefix"?)'),
+    );
+    expect(() => openTelemetryRunSpan({ attrs: {} } as never)).toThrow(
+      message('unknown option "attrs" (did you mean "attributes"?)'),
+    );
+    expect(() => openTelemetryRunSpan({ spanPrefix: "etl" } as never)).toThrow(
+      message(
+        'unknown option "spanPrefix" ("spanPrefix" is an option of openTelemetryMiddleware, not openTelemetryRunSpan)',
+      ),
+    );
+    await expect(tracedRun(pipeline, 1, { ctx: {} } as never)).rejects.toThrow(
+      message('unknown option "ctx" (did you mean "context"?)'),
+    );
   });
 });

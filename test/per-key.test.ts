@@ -411,7 +411,11 @@ describe("perKey", () => {
     [{ key: "host", concurrency: 1 }, TypeError, 'perKey.key must be a function, got "host"'],
     [{ key: () => 1 }, TypeError, "perKey.concurrency must be a number, got undefined"],
     [{ key: () => 1, concurrency: 0 }, RangeError, "perKey.concurrency must be at least 1, got 0"],
-    [{ key: () => 1, concurrency: 1, limit: 2 }, TypeError, 'unknown option "limit"'],
+    [
+      { key: () => 1, concurrency: 1, limit: 2 },
+      TypeError,
+      'unknown option "perKey.limit" (did you mean "perKey.concurrency"?)',
+    ],
     [
       { key: () => 1, concurrency: 1.5 },
       RangeError,

@@ -6,6 +6,7 @@ import {
   show,
 } from "../internal/validate.js";
 import type { OptionKeys } from "../internal/known-keys.js";
+import { perKeyOptionHints } from "../internal/option-hints.js";
 import { WAIT, type Admission, type Waiting } from "../internal/pool.js";
 import { Queue } from "../internal/queue.js";
 
@@ -161,7 +162,9 @@ const perKeyOptionKeys = {
  */
 export function perKeyOption(value: unknown): PerKeyOptions | undefined {
   if (value === undefined) return undefined;
-  const options = optionsObject<Partial<PerKeyOptions>>("perKey", value, perKeyOptionKeys) ?? {};
+  const options =
+    optionsObject<Partial<PerKeyOptions>>("perKey", value, perKeyOptionKeys, perKeyOptionHints) ??
+    {};
   const key = optionalFunction("perKey.key", options.key);
   if (key === undefined) {
     throw new TypeError(`perKey.key must be a function, got ${show(key)}`);

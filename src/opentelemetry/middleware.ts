@@ -2,8 +2,7 @@ import { context as otelContext, type Span, type Tracer } from "@opentelemetry/a
 import type { Middleware } from "../middleware.js";
 import { INPUT_TYPE, STAGE_NAME, traceAttributesOf, typeName } from "./attributes.js";
 import { optionalString } from "../internal/validate.js";
-import type { OptionKeys } from "../internal/known-keys.js";
-import { optionsBag, resolveTracer } from "./options.js";
+import { middlewareHints, middlewareOptionKeys, optionsBag, resolveTracer } from "./options.js";
 import { runInSpan } from "./span.js";
 
 /**
@@ -83,12 +82,6 @@ export interface OpenTelemetryMiddlewareOptions {
   spanPrefix?: string | undefined;
 }
 
-const middlewareOptionKeys = {
-  tracer: true,
-  tracerName: true,
-  spanPrefix: true,
-} as const satisfies OptionKeys<OpenTelemetryMiddlewareOptions>;
-
 /**
  * Traces each stage execution with one OpenTelemetry span, named `${spanPrefix}.${stageName}`
  * and made the active span while the stage runs, so the spans a handler creates (an
@@ -133,7 +126,7 @@ const middlewareOptionKeys = {
 export function openTelemetryMiddleware(
   options: OpenTelemetryMiddlewareOptions = {},
 ): Middleware<object> {
-  const opts = optionsBag("options", options, middlewareOptionKeys);
+  const opts = optionsBag("options", options, middlewareOptionKeys, middlewareHints);
   const spanPrefix = optionalString("spanPrefix", opts.spanPrefix, "pipeline.stage");
   const tracer = resolveTracer(opts.tracer, opts.tracerName);
   const prefix = spanPrefix === "" ? "" : `${spanPrefix}.`;

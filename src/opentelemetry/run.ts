@@ -9,7 +9,13 @@ import { INPUT_TYPE, traceAttributesOf, typeName } from "./attributes.js";
 import { nonEmptyString } from "../internal/validate.js";
 import type { OptionKeys } from "../internal/known-keys.js";
 import { runOptionKeys, type Context, type RunOptions } from "../types.js";
-import { optionsBag, resolveTracer } from "./options.js";
+import {
+  optionsBag,
+  resolveTracer,
+  runSpanHints,
+  runSpanOptionKeys,
+  tracedRunHints,
+} from "./options.js";
 import { runInSpan } from "./span.js";
 
 /**
@@ -119,13 +125,6 @@ export interface RunSpanOptions {
   attributes?: Attributes | undefined;
 }
 
-const runSpanOptionKeys = {
-  tracer: true,
-  tracerName: true,
-  spanName: true,
-  attributes: true,
-} as const satisfies OptionKeys<RunSpanOptions>;
-
 const tracedRunOptionKeys = {
   ...runSpanOptionKeys,
   ...runOptionKeys,
@@ -179,7 +178,7 @@ export async function tracedRun<I, O, C extends object = Context>(
   ) {
     throw new TypeError("pipeline must be a Pipeline or a Stage (an object with a run method)");
   }
-  const opts = optionsBag("options", options, tracedRunOptionKeys);
+  const opts = optionsBag("options", options, tracedRunOptionKeys, tracedRunHints);
   const { context, signal } = opts;
   return (await runSpanWrapper(opts)(
     () => pipeline.run(input, { context, signal }),
@@ -213,7 +212,7 @@ export async function tracedRun<I, O, C extends object = Context>(
  * ```
  */
 export function openTelemetryRunSpan(options?: RunSpanOptions): RunWrapper<object> {
-  return runSpanWrapper(optionsBag("options", options, runSpanOptionKeys));
+  return runSpanWrapper(optionsBag("options", options, runSpanOptionKeys, runSpanHints));
 }
 
 /**
