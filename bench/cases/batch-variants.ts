@@ -179,7 +179,7 @@ const VARIANTS: readonly Variant[] = [
         id: "map-generator-1-vs-pool",
         label: "`map`, generator, concurrency 1 ÷ hand pool",
         reference: GENERATOR_POOL,
-        goal: 1.3,
+        goal: 1.2,
       },
     ],
     contenders: (count) => {
@@ -202,7 +202,7 @@ const VARIANTS: readonly Variant[] = [
         id: "map-settled-16-vs-pool",
         label: `\`mapSettled\`, concurrency ${String(CONCURRENCY)} ÷ hand pool writing settled results`,
         reference: SETTLED_POOL,
-        goal: 1.5,
+        goal: 1.1,
       },
       {
         id: "map-settled-16-vs-p-map",
@@ -240,7 +240,7 @@ const VARIANTS: readonly Variant[] = [
         id: "stream-16-vs-p-map-iterable",
         label: `\`stream\`, concurrency ${String(CONCURRENCY)} ÷ p-map \`pMapIterable\` (same read-ahead)`,
         reference: P_MAP_ITERABLE,
-        goal: 0.7,
+        goal: 0.45,
       },
     ],
     contenders: (count) => {
@@ -279,7 +279,7 @@ const VARIANTS: readonly Variant[] = [
         id: "map-timeout-16-vs-pool",
         label: `\`map\` with a ${String(TIMEOUT_MS / 1000)} s \`timeout\` (never fires) ÷ hand pool + setTimeout race`,
         reference: TIMEOUT_POOL,
-        goal: 1.6,
+        goal: 1.35,
       },
     ],
     contenders: (count) => {
@@ -327,7 +327,7 @@ const VARIANTS: readonly Variant[] = [
         id: "map-retry-16-vs-pool",
         label: "`map`, 30% of items fail once, `retries: 1` ÷ hand pool + try/catch",
         reference: RETRY_POOL,
-        goal: 1.2,
+        goal: 1.1,
       },
     ],
     contenders: (count) => {

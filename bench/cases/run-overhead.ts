@@ -19,7 +19,9 @@ import {
   formatRatio,
   formatRatioRange,
   formatSpread,
+  score,
   type ChartPanel,
+  type Score,
   type Section,
   type Settings,
   type Table,
@@ -296,10 +298,22 @@ async function runOverhead(
   const summaryRows: string[][] = [];
   const headlines: string[] = [];
   const groups: ChartPanel["groups"][number][] = [];
+  const scores: Score[] = [];
   for (const variant of variants()) {
     const measurement = await measureGroup(variant.title);
     tables.push(table(variant, measurement, settings));
     const vsFloor = ratio(measurement, OURS, variant.floorName);
+    if (variant.floorName === PLAIN_LOOP) {
+      scores.push(
+        score(measurement, {
+          id: "run-10-vs-loop",
+          label: `\`run\`, ${String(STAGES)} async stages ÷ for loop of awaits`,
+          ours: OURS,
+          reference: PLAIN_LOOP,
+          goal: 1.1,
+        }),
+      );
+    }
     const vsPlain = ratio(measurement, OURS, PLAIN_LOOP);
     const alternative = variant.contenders[variant.contenders.length - 2] as Contender;
     const vsAlternative = ratio(measurement, OURS, alternative.name);
@@ -353,6 +367,7 @@ async function runOverhead(
       "only calls the hooks is shown too.",
     ],
     tables: [summary, ...tables],
+    scores,
     notes: [
       "Ratios are paired: each round times every contender once (in a shuffled order) and the",
       "ratio is taken within the round; the table gives the median and, in brackets, the",
