@@ -274,20 +274,7 @@ export interface RecordedError {
  * }
  * ```
  */
-export interface RecordedCause {
-  /** Its class name; `"Error"` for a thrown non-error. */
-  readonly name: string;
-  /** Its message (for a thrown non-error, the value as JSON, or a string as it is). */
-  readonly message: string;
-  /** Its stack, when it had one. */
-  readonly stack?: string | undefined;
-  /** Its own JSON-safe fields (`code`, `status`, …), when it had any. */
-  readonly fields?: Readonly<Record<string, unknown>> | undefined;
-  /** Its own `cause`, when it had one and the chain is not five errors deep yet. */
-  readonly cause?: RecordedCause | undefined;
-  /** For a thrown non-error, the value itself when it is JSON-safe. */
-  readonly value?: unknown;
-}
+export type RecordedCause = ErrorRecord;
 
 /**
  * What {@link readCheckpoint} finds in a checkpoint.

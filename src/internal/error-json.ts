@@ -20,11 +20,17 @@ export const MAX_CAUSE_DEPTH = 5;
  * - `value`: for a thrown non-`Error`, the value itself when it is JSON-safe.
  */
 export interface ErrorRecord {
+  /** Its class name; `"Error"` for a thrown non-error. */
   readonly name: string;
+  /** Its message (for a thrown non-error, the value as JSON, or a string as it is). */
   readonly message: string;
+  /** Its stack, when it had one. */
   readonly stack?: string | undefined;
+  /** Its own JSON-safe fields (`code`, `status`, …), when it had any. */
   readonly fields?: Readonly<Record<string, unknown>> | undefined;
+  /** Its own `cause`, when it had one and the chain is not five errors deep yet. */
   readonly cause?: ErrorRecord | undefined;
+  /** For a thrown non-error, the value itself when it is JSON-safe. */
   readonly value?: unknown;
 }
 
