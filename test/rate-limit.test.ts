@@ -511,14 +511,19 @@ describe("cost, call.charge and arrays of limiters, through a stage", () => {
       },
     });
     const calls: string[] = [];
-    for (const rateLimit of [tooBig, broken, [tooBig, broken]]) {
+    for (const [rateLimit, retries] of [
+      [tooBig, 0],
+      [tooBig, 3],
+      [broken, 3],
+      [[tooBig, broken], 3],
+    ] as const) {
       const stage = new Stage(
         "s",
         async (text: string) => {
           calls.push(text);
           return text;
         },
-        { rateLimit, retries: 3, retryDelay: 10 },
+        { rateLimit, retries, retryDelay: 10 },
       );
       const error = (await rejectionOf(stage.run("far too long"))) as StageExecutionError;
       expect(error).toBeInstanceOf(StageExecutionError);

@@ -207,25 +207,14 @@ function callOf(plan: StagePlan): Attempt {
   if (!takesContext && timeout === undefined) {
     return (value) => (handler as (value: unknown) => unknown)(value);
   }
-  return (value, context, signal, number) => {
-    const call = takesContext ? new AttemptCall(signal, number, name) : undefined;
-    let result: unknown;
-    try {
-      result =
-        call === undefined
-          ? (handler as (value: unknown) => unknown)(value)
-          : handler(value, context, call);
-      if (timeout !== undefined) return timed(result, name, timeout, signal, call);
-      if (call !== undefined) {
-        if (isThenable(result)) call.endWhenSettled(result);
-        else call.end();
-      }
-    } catch (error) {
-      call?.end();
-      throw error;
-    }
-    return result;
-  };
+  return (value, context, signal, number) =>
+    invoke(
+      plan,
+      value,
+      context,
+      signal,
+      takesContext ? new AttemptCall(signal, number, name) : undefined,
+    );
 }
 
 /**
@@ -246,23 +235,38 @@ function grantedCallOf(plan: StagePlan): GrantedAttempt {
   return (value, context, signal, number, grant) => {
     const receipt = grant.start();
     const call = takesContext ? new GrantedCall(signal, number, name, grant, receipt) : undefined;
-    let result: unknown;
-    try {
-      result =
-        call === undefined
-          ? (handler as (value: unknown) => unknown)(value)
-          : handler(value, context, call);
-      if (timeout !== undefined) return timed(result, name, timeout, signal, call);
-      if (call !== undefined) {
-        if (isThenable(result)) call.endWhenSettled(result);
-        else call.end();
-      }
-    } catch (error) {
-      call?.end();
-      throw error;
-    }
-    return result;
+    return invoke(plan, value, context, signal, call);
   };
+}
+
+/**
+ * Calls the handler of `plan` on `value`, with `call` when it takes one (`undefined`: the value
+ * alone), under the stage's timeout when it has one; `call` ends when the attempt settles.
+ */
+function invoke(
+  plan: StagePlan,
+  value: unknown,
+  context: unknown,
+  signal: AbortSignal | undefined,
+  call: AttemptCall | undefined,
+): unknown {
+  const { handler, timeout } = plan;
+  let result: unknown;
+  try {
+    result =
+      call === undefined
+        ? (handler as (value: unknown) => unknown)(value)
+        : handler(value, context, call);
+    if (timeout !== undefined) return timed(result, plan.name, timeout, signal, call);
+    if (call !== undefined) {
+      if (isThenable(result)) call.endWhenSettled(result);
+      else call.end();
+    }
+  } catch (error) {
+    call?.end();
+    throw error;
+  }
+  return result;
 }
 
 /**
