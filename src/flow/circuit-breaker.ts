@@ -98,7 +98,10 @@ export interface CircuitBreakerOptions<T = unknown, C extends object = Context> 
    * cooldown the first waiter is the trial. For batch jobs: an outage shorter than `maxWait`
    * pauses the batch instead of draining it. The execution whose failure opened the circuit,
    * one that failed while it was open, and a failed trial wait too and then run again, with
-   * the stage's full attempts.
+   * the stage's full attempts. A failure that does not open the circuit is held while other
+   * executions of the circuit run: if the circuit opens meanwhile, it waits and runs again
+   * too; a success (the streak is broken), nothing else running, `maxWait` or the signal let
+   * it stand. So an outage shorter than `maxWait` fails no item whose stage retries.
    * @default "fail"
    * @example
    * ```ts
@@ -171,7 +174,7 @@ type Reader = (value: unknown, context: unknown) => unknown;
  *   lets a trial through early. Fake timers drive it.
  * - **Timers.** None with `whenOpen: "fail"` (the move to `"half-open"` happens when the first
  *   execution after the cooldown arrives). With `"wait"`, one per circuit while executions
- *   wait: for the end of the cooldown, or the first waiter's `maxWait` if that comes first.
+ *   wait or are held: for the end of the cooldown, or the first `maxWait` if that comes first.
  * - **Per key.** With `key`, each key has its own circuit; `stateOf(key)` reads it.
  *
  * One breaker may be shared by several stages and several pipelines: they then count together
