@@ -1,7 +1,9 @@
 /**
  * Flow control against a local flaky HTTP server: a rate limit on request starts, the server's
  * `Retry-After` honoured, a circuit breaker that stops calling a service that is down (and
- * closes again once it is back), and a bound per host with `perKey`.
+ * closes again once it is back), a bound per host with `perKey`, and a batch that pauses
+ * through one host's outage and finishes with every item (a `whenOpen: "wait"` breaker and a
+ * rate limiter per host).
  *
  * Run: npx tsx examples/flow-control.ts
  */
@@ -18,10 +20,25 @@ import {
 } from "async-pipeline";
 
 // The service: GET /items/<id> answers { id }. The first request for item 3 gets a 429 with
-// `Retry-After: 1`; while `service.down`, every request gets a 503.
+// `Retry-After: 1`; while `service.down`, every request gets a 503. GET /hosts/<host>/items/<id>
+// is the same item on one of several hosts (for part 5): the host named by `outage.host` answers
+// 503 for `outage.length` ms from its first request, and each host's request times are kept.
 const service = { down: false, requests: 0, seen: new Set<string>() };
+const outage = { host: "", length: 0, until: Infinity };
+const arrivals = new Map<string, number[]>();
 const server = createServer((request, response) => {
   service.requests++;
+  const hosted = /^\/hosts\/(\w+)\/items\/(\d+)$/.exec(request.url ?? "");
+  if (hosted !== null) {
+    const [, host = "?", id = "?"] = hosted;
+    const now = performance.now();
+    if (host === outage.host && outage.until === Infinity) outage.until = now + outage.length;
+    arrivals.set(host, [...(arrivals.get(host) ?? []), now]);
+    if (host === outage.host && now < outage.until) response.writeHead(503).end();
+    else
+      response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id }));
+    return;
+  }
   const id = /^\/items\/(\d+)$/.exec(request.url ?? "")?.[1] ?? "?";
   if (service.down) {
     response.writeHead(503).end();
@@ -45,8 +62,9 @@ class HttpError extends Error {
   }
 }
 
-async function getItem(id: number, signal: AbortSignal): Promise<string> {
-  const response = await fetch(`${base}/items/${String(id)}`, { signal });
+async function getItem(id: number, signal: AbortSignal, host?: string): Promise<string> {
+  const path = host === undefined ? "" : `/hosts/${host}`;
+  const response = await fetch(`${base}${path}/items/${String(id)}`, { signal });
   if (!response.ok) {
     await response.body?.cancel();
     throw new HttpError(response.status, response.headers.get("retry-after"));
@@ -144,6 +162,76 @@ console.log(
   `perKey: ${fetched.length} items in input order: ${String(fetched[0])}…${String(fetched.at(-1))}`,
 );
 console.log(`  at most ${most} requests per host at once (concurrency 6, perKey 2)`);
+
+// 5. A batch through an outage: host b is down for 400 ms from its first request. A breaker per host with
+//    whenOpen "wait" pauses b's items instead of failing them (the failures that opened the
+//    circuit, and those before, run again once it closes), a limiter per host keeps each host
+//    at 10 request starts in any 100 ms, and the other hosts carry on meanwhile.
+interface Job {
+  host: string;
+  id: number;
+}
+const hostStates: string[] = [];
+const perHostCircuit = new CircuitBreaker({
+  threshold: 3,
+  cooldown: 150,
+  whenOpen: "wait",
+  maxWait: 60_000,
+  key: (job: Job) => job.host,
+  onStateChange: (state, host) => {
+    if (host === "b") hostStates.push(state);
+  },
+});
+const starts = new Map<string, number[]>(); // each host's request starts
+const perHostRate = new RateLimiter({ limit: 10, interval: 100, key: (job: Job) => job.host });
+const fetchHosted = new Stage(
+  "fetchHosted",
+  (job: Job, _context, call) => {
+    starts.set(job.host, [...(starts.get(job.host) ?? []), performance.now()]);
+    return getItem(job.id, call.signal, job.host);
+  },
+  {
+    circuitBreaker: perHostCircuit,
+    rateLimit: perHostRate,
+    retries: 1,
+    retryDelay: 20,
+    timeout: 2_000,
+  },
+);
+const hostJobs: Job[] = Array.from({ length: 90 }, (_, index) => ({
+  host: ["a", "b", "c"][index % 3] as string,
+  id: 100 + index,
+}));
+outage.host = "b";
+outage.length = 400;
+const outcome = await new Pipeline([fetchHosted]).mapSettled(hostJobs, {
+  concurrency: 24,
+  perKey: { key: (job) => job.host, concurrency: 8 },
+});
+const fulfilled = outcome.filter((entry) => entry.status === "fulfilled").length;
+console.log("a batch through host b's 400 ms outage (whenOpen wait, per-host breaker and limit):");
+console.log(
+  `  ${outcome.length} items: ${fulfilled} fulfilled, ${outcome.length - fulfilled} failed`,
+);
+console.log(
+  `  b's circuit opened: ${String(hostStates.includes("open"))}, now ${perHostCircuit.stateOf("b")}`,
+);
+// Measured where the requests start: no 100 ms holds more than 10 starts for one host.
+let busiest = 0;
+for (const times of starts.values()) {
+  for (let first = 0; first < times.length; first++) {
+    let last = first;
+    while (
+      last + 1 < times.length &&
+      (times[last + 1] as number) - (times[first] as number) < 100
+    ) {
+      last++;
+    }
+    busiest = Math.max(busiest, last - first + 1);
+  }
+}
+console.log(`  at most 10 request starts to one host in any 100 ms: ${String(busiest <= 10)}`);
+console.log(`  requests the server saw for host b: ${String(arrivals.get("b")?.length)}`);
 
 server.closeAllConnections();
 await new Promise((resolve) => server.close(resolve));

@@ -1,11 +1,9 @@
-import { CircuitBreaker, circuitBreakerOption, guard } from "./flow/circuit-breaker.js";
-import { acquire, rateLimiterOption, type RateLimiter } from "./flow/rate-limiter.js";
+import { executionGuardOption } from "./flow/circuit-breaker.js";
+import { attemptGateOption } from "./flow/limiter-set.js";
 import {
   composeExecution,
   executionOf,
-  type AttemptGate,
   type Execution,
-  type ExecutionGuard,
   type StagePlan,
 } from "./internal/execution.js";
 import { retryPolicy, type RetryPolicy } from "./internal/retry.js";
@@ -75,8 +73,8 @@ export class Stage<I, O, C extends object = Context> {
       takesContext: handler.length >= 2,
       timeout: this.#timeout,
       policy: this.#policy,
-      gate: gateOf(rateLimiterOption(opts.rateLimit)),
-      guard: guardOf(circuitBreakerOption(opts.circuitBreaker)),
+      gate: attemptGateOption(opts.rateLimit),
+      guard: executionGuardOption(opts.circuitBreaker),
     };
     this.#execution = composeExecution(plan);
   }
@@ -202,18 +200,4 @@ export class Stage<I, O, C extends object = Context> {
   get [executionOf](): Execution {
     return this.#execution;
   }
-}
-
-/** A rate limiter, as the stage's execution asks it for each attempt's turn. */
-function gateOf(limiter: RateLimiter | undefined): AttemptGate | undefined {
-  if (limiter === undefined) return undefined;
-  return { enter: (_value, _context, signal) => limiter[acquire](signal) };
-}
-
-/** A circuit breaker, as the stage's execution runs through it. */
-function guardOf(breaker: CircuitBreaker | undefined): ExecutionGuard | undefined {
-  if (breaker === undefined) return undefined;
-  return {
-    guard: (stageName, signal, refuse, run) => breaker[guard](stageName, signal, refuse, run),
-  };
 }

@@ -26,7 +26,8 @@ import type { OptionKeys } from "./internal/known-keys.js";
 export type Context = Record<string, any>;
 
 /**
- * What a handler learns about the attempt it runs in (its third parameter).
+ * What a handler learns about the attempt it runs in (its third parameter), and how it tells a
+ * rate limiter what the attempt really cost (`charge`).
  *
  * @example
  * ```ts
@@ -56,6 +57,38 @@ export interface StageCall {
   readonly attempt: number;
   /** The name of the stage running the handler. */
   readonly stageName: string;
+  /**
+   * Replaces what this attempt took from `limiter`, one of the stage's `rateLimit` limiters, by
+   * `actual`: the real cost, known once the service has answered (the tokens an LLM really
+   * used). A smaller amount is a refund, and the limiter's next grants use it; a larger one
+   * keeps later attempts waiting until this one has left the window. Once it has left the
+   * window (`interval` ms after the attempt started), there is nothing left to change.
+   * @param limiter - a `RateLimiter` this attempt took its turn from
+   * @param actual - a finite number ≥ 0, in the limiter's cost units
+   * @default the attempt keeps the cost its limiter's `cost` option gave (1 without one)
+   * @throws TypeError when this attempt did not take its turn from `limiter` (the stage has
+   *   no such `rateLimit`), or `actual` is not a number
+   * @throws RangeError when `actual` is negative, `NaN` or infinite
+   * @example
+   * ```ts
+   * import { RateLimiter, Stage } from "async-pipeline";
+   *
+   * declare function complete(prompt: string, signal: AbortSignal): Promise<{ text: string; tokens: number }>;
+   *
+   * // 90,000 tokens a minute, a prompt estimated at 4 characters a token.
+   * const tokens = new RateLimiter({ limit: 90_000, interval: 60_000, cost: (prompt: string) => prompt.length / 4 });
+   * const ask = new Stage(
+   *   "ask",
+   *   async (prompt: string, _context, call) => {
+   *     const answer = await complete(prompt, call.signal);
+   *     call.charge(tokens, answer.tokens); // what the call really cost
+   *     return answer.text;
+   *   },
+   *   { rateLimit: tokens },
+   * );
+   * ```
+   */
+  charge(limiter: object, actual: number): void;
 }
 
 /**

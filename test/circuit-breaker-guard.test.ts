@@ -21,13 +21,21 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-/** What the stage's `refuse` does: wraps the refusal, as `StageExecutionError` with 0 attempts. */
+/**
+ * What the stage's `refuse` does: wraps why the execution did not run (a refusal, or what `key`
+ * threw), as `StageExecutionError` with 0 attempts.
+ */
 class Refused extends Error {
-  constructor(readonly broken: BrokenCircuitError) {
-    super(broken.message);
+  constructor(readonly reason: unknown) {
+    super(reason instanceof Error ? reason.message : String(reason));
+  }
+
+  get broken(): BrokenCircuitError {
+    expect(this.reason).toBeInstanceOf(BrokenCircuitError);
+    return this.reason as BrokenCircuitError;
   }
 }
-const refuse = (error: BrokenCircuitError): Refused => new Refused(error);
+const refuse = (error: unknown): Refused => new Refused(error);
 
 /**
  * A service that is up or down, answering after `latency` ms (0: synchronously); records the
@@ -229,7 +237,8 @@ describe('CircuitBreaker whenOpen: "wait"', () => {
     svc.up = false;
     const runs = Array.from({ length: 6 }, (_, index) => execute(breaker, call, index));
     await vi.advanceTimersByTimeAsync(10);
-    // Two failures opened it; all six failed while it was open or opened it: they wait.
+    // Two failures opened it: the first was held while the others ran, the second opened it,
+    // the other four failed while it was open. All six wait.
     expect(breaker.state).toBe("open");
     const late = execute(breaker, call, "late"); // arrives while open: waits too
     expect(vi.getTimerCount()).toBe(1); // the cooldown's
@@ -244,13 +253,12 @@ describe('CircuitBreaker whenOpen: "wait"', () => {
     await vi.advanceTimersByTimeAsync(1_000); // the next trial
     await vi.advanceTimersByTimeAsync(20); // it succeeds, and every waiter runs
     expect(breaker.state).toBe("closed");
-    // The first failure did not open the circuit: it failed its item, as in fail mode. The
-    // one that opened it, the four that failed while it was open, and the late one all ran
-    // again once it closed.
-    const [first, ...others] = [...runs, late];
-    expect(first?.settled.reason).toEqual(new Error("down (0)"));
-    expect(others.map((run) => run.settled.status)).toEqual(Array<string>(6).fill("fulfilled"));
-    expect(others.map((run) => run.settled.value)).toEqual([1, 2, 3, 4, 5, "late"]);
+    // Every execution ran again. The held one was at the front of the queue, so the first
+    // trial (it failed, and went last); the opener was the second, which closed the circuit.
+    const all = [...runs, late];
+    expect(all.map((run) => run.settled.status)).toEqual(Array<string>(7).fill("fulfilled"));
+    expect(all.map((run) => run.settled.value)).toEqual([0, 1, 2, 3, 4, 5, "late"]);
+    expect(svc.calls.slice(6, 8).map(([, value]) => value)).toEqual([0, 1]);
     expect(stateNames(states)).toEqual(["open", "half-open", "open", "half-open", "closed"]);
     expect(vi.getTimerCount()).toBe(0);
   });
@@ -315,7 +323,7 @@ describe('CircuitBreaker whenOpen: "wait"', () => {
     ]);
   });
 
-  it("fails an execution whose failure does not open the circuit, as before", async () => {
+  it("fails a lone execution whose failure does not open the circuit at once: nothing can", async () => {
     const { state: svc, call } = service();
     const breaker = waiting({ threshold: 3 });
     svc.up = false;
@@ -324,6 +332,132 @@ describe('CircuitBreaker whenOpen: "wait"', () => {
     expect(first.settled.status).toBe("rejected");
     expect(first.settled.reason).toEqual(new Error("down (1)"));
     expect(breaker.state).toBe("closed");
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("holds a failure that does not open the circuit while others run, then runs it again once it opens and closes", async () => {
+    const fast = service(10);
+    const slow = service(50);
+    const breaker = waiting({ threshold: 2, cooldown: 100 });
+    fast.state.up = false;
+    slow.state.up = false;
+    const held = execute(breaker, fast.call, "held"); // fails at 10, while "opener" runs
+    const opener = execute(breaker, slow.call, "opener"); // fails at 50: the second, opens it
+    await vi.advanceTimersByTimeAsync(10);
+    expect(breaker.state).toBe("closed");
+    expect(held.settled.status).toBe("pending"); // held: "opener" may yet open the circuit
+    expect(vi.getTimerCount()).toBe(1); // the service's own: holding sets none (maxWait ∞)
+    await vi.advanceTimersByTimeAsync(40);
+    expect(breaker.state).toBe("open");
+    fast.state.up = true;
+    slow.state.up = true;
+    await vi.advanceTimersByTimeAsync(100); // the held one is the trial at 150, ends at 160
+    expect(fast.state.calls.map(([at, value]) => [at, value])).toEqual([
+      [0, "held"],
+      [150, "held"],
+    ]);
+    await vi.advanceTimersByTimeAsync(60);
+    expect([held.settled.value, opener.settled.value]).toEqual(["held", "opener"]);
+    expect(breaker.state).toBe("closed");
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("releases held failures as they came, at once, when an execution succeeds: the streak is broken", async () => {
+    const failing = service(10);
+    const healthy = service(30);
+    const breaker = waiting({ threshold: 5 });
+    failing.state.up = false;
+    const a = execute(breaker, failing.call, "a");
+    const b = execute(breaker, failing.call, "b");
+    execute(breaker, healthy.call, "ok"); // succeeds at 30
+    execute(breaker, healthy.call, "ok"); // so does this one
+    await vi.advanceTimersByTimeAsync(29);
+    expect([a.settled.status, b.settled.status]).toEqual(["pending", "pending"]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(a.settled.reason).toEqual(new Error("down (a)"));
+    expect(b.settled.reason).toEqual(new Error("down (b)"));
+    expect(breaker.state).toBe("closed");
+  });
+
+  it("releases held failures when the last execution running settles without opening the circuit", async () => {
+    const failing = service(10);
+    const later = service(30);
+    const breaker = waiting({ threshold: 5 });
+    failing.state.up = false;
+    later.state.up = false;
+    const a = execute(breaker, failing.call, "a");
+    const controller = new AbortController();
+    const b = execute(breaker, later.call, "b"); // fails at 30: the last one running
+    const c = execute(breaker, later.call, "c", { signal: controller.signal });
+    await vi.advanceTimersByTimeAsync(20);
+    controller.abort(new Error("stop")); // cancelled: counted neither way, but no longer runs
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.settled.status).toBe("pending");
+    await vi.advanceTimersByTimeAsync(10);
+    expect(a.settled.reason).toEqual(new Error("down (a)"));
+    expect(b.settled.reason).toEqual(new Error("down (b)"));
+    expect(c.settled.status).toBe("rejected");
+    expect(breaker.state).toBe("closed");
+  });
+
+  it("releases a held failure after maxWait, with its own error", async () => {
+    const failing = service(10);
+    const slow = service(10_000);
+    const breaker = waiting({ threshold: 5, maxWait: 500 });
+    failing.state.up = false;
+    const held = execute(breaker, failing.call, "held"); // held from 10
+    execute(breaker, slow.call, "slow");
+    await vi.advanceTimersByTimeAsync(509);
+    expect(held.settled.status).toBe("pending");
+    await vi.advanceTimersByTimeAsync(1);
+    expect(held.settled.reason).toEqual(new Error("down (held)"));
+    expect(vi.getTimerCount()).toBe(1); // the slow call's: the hold's is gone
+  });
+
+  it("counts a held failure's wait toward maxWait once the circuit opens", async () => {
+    const fast = service(10);
+    const slow = service(50);
+    const breaker = waiting({ threshold: 2, cooldown: 10_000, maxWait: 300 });
+    fast.state.up = false;
+    slow.state.up = false;
+    const held = execute(breaker, fast.call, "held"); // held from 10
+    const opener = execute(breaker, slow.call, "opener"); // opens at 50, waits until 350
+    await vi.advanceTimersByTimeAsync(309);
+    expect(held.settled.status).toBe("pending");
+    await vi.advanceTimersByTimeAsync(1);
+    const broken = (held.settled.reason as Refused).broken;
+    expect(broken.waited).toBe(300);
+    expect(broken.cause).toEqual(new Error("down (opener)"));
+    expect(opener.settled.status).toBe("pending");
+    await vi.advanceTimersByTimeAsync(40);
+    expect(opener.settled.status).toBe("rejected");
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("ends a hold at once when the signal aborts, with its reason", async () => {
+    const failing = service(10);
+    const slow = service(1_000);
+    const breaker = waiting({ threshold: 5 });
+    failing.state.up = false;
+    const controller = new AbortController();
+    const held = execute(breaker, failing.call, "held", { signal: controller.signal });
+    execute(breaker, slow.call, "slow");
+    await vi.advanceTimersByTimeAsync(10);
+    const reason = new Error("user left");
+    controller.abort(reason);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(held.settled.reason).toBe(reason);
+  });
+
+  it('holds nothing with whenOpen "fail": a failure stands at once, others running or not', async () => {
+    const failing = service(10);
+    const slow = service(1_000);
+    const breaker = new CircuitBreaker({ threshold: 5, cooldown: 1_000 });
+    failing.state.up = false;
+    const first = execute(breaker, failing.call, "first");
+    execute(breaker, slow.call, "slow");
+    await vi.advanceTimersByTimeAsync(10);
+    expect(first.settled.reason).toEqual(new Error("down (first)"));
   });
 
   it("fails a waiter after maxWait with a BrokenCircuitError, with one timer for the circuit", async () => {
@@ -395,7 +529,7 @@ describe('CircuitBreaker whenOpen: "wait"', () => {
     expect(next.settled.status).toBe("pending");
   });
 
-  it("counts a failure from a closed period that has ended neither way, and fails its item", async () => {
+  it("counts a failure from a closed period that has ended neither way, and fails its item when it runs alone", async () => {
     const breaker = waiting({ threshold: 1, cooldown: 100 });
     const slow = service(500);
     const fast = service(10);
@@ -509,7 +643,7 @@ describe("CircuitBreaker: key", () => {
     expect(svc.calls).toHaveLength(2);
   });
 
-  it("throws what key throws, before anything runs", () => {
+  it("fails the execution with what key throws, through refuse, before anything runs", () => {
     const problem = new TypeError("no host");
     const breaker = new CircuitBreaker({
       threshold: 1,
@@ -519,9 +653,14 @@ describe("CircuitBreaker: key", () => {
       },
     });
     const { state: svc, call } = service(0);
-    expect(() => breaker[guardExecution]("call", 1, {}, undefined, refuse, () => call(1))).toThrow(
-      problem,
-    );
+    let thrown: unknown;
+    try {
+      breaker[guardExecution]("call", 1, {}, undefined, refuse, () => call(1));
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(Refused);
+    expect((thrown as Refused).reason).toBe(problem);
     expect(svc.calls).toHaveLength(0);
   });
 

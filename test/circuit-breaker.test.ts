@@ -495,12 +495,34 @@ describe("the circuitBreaker stage option", () => {
 });
 
 describe('whenOpen: "wait" in a batch', () => {
+  interface Outage {
+    readonly count?: number;
+    readonly concurrency?: number;
+    /** When the service is down, in ms from the start: a call begun then fails. */
+    readonly from?: number;
+    readonly to?: number;
+    /** Each call's duration. */
+    readonly latency?: number;
+    /** Items that fail whatever the service does (a bad input, say). */
+    readonly poison?: ReadonlySet<number>;
+    readonly retries?: number;
+  }
+
   /**
-   * A batch of `count` items through a stage whose service is down from 200 ms to 2,200 ms:
-   * each call takes 20 ms, and fails when it began during the outage.
+   * A batch through a stage whose service is down from `from` to `to`: each call takes
+   * `latency` ms, and fails when it began during the outage. Returns each item's outcome and
+   * when it settled (ms from the start), and the calls the service saw.
    */
-  async function outage(breaker: CircuitBreaker, count = 1_000) {
-    const down = { from: 200, to: 2_200 };
+  async function outage(breaker: CircuitBreaker, options: Outage = {}) {
+    const {
+      count = 1_000,
+      concurrency = 20,
+      from = 200,
+      to = 2_200,
+      latency = 20,
+      poison = new Set<number>(),
+      retries = 1,
+    } = options;
     let calls = 0;
     let callsWhileDown = 0;
     const stage = new Stage(
@@ -509,27 +531,82 @@ describe('whenOpen: "wait" in a batch', () => {
         new Promise<number>((resolve, reject) => {
           calls++;
           const at = performance.now();
-          if (at >= down.from && at < down.to) callsWhileDown++;
+          const down = at >= from && at < to;
+          if (down) callsWhileDown++;
           setTimeout(() => {
-            if (at >= down.from && at < down.to) reject(new Error("HTTP 503"));
+            if (down) reject(new Error("HTTP 503"));
+            else if (poison.has(value)) reject(new Error(`no item ${String(value)}`));
             else resolve(value);
-          }, 20);
+          }, latency);
         }),
-      { circuitBreaker: breaker, retries: 1, retryDelay: 100 },
+      { circuitBreaker: breaker, retries, retryDelay: 100 },
     );
     const items = Array.from({ length: count }, (_, index) => index);
-    const settled = observe(new Pipeline([stage]).mapSettled(items, 20));
+    const settledAt = new Map<number, number>();
+    const run = new Pipeline([stage]).stream(items, {
+      concurrency,
+      settled: true,
+      ordered: false,
+    });
+    const entries = new Map<number, PromiseSettledResult<number>>();
+    const done = observe(
+      (async () => {
+        let index = 0;
+        for await (const entry of run) {
+          // Unordered: which item each entry is comes from its value or its reason.
+          const item =
+            entry.status === "fulfilled"
+              ? entry.value
+              : Number(/item (\d+)/.exec(String(entry.reason))?.[1] ?? -++index);
+          entries.set(item, entry);
+          settledAt.set(item, performance.now());
+        }
+      })(),
+    );
     let finishedAt = 0;
-    while (settled.status === "pending") {
+    while (done.status === "pending") {
       await vi.advanceTimersByTimeAsync(10);
       finishedAt = performance.now();
     }
-    const entries = settled.value as PromiseSettledResult<number>[];
-    const failed = entries.flatMap((entry, index) => (entry.status === "rejected" ? [index] : []));
-    return { failed, calls, callsWhileDown, finishedAt, entries };
+    expect(done.status).toBe("fulfilled");
+    const failed = [...entries].filter(([, entry]) => entry.status === "rejected");
+    return { failed, entries, settledAt, calls, callsWhileDown, finishedAt };
   }
 
-  it("pauses through an outage: only the failures before the streak reached threshold fail", async () => {
+  it("pauses a 10,000-item mapSettled through a 30 s outage: every item succeeds (retries 1, concurrency 32, threshold 5)", async () => {
+    const { states, onStateChange } = changesOf();
+    const breaker = new CircuitBreaker({
+      threshold: 5,
+      cooldown: 1_000,
+      whenOpen: "wait",
+      onStateChange,
+    });
+    const stage = new Stage(
+      "call",
+      (value: number) =>
+        new Promise<number>((resolve, reject) => {
+          const at = performance.now();
+          setTimeout(() => {
+            if (at >= 1_000 && at < 31_000) reject(new Error("HTTP 503"));
+            else resolve(value);
+          }, 20);
+        }),
+      { circuitBreaker: breaker, retries: 1 },
+    );
+    const items = Array.from({ length: 10_000 }, (_, index) => index);
+    const settled = observe(new Pipeline([stage]).mapSettled(items, 32));
+    while (settled.status === "pending") await vi.advanceTimersByTimeAsync(100);
+    const entries = settled.value as PromiseSettledResult<number>[];
+    expect(entries.filter((entry) => entry.status === "rejected")).toEqual([]);
+    expect(entries.map((entry) => (entry as PromiseFulfilledResult<number>).value)).toEqual(items);
+    // 10,000 items, 32 at a time, 20 ms each: 6.25 s of work, and the 30 s pause.
+    expect(performance.now()).toBeGreaterThan(36_000);
+    expect(performance.now()).toBeLessThan(38_500);
+    expect(states.at(-1)).toBe("closed");
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("pauses through an outage: the failures before the streak reached threshold are held, and run again", async () => {
     const { states, onStateChange } = changesOf();
     const breaker = new CircuitBreaker({
       threshold: 5,
@@ -537,28 +614,75 @@ describe('whenOpen: "wait" in a batch', () => {
       whenOpen: "wait",
       onStateChange,
     });
-    const { failed, calls, callsWhileDown, finishedAt, entries } = await outage(breaker);
-    // The four executions whose failures came before the fifth failed their items, as with
-    // whenOpen "fail"; every other item waited for the service and succeeded.
-    expect(failed).toHaveLength(4);
-    expect(entries.filter((entry) => entry.status === "fulfilled")).toHaveLength(996);
-    for (const index of failed) {
-      const reason = (entries[index] as PromiseRejectedResult).reason as StageExecutionError;
-      expect(reason.attempts).toBe(2);
-      expect((reason.originalError as Error).message).toBe("HTTP 503");
-    }
+    const { failed, entries, calls, callsWhileDown, finishedAt } = await outage(breaker);
+    expect(failed).toEqual([]);
+    expect(entries.size).toBe(1_000);
     // Paused, not drained: while it was down, the service saw the attempts in flight when the
-    // outage began (20 and their retries), those of the items that replaced the four failed
-    // ones, and one trial per cooldown: about 50 calls, where a batch without a breaker would
-    // have made some 500 (20 at a time, 140 ms per failed item, for 2 s).
-    expect(callsWhileDown).toBeLessThan(70);
-    expect(calls).toBeLessThan(1_000 + 70);
+    // outage began (20 and their retries) and one trial per cooldown: about 45 calls, where a
+    // batch without a breaker would have made some 500 (20 at a time, 140 ms per failed item,
+    // for 2 s).
+    expect(callsWhileDown).toBeLessThan(60);
+    expect(calls).toBeLessThan(1_000 + 60);
     expect(states.at(-1)).toBe("closed");
     expect(states.filter((state) => state === "half-open").length).toBeGreaterThan(1);
     // 1,000 items at 20 at once, 20 ms each: 1 s of work, plus the 2 s outage and a cooldown.
     expect(finishedAt).toBeGreaterThan(3_000);
     expect(finishedAt).toBeLessThan(4_000);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("fails an item that fails while the service is healthy, as soon as another execution succeeds", async () => {
+    const breaker = new CircuitBreaker({ threshold: 5, cooldown: 500, whenOpen: "wait" });
+    const { failed, entries, settledAt } = await outage(breaker, {
+      count: 200,
+      concurrency: 8,
+      from: Infinity,
+      poison: new Set([50]),
+    });
+    expect(failed.map(([item]) => item)).toEqual([50]);
+    const reason = (entries.get(50) as PromiseRejectedResult).reason as StageExecutionError;
+    expect(reason.attempts).toBe(2);
+    expect((reason.originalError as Error).message).toBe("no item 50");
+    // Item 50 starts at 120 ms (the seventh round of 8), fails at 140, retries at 240 and
+    // fails at 260: held until the next success, at most one call (20 ms) later.
+    expect(settledAt.get(50)).toBeGreaterThanOrEqual(260);
+    expect(settledAt.get(50)).toBeLessThanOrEqual(280);
+    expect(breaker.state).toBe("closed");
+  });
+
+  it("does not hold a lone failing execution: nothing else could open the circuit", async () => {
+    const breaker = new CircuitBreaker({ threshold: 5, cooldown: 500, whenOpen: "wait" });
+    const stage = new Stage(
+      "call",
+      async (value: number) => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        throw new Error(`no item ${String(value)}`);
+      },
+      { circuitBreaker: breaker, retries: 1, retryDelay: 100 },
+    );
+    const run = observe(stage.run(1));
+    await vi.advanceTimersByTimeAsync(140); // fails at 20, retries at 120, fails at 140
+    expect(run.status).toBe("rejected");
+    expect((run.reason as StageExecutionError).attempts).toBe(2);
+    // One at a time, each failure stands when it comes: three more take 3 × 140 ms.
+    const settled = observe(new Pipeline([stage]).mapSettled([2, 3, 4], 1));
+    await vi.advanceTimersByTimeAsync(3 * 140);
+    expect(settled.status).toBe("fulfilled");
+    expect((settled.value ?? []).map((entry) => entry.status)).toEqual(
+      Array<string>(3).fill("rejected"),
+    );
+    expect(breaker.state).toBe("closed"); // four failures in a row: one short of threshold
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("fails the failures that come while nothing else runs, below a concurrency of threshold", async () => {
+    const breaker = new CircuitBreaker({ threshold: 5, cooldown: 500, whenOpen: "wait" });
+    const { failed, entries } = await outage(breaker, { concurrency: 2 });
+    // Two at a time: once both have failed, nothing runs that could open the circuit, so
+    // they stand; the next two add to the streak and stand too, and the fifth failure opens
+    // it. So the first threshold − 1 failures stand, as with whenOpen "fail", and no more.
+    expect(failed).toHaveLength(4);
+    expect(entries.size).toBe(1_000);
   });
 
   it("fails no item of an outage with threshold 1: the first failure opens the circuit", async () => {
@@ -569,12 +693,12 @@ describe('whenOpen: "wait" in a batch', () => {
 
   it('drains the batch with whenOpen "fail", for comparison', async () => {
     const breaker = new CircuitBreaker({ threshold: 5, cooldown: 500 });
-    const { failed, entries } = await outage(breaker);
+    const { failed } = await outage(breaker);
     expect(failed.length).toBeGreaterThan(500);
-    const refused = entries.filter(
-      (entry) =>
-        entry.status === "rejected" &&
-        (entry.reason as StageExecutionError).originalError instanceof BrokenCircuitError,
+    const refused = failed.filter(
+      ([, entry]) =>
+        ((entry as PromiseRejectedResult).reason as StageExecutionError).originalError instanceof
+        BrokenCircuitError,
     );
     expect(refused.length).toBeGreaterThan(500);
   });

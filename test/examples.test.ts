@@ -109,6 +109,11 @@ const expected: Record<string, (string | RegExp)[]> = {
     "  state changes: open → half-open → closed",
     "perKey: 12 items in input order: 40…51",
     "  at most 2 requests per host at once (concurrency 6, perKey 2)",
+    "a batch through host b's 400 ms outage (whenOpen wait, per-host breaker and limit):",
+    "  90 items: 90 fulfilled, 0 failed",
+    "  b's circuit opened: true, now closed",
+    "  at most 10 request starts to one host in any 100 ms: true",
+    /^ {2}requests the server saw for host b: \d+$/,
   ],
   "opentelemetry.ts": [
     "first run: total 10",

@@ -16,6 +16,7 @@ import type {
   PerKeyOptions,
   RateLimitOptions,
   RetryAfter,
+  StageCall,
   StageOptions,
   WhenOpen,
 } from "../src/index.js";
@@ -76,7 +77,7 @@ describe("perKey", () => {
 describe("stage options", () => {
   it("take a limiter or its options, a breaker and retryAfter", () => {
     expectTypeOf<StageOptions["rateLimit"]>().toEqualTypeOf<
-      RateLimiter | RateLimitOptions | undefined
+      RateLimiter | RateLimitOptions | readonly RateLimiter[] | undefined
     >();
     expectTypeOf<StageOptions["circuitBreaker"]>().toEqualTypeOf<CircuitBreaker | undefined>();
     expectTypeOf<StageOptions["retryAfter"]>().toEqualTypeOf<RetryAfter | undefined>();
@@ -113,6 +114,15 @@ describe("RateLimiter cost and key", () => {
     expectTypeOf(perHost.waitingFor("a")).toEqualTypeOf<number>();
     const options: StageOptions = { rateLimit: tokens };
     const other: StageOptions = { rateLimit: perHost };
+    const both: StageOptions = { rateLimit: [tokens, perHost] };
+    expectTypeOf(both).toExtend<StageOptions>();
+    expectTypeOf<StageCall["charge"]>().toEqualTypeOf<(limiter: object, actual: number) => void>();
+    new Stage("ask", async (prompt: string, _context, call) => {
+      call.charge(tokens, prompt.length);
+      // @ts-expect-error the actual cost is a number
+      call.charge(tokens, "12");
+      return prompt;
+    });
     expectTypeOf(options).toExtend<StageOptions>();
     expectTypeOf(other).toExtend<StageOptions>();
     expectTypeOf<RateLimitOptions<string>["cost"]>().toEqualTypeOf<

@@ -5,6 +5,7 @@ import {
   Stage,
   StageExecutionError,
   TimeoutError,
+  type StageCall,
   type StageOptions,
 } from "../src/index.js";
 import { observe, rejectionOf } from "./support/promises.js";
@@ -390,6 +391,167 @@ describe("the rateLimit stage option", () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(late.status).toBe("fulfilled");
     expect(starts).toEqual([0, interval]);
+  });
+});
+
+describe("cost, call.charge and arrays of limiters, through a stage", () => {
+  it("refunds through call.charge: the next attempt uses what was really spent", async () => {
+    const tokens = new RateLimiter({
+      limit: 10,
+      interval: 1_000,
+      cost: (text: string) => text.length,
+    });
+    const starts: [string, number][] = [];
+    const stage = new Stage(
+      "ask",
+      async (text: string, _context, call) => {
+        starts.push([text, Date.now()]);
+        call.charge(tokens, 2); // estimated at its length, really 2
+        return text;
+      },
+      { rateLimit: tokens },
+    );
+    await stage.run("12345678"); // takes 8, refunded to 2
+    const next = observe(stage.run("12345678")); // 2 + 8 fits in 10: starts at once
+    await vi.advanceTimersByTimeAsync(0);
+    expect(next.status).toBe("fulfilled");
+    expect(starts).toEqual([
+      ["12345678", 0],
+      ["12345678", 0],
+    ]);
+  });
+
+  it("makes later attempts wait when call.charge says an attempt cost more", async () => {
+    const limiter = new RateLimiter({ limit: 3, interval: 100 });
+    const charged = new Stage(
+      "big",
+      (value: number, _context, call) => {
+        call.charge(limiter, 3);
+        return value;
+      },
+      { rateLimit: limiter },
+    );
+    const { stage, starts } = recording({ rateLimit: limiter });
+    expect(await charged.run(1)).toBe(1);
+    const later = stage.run("later");
+    await vi.advanceTimersByTimeAsync(100);
+    await later;
+    expect(starts).toEqual([100]);
+  });
+
+  it("makes call.charge a TypeError for a stage without that limiter, failing the attempt", async () => {
+    const limiter = new RateLimiter({ limit: 1, interval: 100 });
+    const other = new RateLimiter({ limit: 1, interval: 100 });
+    const charge = (target: RateLimiter) => (value: number, _context: unknown, call: StageCall) => {
+      call.charge(target, 1);
+      return value;
+    };
+    const unlimited = new Stage("free", charge(limiter));
+    const wrong = new Stage("wrong", charge(other), { rateLimit: limiter });
+    for (const stage of [unlimited, wrong]) {
+      const error = await rejectionOf(stage.run(1));
+      expect(error).toBeInstanceOf(StageExecutionError);
+      expect((error as StageExecutionError).originalError).toBeInstanceOf(TypeError);
+      expect((error as StageExecutionError).originalError).toHaveProperty(
+        "message",
+        expect.stringContaining("call.charge: this attempt did not use that limiter"),
+      );
+    }
+  });
+
+  it("starts an attempt once every limiter of an array grants it, counting it in each", async () => {
+    const perSecond = new RateLimiter({ limit: 2, interval: 1_000 });
+    const perTick = new RateLimiter({ limit: 1, interval: 100 });
+    const { stage, starts } = recording({ rateLimit: [perSecond, perTick] });
+    const alone = recording({ rateLimit: perTick }, "alone");
+    const results = new Pipeline([stage]).map([1, 2, 3], Infinity);
+    await vi.advanceTimersByTimeAsync(0);
+    // The second waits for perTick, holding no place in perSecond meanwhile. A stage using
+    // perTick alone queues behind the third (FIFO in each limiter, no overtaking): the third
+    // is at perTick's front from 200 on, but perSecond has no room for it until 1,000.
+    expect(perTick.waiting).toBe(2);
+    const behind = alone.stage.run("alone");
+    await vi.advanceTimersByTimeAsync(2_000);
+    await expect(results).resolves.toEqual([1, 2, 3]);
+    await behind;
+    expect(starts).toEqual([0, 100, 1_000]);
+    expect(alone.starts).toEqual([1_100]);
+  });
+
+  it("takes an empty array as no limit", async () => {
+    const stage = new Stage("free", (value: number) => value, { rateLimit: [] });
+    expect(stage.run(1)).toBeInstanceOf(Promise);
+    await expect(stage.run(1)).resolves.toBe(1);
+    expect(await new Pipeline([stage]).map([1, 2, 3], 3)).toEqual([1, 2, 3]);
+  });
+
+  it("rejects an array entry that is not a limiter, or a limiter given twice, naming the index", () => {
+    const limiter = new RateLimiter({ limit: 1, interval: 100 });
+    const make = (rateLimit: unknown) => () =>
+      new Stage("s", (value: number) => value, { rateLimit: rateLimit as never });
+    expect(make([limiter, { limit: 1, interval: 1 }])).toThrow(
+      new TypeError("rateLimit[1] must be a RateLimiter, got an object"),
+    );
+    expect(make([limiter, limiter])).toThrow(
+      /rateLimit\[1\] is the same limiter as rateLimit\[0\]/,
+    );
+  });
+
+  it("fails the execution without retrying for a cost above the limit or a key that throws", async () => {
+    const tooBig = new RateLimiter({
+      limit: 5,
+      interval: 100,
+      cost: (text: string) => text.length,
+    });
+    const broken = new RateLimiter({
+      limit: 5,
+      interval: 100,
+      key: (): string => {
+        throw new Error("no host");
+      },
+    });
+    const calls: string[] = [];
+    for (const [rateLimit, retries] of [
+      [tooBig, 0],
+      [tooBig, 3],
+      [broken, 3],
+      [[tooBig, broken], 3],
+    ] as const) {
+      const stage = new Stage(
+        "s",
+        async (text: string) => {
+          calls.push(text);
+          return text;
+        },
+        { rateLimit, retries, retryDelay: 10 },
+      );
+      const error = (await rejectionOf(stage.run("far too long"))) as StageExecutionError;
+      expect(error).toBeInstanceOf(StageExecutionError);
+      expect(error.attempts).toBe(0);
+      expect(error.originalError).toBeInstanceOf(Error);
+    }
+    expect(calls).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("fails a later attempt refused by its limiter with the attempts made before it", async () => {
+    let refuse = false;
+    const limiter = new RateLimiter({
+      limit: 5,
+      interval: 100,
+      cost: () => (refuse ? 6 : 1),
+    });
+    const stage = new Stage(
+      "s",
+      (value: number) => {
+        refuse = true;
+        throw new Error(`failed ${String(value)}`);
+      },
+      { rateLimit: limiter, retries: 3 },
+    );
+    const error = (await rejectionOf(stage.run(1))) as StageExecutionError;
+    expect(error.attempts).toBe(1);
+    expect(error.originalError).toBeInstanceOf(RangeError);
   });
 });
 

@@ -5,12 +5,9 @@
  * limit; a limiter and a breaker with a `key` (64 keys, never binding) against the same without
  * one (goal ≤ 1.1×); a breaker with `whenOpen: "wait"` that stays closed against one with
  * `"fail"` (goal: no cost measurable); and `map` with `perKey` against plain `map`, with keys
- * that rarely wait and with keys that make half of the items wait.
- *
- * Until the stage hands its input to the limiter and the breaker (it calls them through their
- * older entry points, which know no input), a `key` is called with `undefined`: the keyed
- * variants then use one key (`NaN`), and measure the keyed path (the call to `key`, the lookup
- * of its window or circuit) but not 64 entries.
+ * that rarely wait and with keys that make half of the items wait. The keyed variants spread the
+ * items over 64 keys (`n % 64`): the stage hands its input to `key`, so each key has its own
+ * window or circuit.
  */
 import { ratio, type Measurement } from "../harness.js";
 import { library, Pipeline, Stage } from "../lib.js";
@@ -64,7 +61,7 @@ function slidingWindowPool(items: readonly number[]): Promise<number[]> {
   return Promise.all(Array.from({ length: CONCURRENCY }, worker)).then(() => results);
 }
 
-/** Keys of the keyed variants: `n % KEYS` (see the note at the top while keys are `NaN`). */
+/** Keys of the keyed variants: `n % KEYS`. */
 const KEYS = 64;
 const byKey = (item: number): number => item % KEYS;
 
@@ -74,6 +71,7 @@ const PLAIN_PER_KEY = "`map`, no perKey";
 const UNKEYED_LIMIT = "`map` + an un-keyed limiter";
 const UNKEYED_BREAKER = "`map` + an un-keyed breaker";
 const FAILING_BREAKER = '`map` + a breaker, `whenOpen: "fail"`';
+const UNKEYED_BOTH = "`map` + an un-keyed limiter and breaker";
 
 function perKeyVariant(id: string, title: string, keys: number, perKey: number): Variant {
   return {
@@ -188,6 +186,43 @@ const VARIANTS: readonly Variant[] = [
     },
   },
   {
+    id: "keyed-limit-and-breaker-16",
+    title: `\`map\` with a keyed \`RateLimiter\` and a keyed \`CircuitBreaker\` (${String(KEYS)} keys, \`whenOpen: "wait"\`) that never bind, concurrency ${String(CONCURRENCY)}`,
+    floor: UNKEYED_BOTH,
+    rows: [
+      {
+        id: "map-keyed-limit-and-breaker-16-vs-unkeyed",
+        label: "`map` + keyed `rateLimit` and `circuitBreaker` (never bind) ÷ the same un-keyed",
+        reference: UNKEYED_BOTH,
+        goal: 1.1,
+      },
+    ],
+    contenders: (count) => {
+      const items = array(count);
+      const check = mapped(count);
+      const stage = (key: ((item: number) => number) | undefined) => {
+        const keyed = key === undefined ? {} : { key };
+        return new Pipeline([
+          new Stage("increment", increment, {
+            rateLimit: new library.RateLimiter({ limit: LIMIT, interval: INTERVAL_MS, ...keyed }),
+            circuitBreaker: new library.CircuitBreaker({
+              threshold: 5,
+              cooldown: 1_000,
+              whenOpen: "wait",
+              ...keyed,
+            }),
+          }),
+        ]);
+      };
+      const unkeyed = stage(undefined);
+      const keyed = stage(byKey);
+      return [
+        { name: UNKEYED_BOTH, op: () => unkeyed.map(items, CONCURRENCY), check },
+        { name: OURS, op: () => keyed.map(items, CONCURRENCY), check },
+      ];
+    },
+  },
+  {
     id: "waiting-breaker-16",
     title: `\`map\` with a \`CircuitBreaker\` with \`whenOpen: "wait"\` that stays closed, concurrency ${String(CONCURRENCY)}`,
     floor: FAILING_BREAKER,
@@ -262,8 +297,9 @@ async function flowControl(
       `The limiter allows ${LIMIT.toLocaleString("en-US")} starts per ${String(INTERVAL_MS)} ms, so it never`,
       "makes an attempt wait: the figure is what taking a slot costs per attempt. Its floor is a",
       "hand-written pool that checks and records each start in a ring of the last `limit` start",
-      "times before it starts the item. A limiter and a breaker with a `key` are measured against",
-      'the same without one, a breaker with `whenOpen: "wait"` against one with `"fail"` (neither',
+      "times before it starts the item. A limiter and a breaker with a `key` (64 keys, `n % 64`),",
+      "each alone and the two together, are measured against the same without one, a breaker",
+      'with `whenOpen: "wait"` against one with `"fail"` (neither',
       "binds nor opens). `perKey` is measured against the same `map` without it,",
       "with keys `n % 64` (4 per key: an item almost never waits) and `n % 4` (2 per key: 8 of",
       `the ${String(CONCURRENCY)} places can be used, and half of the items taken wait for their key).`,

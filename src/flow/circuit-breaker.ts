@@ -11,7 +11,14 @@ import {
   show,
 } from "../internal/validate.js";
 import type { Context } from "../types.js";
-import { BLOCKED, Circuit, EXPIRED, type CircuitSettings, type CircuitState } from "./circuit.js";
+import {
+  BLOCKED,
+  Circuit,
+  EXPIRED,
+  RELEASED,
+  type CircuitSettings,
+  type CircuitState,
+} from "./circuit.js";
 import { KeyedStates } from "./keyed.js";
 
 export type { CircuitState } from "./circuit.js";
@@ -91,7 +98,10 @@ export interface CircuitBreakerOptions<T = unknown, C extends object = Context> 
    * cooldown the first waiter is the trial. For batch jobs: an outage shorter than `maxWait`
    * pauses the batch instead of draining it. The execution whose failure opened the circuit,
    * one that failed while it was open, and a failed trial wait too and then run again, with
-   * the stage's full attempts.
+   * the stage's full attempts. A failure that does not open the circuit is held while other
+   * executions of the circuit run: if the circuit opens meanwhile, it waits and runs again
+   * too; a success (the streak is broken), nothing else running, `maxWait` or the signal let
+   * it stand. So an outage shorter than `maxWait` fails no item whose stage retries.
    * @default "fail"
    * @example
    * ```ts
@@ -136,18 +146,10 @@ const circuitBreakerOptionKeys = {
   key: true,
 } as const satisfies OptionKeys<CircuitBreakerOptions>;
 
-/**
- * `breaker[guard](stageName, signal, refuse, run)`: the stage's call until it calls
- * {@link guardExecution} itself: the same, without the stage's input and context (a `key` is
- * called with `undefined` for both). A registered symbol, so that a breaker made by one build
- * of the package works with a stage made by another. Not exported from the package.
- */
-export const guard: unique symbol = Symbol.for("async-pipeline.CircuitBreaker.guard") as never;
-
 /** `breaker[circuitCount]`: how many keys' circuits a keyed breaker holds now (for tests). */
 export const circuitCount: unique symbol = Symbol("CircuitBreaker.circuitCount") as never;
 
-type Refuse = (error: BrokenCircuitError) => unknown;
+type Refuse = (error: unknown) => unknown;
 type Reader = (value: unknown, context: unknown) => unknown;
 
 /**
@@ -172,7 +174,7 @@ type Reader = (value: unknown, context: unknown) => unknown;
  *   lets a trial through early. Fake timers drive it.
  * - **Timers.** None with `whenOpen: "fail"` (the move to `"half-open"` happens when the first
  *   execution after the cooldown arrives). With `"wait"`, one per circuit while executions
- *   wait: for the end of the cooldown, or the first waiter's `maxWait` if that comes first.
+ *   wait or are held: for the end of the cooldown, or the first `maxWait` if that comes first.
  * - **Per key.** With `key`, each key has its own circuit; `stateOf(key)` reads it.
  *
  * One breaker may be shared by several stages and several pipelines: they then count together
@@ -302,29 +304,28 @@ export class CircuitBreaker<T = unknown, C extends object = Context> {
     refuse: Refuse,
     run: () => R | PromiseLike<R>,
   ): R | Promise<R> {
-    const circuit =
-      this.#circuit ??
-      (this.#circuits as KeyedStates<Circuit>).obtain(
-        (this.#key as Reader)(value, context),
-        this.#makeCircuit,
-      );
+    const circuit = this.#circuit ?? this.#circuitOf(value, context, refuse);
     const ticket = circuit.admit();
     if (ticket !== BLOCKED) return this.#run(circuit, ticket, stageName, signal, refuse, run);
     if (!this.#settings.wait) throw refuse(new BrokenCircuitError(stageName, circuit.lastFailure));
-    return this.#waitThenRun(circuit, stageName, signal, refuse, run);
+    return this.#runWhen(circuit, circuit.wait(signal), undefined, stageName, signal, refuse, run);
   }
 
-  /** See {@link guard}: the stage's call until it calls {@link guardExecution}. @internal */
-  [guard]<R>(
-    stageName: string,
-    signal: AbortSignal | undefined,
-    refuse: Refuse,
-    run: () => R | PromiseLike<R>,
-  ): R | Promise<R> {
-    return this[guardExecution](stageName, undefined, undefined, signal, refuse, run);
+  /** The circuit of the execution's key; a `key` that throws fails it, as a refusal does. */
+  #circuitOf(value: unknown, context: unknown, refuse: Refuse): Circuit {
+    let key: unknown;
+    try {
+      key = (this.#key as Reader)(value, context);
+    } catch (error) {
+      throw refuse(error);
+    }
+    return (this.#circuits as KeyedStates<Circuit>).obtain(key, this.#makeCircuit);
   }
 
-  /** Runs the admitted execution and reports its outcome; waits and runs it again if told to. */
+  /**
+   * Runs the admitted execution and reports its outcome; in wait mode, holds its failure or
+   * waits and runs it again when the circuit says so.
+   */
   #run<R>(
     circuit: Circuit,
     ticket: number,
@@ -341,34 +342,51 @@ export class CircuitBreaker<T = unknown, C extends object = Context> {
         return result;
       }
     } catch (error) {
-      if (circuit.report(ticket, false, error, signal?.aborted === true)) {
-        return this.#waitThenRun(circuit, stageName, signal, refuse, run);
-      }
-      throw error;
+      return this.#failed(circuit, ticket, error, stageName, signal, refuse, run);
     }
     return Promise.resolve(result).then(
       (value) => {
         circuit.report(ticket, true, undefined, false);
         return value;
       },
-      (error: unknown) => {
-        if (circuit.report(ticket, false, error, signal?.aborted === true)) {
-          return this.#waitThenRun(circuit, stageName, signal, refuse, run);
-        }
-        throw error;
-      },
+      (error: unknown) => this.#failed(circuit, ticket, error, stageName, signal, refuse, run),
     );
   }
 
-  /** Wait mode: waits for a ticket, then runs; a wait of `maxWait` in vain is refused. */
-  async #waitThenRun<R>(
+  /**
+   * The admitted execution failed with `error`: thrown as it is, unless wait mode holds it or
+   * runs it again (see {@link Circuit.report}).
+   */
+  #failed<R>(
     circuit: Circuit,
+    ticket: number,
+    error: unknown,
     stageName: string,
     signal: AbortSignal | undefined,
     refuse: Refuse,
     run: () => R | PromiseLike<R>,
   ): Promise<R> {
-    const ticket = await circuit.wait(signal);
+    const verdict = circuit.report(ticket, false, error, signal?.aborted === true);
+    if (verdict === "done") throw error;
+    const waiting = verdict === "again" ? circuit.wait(signal) : circuit.hold(signal);
+    return this.#runWhen(circuit, waiting, error, stageName, signal, refuse, run);
+  }
+
+  /**
+   * Wait mode: runs the execution once `waiting` gives it a ticket. A held `failure` that
+   * stands is thrown; a wait of `maxWait` in vain is refused.
+   */
+  async #runWhen<R>(
+    circuit: Circuit,
+    waiting: Promise<number>,
+    failure: unknown,
+    stageName: string,
+    signal: AbortSignal | undefined,
+    refuse: Refuse,
+    run: () => R | PromiseLike<R>,
+  ): Promise<R> {
+    const ticket = await waiting;
+    if (ticket === RELEASED) throw failure;
     if (ticket === EXPIRED) {
       throw refuse(new BrokenCircuitError(stageName, circuit.lastFailure, this.#settings.maxWait));
     }
@@ -392,14 +410,6 @@ function maxWaitOption(value: unknown, wait: boolean): number {
  * {@link CircuitBreaker} of this or any other copy of the package.
  */
 export function executionGuardOption(value: unknown): ExecutionGuard | undefined {
-  return circuitBreakerOption(value);
-}
-
-/**
- * The `circuitBreaker` stage option, validated: a {@link CircuitBreaker} of this or any other
- * copy of the package. The stage's call until it takes {@link executionGuardOption}.
- */
-export function circuitBreakerOption(value: unknown): CircuitBreaker | undefined {
   if (value === undefined) return undefined;
   if (
     typeof value !== "object" ||

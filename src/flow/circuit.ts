@@ -40,11 +40,28 @@ export const BLOCKED = Infinity;
 /** What {@link Circuit.wait} resolves with for an execution that waited `maxWait` in vain. */
 export const EXPIRED = -Infinity;
 
+/**
+ * What {@link Circuit.hold} resolves with when a held failure stands after all: the streak
+ * was broken, nothing else runs, or it was held `maxWait`. Not an integer, so never a ticket.
+ */
+export const RELEASED = 0.5;
+
+/**
+ * What {@link Circuit.report} says the execution must do now: `"done"`, its outcome stands
+ * (a success is returned, a failure thrown); `"again"`, wait for the circuit to close and run
+ * again ({@link Circuit.wait}); `"hold"`, a failure whose verdict waits on the executions still
+ * running ({@link Circuit.hold}). Only wait mode ever says `"again"` or `"hold"`.
+ */
+export type Verdict = "done" | "again" | "hold";
+
 interface Waiter {
   readonly resolve: (ticket: number) => void;
   /** When it has waited `maxWait`, on the monotonic clock. */
   readonly deadline: number;
   subscription: Subscription | undefined;
+  /** Its place in `#held` (while `held`) or in `#waiters`. */
+  node: FifoNode<Waiter> | undefined;
+  held: boolean;
 }
 
 /**
@@ -60,9 +77,17 @@ interface Waiter {
  * the new state as it is: in `"half-open"` with its trial running, the listener's execution is
  * refused (or waits), never a second trial.
  *
+ * Wait mode also holds the verdict on a failure that does not open the circuit (`#held`):
+ * while other executions of the circuit run, one of them may yet bring the streak to
+ * `threshold`, and then the held failures wait for the close and run again, like the failure
+ * that opened it. A success (the streak is broken), the last running execution settling
+ * without opening it (nothing can tip the verdict any more), or `maxWait` releases them as the
+ * failures they are. Held failures exist only while the circuit is closed.
+ *
  * Times are read on the monotonic clock. A timer is set only in wait mode, only while
  * executions wait: for the end of the cooldown (the first waiter becomes the trial) or the
- * first waiter's `maxWait`, whichever is first; it is cleared when nobody waits.
+ * first waiter's (or held failure's) `maxWait`, whichever is first; it is cleared when nobody
+ * waits.
  * @internal
  */
 export class Circuit implements KeyedState {
@@ -84,6 +109,8 @@ export class Circuit implements KeyedState {
   /** Admitted executions not reported yet. */
   #running = 0;
   readonly #waiters = new Fifo<Waiter>();
+  /** Wait mode: failures whose verdict is held, in the order they failed. */
+  readonly #held = new Fifo<Waiter>();
   #timer: TimerHandle | undefined;
   #due = 0;
 
@@ -106,7 +133,8 @@ export class Circuit implements KeyedState {
       this.#state === "closed" &&
       this.#failures === 0 &&
       this.#running === 0 &&
-      this.#waiters.size === 0
+      this.#waiters.size === 0 &&
+      this.#held.size === 0
     );
   }
 
@@ -134,26 +162,32 @@ export class Circuit implements KeyedState {
 
   /**
    * The outcome of the execution holding `ticket`: a success, a failure (`error`), or neither
-   * (`cancelled`). Returns whether the execution must wait and run again (wait mode only): its
-   * failure opened the circuit, it failed while the circuit was open, or it was a failed trial.
+   * (`cancelled`); and what the execution must do now (see {@link Verdict}). In wait mode a
+   * failure whose failure opened the circuit, one while it was open, and a failed trial run
+   * again; a failure that does not open it is held while other executions run.
    */
-  report(ticket: number, ok: boolean, error: unknown, cancelled: boolean): boolean {
+  report(ticket: number, ok: boolean, error: unknown, cancelled: boolean): Verdict {
     this.#running--;
     if (ticket < 0) return this.#reportTrial(ok, error, cancelled);
-    if (cancelled) return false;
-    if (ticket !== this.#epoch || this.#state !== "closed") {
-      // Admitted in a closed period that has ended: its outcome is not counted. A failure while
-      // the circuit is not closed waits for it to close and runs again.
-      return !ok && this.#settings.wait && this.#state !== "closed";
+    if (cancelled || (ok && (ticket !== this.#epoch || this.#state !== "closed"))) {
+      return this.#settled();
     }
     if (ok) {
+      // The streak is broken: what was held fails as it came.
       this.#failures = 0;
-      return false;
+      this.#releaseHeld();
+      return "done";
     }
+    if (this.#state !== "closed") {
+      // Admitted before the circuit opened: not counted; in wait mode, it waits for the close.
+      return this.#settings.wait ? "again" : "done";
+    }
+    // Admitted in a closed period that has ended: not counted, but it may be held all the same.
+    if (ticket !== this.#epoch) return this.#holdOrDone();
     this.#failures++;
-    if (this.#failures < this.#settings.threshold) return false;
+    if (this.#failures < this.#settings.threshold) return this.#holdOrDone();
     this.#open(error);
-    return this.#settings.wait;
+    return this.#settings.wait ? "again" : "done";
   }
 
   /**
@@ -162,22 +196,39 @@ export class Circuit implements KeyedState {
    * with `signal.reason` when `signal` aborts first, having taken nothing.
    */
   wait(signal: AbortSignal | undefined): Promise<number> {
-    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+    return this.#enqueue(false, signal);
+  }
+
+  /**
+   * Wait mode, right after {@link Circuit.report} said `"hold"`: holds the failed execution's
+   * verdict. Resolves with {@link RELEASED} when the failure stands (a success broke the
+   * streak, nothing else runs, or `maxWait` passed); if the circuit opens first, the execution
+   * waits as {@link Circuit.wait}'s do, at the front (it failed first), and resolves as they do.
+   * Rejects with `signal.reason` when `signal` aborts first.
+   */
+  hold(signal: AbortSignal | undefined): Promise<number> {
+    return this.#enqueue(true, signal);
+  }
+
+  #enqueue(held: boolean, signal: AbortSignal | undefined): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       const now = clock();
       const waiter: Waiter = {
         resolve,
         deadline: now + this.#settings.maxWait,
         subscription: undefined,
+        node: undefined,
+        held,
       };
-      const node = this.#waiters.push(waiter);
+      waiter.node = (held ? this.#held : this.#waiters).push(waiter);
       if (signal !== undefined) {
         waiter.subscription = whenAborted(signal, () => {
-          this.#leave(node);
+          this.#leave(waiter);
           reject(signal.reason);
         });
       }
-      this.#pump(now);
+      if (held) this.#arm(now);
+      else this.#pump(now);
     });
   }
 
@@ -186,19 +237,42 @@ export class Circuit implements KeyedState {
    * moves the state (the other executions' outcomes are stale, see {@link Circuit.report}):
    * so the trial's outcome moves the state it was admitted in, and no other.
    */
-  #reportTrial(ok: boolean, error: unknown, cancelled: boolean): boolean {
+  #reportTrial(ok: boolean, error: unknown, cancelled: boolean): Verdict {
     this.#trial = 0;
     if (cancelled) {
       // The next execution is the trial: a waiting one at once.
       this.#pump(clock());
-      return false;
+      return "done";
     }
     if (ok) {
       this.#close();
-      return false;
+      return "done";
     }
     this.#open(error);
-    return this.#settings.wait;
+    return this.#settings.wait ? "again" : "done";
+  }
+
+  /**
+   * A failure that does not open the circuit: in wait mode, held while other executions run
+   * (one of them may yet open it); else it stands.
+   */
+  #holdOrDone(): Verdict {
+    return this.#settings.wait && this.#running > 0 ? "hold" : this.#settled();
+  }
+
+  /** An outcome that stands. Once nothing runs, nothing can open the circuit: held failures stand too. */
+  #settled(): Verdict {
+    if (this.#running === 0 && this.#held.size > 0) this.#releaseHeld();
+    return "done";
+  }
+
+  #releaseHeld(): void {
+    const held = this.#held;
+    if (held.size === 0) return;
+    for (let first = held.first; first !== undefined; first = held.first) {
+      this.#settle(first.value, RELEASED);
+    }
+    this.#arm(clock());
   }
 
   #startTrial(): number {
@@ -211,6 +285,15 @@ export class Circuit implements KeyedState {
     this.#state = "open";
     this.#openedAt = clock();
     this.#lastFailure = error;
+    // The held failures wait for the close and run again, first in the queue (it is empty
+    // while the circuit is closed): they failed before the one that opened it.
+    const held = this.#held;
+    for (let first = held.first; first !== undefined; first = held.first) {
+      const waiter = first.value;
+      held.remove(first);
+      waiter.held = false;
+      waiter.node = this.#waiters.push(waiter);
+    }
     this.#pump(this.#openedAt);
     this.#notify();
   }
@@ -227,26 +310,32 @@ export class Circuit implements KeyedState {
   /**
    * Wait mode: lets every waiter run when the circuit is closed; else fails the waiters whose
    * `maxWait` is up, lets the first one through as the trial when the circuit is due for one,
-   * and sets the timer for what comes next (or clears it).
+   * and sets the timer for what comes next (or clears it). Held failures whose `maxWait` is up
+   * stand.
    */
   #pump(now: number): void {
     const waiters = this.#waiters;
     if (this.#state === "closed") {
       for (let first = waiters.first; first !== undefined; first = waiters.first) {
         this.#running++;
-        this.#release(first, this.#epoch);
+        this.#settle(first.value, this.#epoch);
       }
     }
     for (let first = waiters.first; first !== undefined && first.value.deadline <= now;) {
-      this.#release(first, EXPIRED);
+      this.#settle(first.value, EXPIRED);
       first = waiters.first;
+    }
+    const held = this.#held;
+    for (let first = held.first; first !== undefined && first.value.deadline <= now;) {
+      this.#settle(first.value, RELEASED);
+      first = held.first;
     }
     const first = waiters.first;
     if (first !== undefined && this.#trial === 0) {
       const opened = this.#state === "open";
       if (!opened || now - this.#openedAt >= this.#settings.cooldown) {
         this.#state = "half-open";
-        this.#release(first, this.#startTrial());
+        this.#settle(first.value, this.#startTrial());
         this.#arm(now);
         if (opened) this.#notify();
         return;
@@ -255,18 +344,26 @@ export class Circuit implements KeyedState {
     this.#arm(now);
   }
 
-  #release(node: FifoNode<Waiter>, ticket: number): void {
-    this.#waiters.remove(node);
-    node.value.subscription?.cancel();
-    node.value.resolve(ticket);
+  /** Takes `waiter` out of its queue and lets it go with `ticket`. */
+  #settle(waiter: Waiter, ticket: number): void {
+    this.#remove(waiter);
+    waiter.subscription?.cancel();
+    waiter.resolve(ticket);
   }
 
-  /** Sets the timer for the end of the cooldown or the first waiter's `maxWait`, if any. */
+  #remove(waiter: Waiter): void {
+    (waiter.held ? this.#held : this.#waiters).remove(waiter.node as FifoNode<Waiter>);
+  }
+
+  /**
+   * Sets the timer for the end of the cooldown or the first waiter's or held failure's
+   * `maxWait`, if any.
+   */
   #arm(now: number): void {
     const first = this.#waiters.first;
-    let due = Infinity;
+    let due = this.#held.first?.value.deadline ?? Infinity;
     if (first !== undefined) {
-      due = first.value.deadline;
+      due = Math.min(due, first.value.deadline);
       if (this.#state === "open") due = Math.min(due, this.#openedAt + this.#settings.cooldown);
     }
     if (this.#timer !== undefined) {
@@ -284,8 +381,8 @@ export class Circuit implements KeyedState {
     });
   }
 
-  #leave(node: FifoNode<Waiter>): void {
-    this.#waiters.remove(node);
+  #leave(waiter: Waiter): void {
+    this.#remove(waiter);
     this.#arm(clock());
   }
 

@@ -1,6 +1,5 @@
 import { admitAttempt, type AttemptGrant } from "../internal/gates.js";
 import type { OptionKeys } from "../internal/known-keys.js";
-import { isThenable } from "../internal/thenable.js";
 import {
   optionalFunction,
   optionsObject,
@@ -12,18 +11,6 @@ import type { Context } from "../types.js";
 import { KeyedStates } from "./keyed.js";
 import { SingleGrant, SlidingWindow, type WaitCount } from "./sliding-window.js";
 import { Turn } from "./turn.js";
-
-/**
- * `limiter[acquire](signal)`: the stage's call before an attempt, until the stage calls
- * {@link admitAttempt} itself. Takes a start slot: returns `undefined` when one was free (the
- * caller starts at once, synchronously, and the start is counted now), else a thenable that
- * fulfils when the caller's turn comes (the start counted right before the caller's callback
- * runs), or rejects with `signal.reason` when `signal` aborts first (the slot is then never
- * taken). It knows neither the stage's input nor its context: a `key` or `cost` is called
- * with `undefined` for both. A registered symbol, so that a limiter made by one build of the
- * package works with a stage made by another. Not exported from the package.
- */
-export const acquire: unique symbol = Symbol.for("async-pipeline.RateLimiter.acquire") as never;
 
 /**
  * `limiter[windowOf](value, context)`: the sliding window an attempt on `value` uses (the
@@ -294,42 +281,6 @@ export class RateLimiter<T = unknown, C extends object = Context> {
     }
     return amount;
   }
-
-  /** See {@link acquire}: the stage's call until it calls {@link admitAttempt}. @internal */
-  [acquire](signal: AbortSignal | undefined): PromiseLike<undefined> | undefined {
-    const answer = this[admitAttempt](undefined, undefined, signal);
-    if (!isThenable(answer)) {
-      answer.start();
-      return undefined;
-    }
-    return new StartBeforeCallback(answer, signal);
-  }
-}
-
-/**
- * The thenable {@link RateLimiter[acquire]} returns for an attempt that waits: the grant is
- * started (counted) in the same microtask as the caller's callback, right before it, or
- * released when the signal aborted meanwhile (the callback then throws the reason).
- */
-class StartBeforeCallback implements PromiseLike<undefined> {
-  readonly #grant: Promise<AttemptGrant>;
-  readonly #signal: AbortSignal | undefined;
-
-  constructor(grant: Promise<AttemptGrant>, signal: AbortSignal | undefined) {
-    this.#grant = grant;
-    this.#signal = signal;
-  }
-
-  then<A = undefined, B = never>(
-    onFulfilled?: ((value: undefined) => A | PromiseLike<A>) | null,
-    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
-  ): PromiseLike<A | B> {
-    return this.#grant.then((grant) => {
-      if (this.#signal?.aborted === true) grant.release();
-      else grant.start();
-      return (onFulfilled as (value: undefined) => A | PromiseLike<A>)(undefined);
-    }, onRejected);
-  }
 }
 
 /** The options, validated; `prefix` names them in messages (`rateLimit.` for the stage option). */
@@ -355,9 +306,9 @@ export function isRateLimiter(value: unknown): value is RateLimiter {
 }
 
 /**
- * The `rateLimit` stage option, validated: a {@link RateLimiter} (of this or any other copy of
- * the package), or its options for a limiter of the stage's own. The stage's call until it
- * takes {@link attemptGateOption}, which takes arrays too.
+ * The `rateLimit` stage option other than an array, validated: a {@link RateLimiter} (of this
+ * or any other copy of the package), or its options for a limiter of the stage's own. What
+ * `attemptGateOption` (limiter-set.ts), which takes arrays too, makes of a single one.
  */
 export function rateLimiterOption(value: unknown): RateLimiter | undefined {
   if (value === undefined) return undefined;

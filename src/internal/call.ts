@@ -1,5 +1,6 @@
 import type { StageCall } from "../types.js";
 import { whenAborted, type Subscription } from "./abort.js";
+import { unusedLimiter, type AttemptGrant } from "./gates.js";
 
 const RUNNING = 0;
 const ENDED = 1;
@@ -75,5 +76,39 @@ export class AttemptCall implements StageCall {
     this.#reason = reason;
     this.#subscription?.cancel();
     this.#controller?.abort(reason);
+  }
+
+  /**
+   * See {@link StageCall.charge}: an attempt without a rate limit used no limiter, whatever
+   * the amount.
+   */
+  charge(limiter: object): void {
+    throw unusedLimiter(limiter);
+  }
+}
+
+/**
+ * The `call` of an attempt that took its turn under the stage's rate limit: `call.charge`
+ * reaches the attempt's grant, with the receipt its start gave (see src/internal/gates.ts). A
+ * class of its own, so that the calls of stages without a rate limit carry nothing for it.
+ */
+export class GrantedCall extends AttemptCall {
+  readonly #grant: AttemptGrant;
+  readonly #receipt: unknown;
+
+  constructor(
+    parent: AbortSignal | undefined,
+    attempt: number,
+    stageName: string,
+    grant: AttemptGrant,
+    receipt: unknown,
+  ) {
+    super(parent, attempt, stageName);
+    this.#grant = grant;
+    this.#receipt = receipt;
+  }
+
+  override charge(limiter: object, actual?: number): void {
+    this.#grant.charge(this.#receipt, limiter, actual);
   }
 }

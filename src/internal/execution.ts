@@ -3,8 +3,15 @@ import { TimeoutError } from "../errors/TimeoutError.js";
 import type { RetryEvent } from "../types.js";
 import { throwIfAborted, untilAborted } from "./abort.js";
 import { retryAfterWait, retryDelayFor } from "./backoff.js";
-import { AttemptCall } from "./call.js";
+import { AttemptCall, GrantedCall } from "./call.js";
 import { delay } from "./delay.js";
+import {
+  admitAttempt,
+  guardExecution,
+  type AttemptGate,
+  type AttemptGrant,
+  type ExecutionGuard,
+} from "./gates.js";
 import type { RetryPolicy } from "./retry.js";
 import { callIgnoringErrors, isThenable } from "./thenable.js";
 import { Deadlines } from "./timers.js";
@@ -65,32 +72,6 @@ export function runMapped(
   });
 }
 
-/**
- * A rate limit, as the execution sees it: asked for each attempt's turn. `undefined` means
- * the attempt may start now; a promise resolves when its turn comes, or rejects with
- * `signal.reason` when the signal aborts first.
- */
-export interface AttemptGate {
-  enter(
-    value: unknown,
-    context: unknown,
-    signal: AbortSignal | undefined,
-  ): PromiseLike<unknown> | undefined;
-}
-
-/**
- * A circuit breaker, as the execution sees it: runs one whole execution `run()` (every
- * attempt) or refuses it, throwing `refuse(error)`.
- */
-export interface ExecutionGuard {
-  guard<T>(
-    stageName: string,
-    signal: AbortSignal | undefined,
-    refuse: (error: unknown) => unknown,
-    run: () => T | PromiseLike<T>,
-  ): T | Promise<T>;
-}
-
 /** What a stage is made of, validated: what {@link composeExecution} builds from. */
 export interface StagePlan {
   readonly name: string;
@@ -99,7 +80,9 @@ export interface StagePlan {
   readonly takesContext: boolean;
   readonly timeout: number | undefined;
   readonly policy: RetryPolicy;
+  /** The `rateLimit`, asked for each attempt's turn (see src/internal/gates.ts). */
   readonly gate: AttemptGate | undefined;
+  /** The `circuitBreaker`, around each execution (see src/internal/gates.ts). */
   readonly guard: ExecutionGuard | undefined;
 }
 
@@ -118,20 +101,23 @@ export type Attempt = (
  * whose option is not set is not there: a bare stage's execution is the handler's call.
  */
 export function composeExecution(plan: StagePlan): Execution {
-  const { name, policy, guard } = plan;
+  const { name, policy, guard, gate } = plan;
   const fail = (error: unknown, attempts: number): StageExecutionError =>
     new StageExecutionError(name, error, attempts);
-  const attempt = gated(plan.gate, callOf(plan));
+  const attempt = gate === undefined ? callOf(plan) : gated(gate, grantedCallOf(plan));
   let execution: Execution;
   if (policy.retries === 0) {
     execution = {
       // A bare attempt (no rate limit, timeout or call object) reads the value alone: it is the
       // whole execution.
       run:
-        plan.gate === undefined && !plan.takesContext && plan.timeout === undefined
+        gate === undefined && !plan.takesContext && plan.timeout === undefined
           ? (attempt as Execution["run"])
           : (value, context, signal) => attempt(value, context, signal, 1),
-      failure: (error) => fail(error, 1),
+      failure:
+        gate === undefined
+          ? (error) => fail(error, 1)
+          : (error) => (error instanceof Unadmitted ? fail(error.cause, 0) : fail(error, 1)),
       readsContext: plan.takesContext,
     };
   } else {
@@ -144,30 +130,69 @@ export function composeExecution(plan: StagePlan): Execution {
   }
   if (guard === undefined) return execution;
   const inner = execution;
+  // What an execution the breaker does not run fails with: its refusal (a BrokenCircuitError),
+  // or what its `key` threw.
   const refuse = (error: unknown): StageExecutionError => fail(error, 0);
   // The breaker must learn of a cancellation when it happens, also when the handler hangs: the
-  // execution it guards ends with the signal.
+  // execution it guards ends with the signal. Each call is a fresh execution, with the stage's
+  // full attempts: in wait mode, the breaker runs an execution again once the circuit closes.
   const guarded = (value: unknown, context: unknown, signal: AbortSignal | undefined): unknown => {
     const result = runMapped(inner, value, context, signal);
     return signal === undefined || !isThenable(result) ? result : untilAborted(result, signal);
   };
   return {
     run: (value, context, signal) =>
-      guard.guard(name, signal, refuse, () => guarded(value, context, signal)),
+      guard[guardExecution](name, value, context, signal, refuse, () =>
+        guarded(value, context, signal),
+      ),
     failure: undefined,
     readsContext: plan.takesContext,
   };
 }
 
-/** Each attempt waits for its turn under the rate limit, when there is one. */
-function gated(gate: AttemptGate | undefined, attempt: Attempt): Attempt {
-  if (gate === undefined) return attempt;
+/**
+ * What a gated attempt throws when its gate answered with a throw (the limiter's `key` or
+ * `cost` threw, or the cost is above its `limit`): the execution fails at once with `cause`,
+ * with the attempts made before this one. Never retried: the same input gets the same answer.
+ * Internal: the retry layer and the execution's `failure` unwrap it.
+ */
+class Unadmitted extends Error {
+  constructor(cause: unknown) {
+    super("the attempt's rate limit refused it", { cause });
+  }
+}
+
+/** One attempt's handler call once its turn under the rate limit has come (see {@link gated}). */
+type GrantedAttempt = (
+  value: unknown,
+  context: unknown,
+  signal: AbortSignal | undefined,
+  attempt: number,
+  grant: AttemptGrant,
+) => unknown;
+
+/**
+ * Each attempt asks for its turn under the rate limit (src/internal/gates.ts), the signal
+ * checked first: granted at once, the handler is called now; else once the turn comes, unless
+ * the signal aborted meanwhile (the grant is then given back, and the attempt fails with the
+ * signal's reason).
+ */
+function gated(gate: AttemptGate, call: GrantedAttempt): Attempt {
   return (value, context, signal, number) => {
-    const turn = gate.enter(value, context, signal);
-    if (turn === undefined) return attempt(value, context, signal, number);
-    return turn.then(() => {
-      throwIfAborted(signal);
-      return attempt(value, context, signal, number);
+    throwIfAborted(signal);
+    let answer: AttemptGrant | Promise<AttemptGrant>;
+    try {
+      answer = gate[admitAttempt](value, context, signal);
+    } catch (error) {
+      throw new Unadmitted(error);
+    }
+    if (!isThenable(answer)) return call(value, context, signal, number, answer);
+    return answer.then((grant) => {
+      if (signal?.aborted === true) {
+        grant.release();
+        throw signal.reason;
+      }
+      return call(value, context, signal, number, grant);
     });
   };
 }
@@ -182,25 +207,66 @@ function callOf(plan: StagePlan): Attempt {
   if (!takesContext && timeout === undefined) {
     return (value) => (handler as (value: unknown) => unknown)(value);
   }
-  return (value, context, signal, number) => {
-    const call = takesContext ? new AttemptCall(signal, number, name) : undefined;
-    let result: unknown;
-    try {
-      result =
-        call === undefined
-          ? (handler as (value: unknown) => unknown)(value)
-          : handler(value, context, call);
-      if (timeout !== undefined) return timed(result, name, timeout, signal, call);
-      if (call !== undefined) {
-        if (isThenable(result)) call.endWhenSettled(result);
-        else call.end();
-      }
-    } catch (error) {
-      call?.end();
-      throw error;
-    }
-    return result;
+  return (value, context, signal, number) =>
+    invoke(
+      plan,
+      value,
+      context,
+      signal,
+      takesContext ? new AttemptCall(signal, number, name) : undefined,
+    );
+}
+
+/**
+ * {@link callOf} for an attempt under a rate limit: the grant starts (the attempt counts in the
+ * limiter's window) immediately before the handler is called, and a handler that takes a
+ * `call` gets a {@link GrantedCall}, whose `charge` reaches the grant. A function of its own,
+ * rather than a branch in {@link callOf}: the attempts of stages without a rate limit run the
+ * code they ran before, with no check added.
+ */
+function grantedCallOf(plan: StagePlan): GrantedAttempt {
+  const { handler, takesContext, timeout, name } = plan;
+  if (!takesContext && timeout === undefined) {
+    return (value, _context, _signal, _number, grant) => {
+      grant.start();
+      return (handler as (value: unknown) => unknown)(value);
+    };
+  }
+  return (value, context, signal, number, grant) => {
+    const receipt = grant.start();
+    const call = takesContext ? new GrantedCall(signal, number, name, grant, receipt) : undefined;
+    return invoke(plan, value, context, signal, call);
   };
+}
+
+/**
+ * Calls the handler of `plan` on `value`, with `call` when it takes one (`undefined`: the value
+ * alone), under the stage's timeout when it has one; `call` ends when the attempt settles.
+ */
+function invoke(
+  plan: StagePlan,
+  value: unknown,
+  context: unknown,
+  signal: AbortSignal | undefined,
+  call: AttemptCall | undefined,
+): unknown {
+  const { handler, timeout } = plan;
+  let result: unknown;
+  try {
+    result =
+      call === undefined
+        ? (handler as (value: unknown) => unknown)(value)
+        : handler(value, context, call);
+    if (timeout !== undefined) return timed(result, plan.name, timeout, signal, call);
+    if (call !== undefined) {
+      if (isThenable(result)) call.endWhenSettled(result);
+      else call.end();
+    }
+  } catch (error) {
+    call?.end();
+    throw error;
+  }
+  return result;
 }
 
 /**
@@ -313,6 +379,8 @@ export class Retrying {
     const policy = this.#policy;
     for (let number = 1; ; number++) {
       throwIfAborted(signal);
+      // Refused by its rate limit (a throwing `key` or `cost`): a retry would get the same.
+      if (error instanceof Unadmitted) throw this.#fail(error.cause, number - 1);
       let again = number <= policy.retries;
       if (again && policy.shouldRetry !== undefined) {
         // Only a verdict to wait for is raced against the signal: no shouldRetry, no race.

@@ -18,7 +18,6 @@
  *    `grant.charge(receipt, limiter, actual)`, `receipt` being what `start()` returned.
  */
 
-import type { BrokenCircuitError } from "../errors/BrokenCircuitError.js";
 import { show } from "./validate.js";
 
 /**
@@ -91,8 +90,13 @@ export interface AttemptGrant {
  *   anew, so `run` must be callable more than once (each call a fresh execution with the
  *   stage's full attempts). A wait longer than `maxWait` ends in `refuse(BrokenCircuitError)`;
  *   `signal` aborting ends a wait at once, rejecting with `signal.reason`.
+ * - `whenOpen: "wait"`, a failure that does not open the circuit: its verdict is held (the
+ *   returned promise stays pending) while other executions of the circuit run, since they may
+ *   yet open it; then it waits and runs again as above, or is thrown as it came once the
+ *   streak is broken (a success), nothing else runs, or `maxWait` has passed.
  * - A failure while `signal` has aborted is a cancellation: counted neither way.
- * - Throws what the breaker's `key` throws, before anything else (fails the execution).
+ * - A `key` that throws: throws `refuse(what it threw)`, before anything else (the execution
+ *   fails without running, like a refusal).
  */
 export const guardExecution: unique symbol = Symbol.for(
   "async-pipeline.gate.guardExecution",
@@ -105,7 +109,7 @@ export interface ExecutionGuard {
     value: unknown,
     context: unknown,
     signal: AbortSignal | undefined,
-    refuse: (error: BrokenCircuitError) => unknown,
+    refuse: (error: unknown) => unknown,
     run: () => T | PromiseLike<T>,
   ): T | Promise<T>;
 }

@@ -38,19 +38,24 @@ export interface StageOptions extends RetryOptions {
   timeout?: number | undefined;
   /**
    * A limit on attempt starts: a {@link RateLimiter} (shared with every stage given the same
-   * one), or `{ limit, interval }` for a limiter of this stage's own. Each attempt, retries
-   * included, waits for its turn; the `timeout` starts when the attempt starts.
+   * one), `{ limit, interval }` for a limiter of this stage's own, or an array of limiters that
+   * must all grant an attempt (it takes its cost in every one at once, holds nothing in any
+   * while it waits, and waits in each one's queue in order; `[]` is no limit). Each attempt,
+   * retries included, waits for its turn and counts when its handler is called; the `timeout`
+   * starts then too. The handler may correct what an attempt cost with `call.charge`.
    * @default undefined (no limit)
    * @example
    * ```ts
    * import { RateLimiter, Stage } from "async-pipeline";
    *
    * const api = new RateLimiter({ limit: 10, interval: 1_000 });
+   * const tokens = new RateLimiter({ limit: 90_000, interval: 60_000, cost: (text: string) => text.length / 4 });
    * new Stage("fetch", fetchJson, { rateLimit: api, timeout: 5_000 });
    * new Stage("ping", fetchJson, { rateLimit: { limit: 1, interval: 60_000 } });
+   * new Stage("ask", askModel, { rateLimit: [api, tokens] }); // both must grant each attempt
    * ```
    */
-  rateLimit?: RateLimiter | RateLimitOptions | undefined;
+  rateLimit?: RateLimiter | RateLimitOptions | readonly RateLimiter[] | undefined;
   /**
    * A {@link CircuitBreaker} around each execution of the stage (all its attempts together):
    * while it is open, the stage fails at once, without calling the handler, with a
