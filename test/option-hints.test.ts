@@ -3,7 +3,7 @@
  * with the hints of src/internal/option-hints.ts wired at its call site.
  */
 import { describe, expect, it } from "vitest";
-import { Pipeline, Stage } from "../src/index.js";
+import { CircuitBreaker, Pipeline, RateLimiter, Stage } from "../src/index.js";
 import { loggingMiddleware, retryMiddleware, timeoutMiddleware } from "../src/middlewares/index.js";
 import {
   openTelemetryMiddleware,
@@ -113,6 +113,18 @@ describe("unknown option hints, as the user sees them", () => {
     );
     await expect(tracedRun(pipeline, 1, { ctx: {} } as never)).rejects.toThrow(
       message('unknown option "ctx" (did you mean "context"?)'),
+    );
+  });
+
+  it("RateLimiter and CircuitBreaker: bottleneck's, opossum's and cockatiel's names", () => {
+    expect(() => new RateLimiter({ limit: 1, duration: 1_000 } as never)).toThrow(
+      message('unknown option "duration" (did you mean "interval"?)'),
+    );
+    expect(
+      () => new Stage("s", (n: number) => n, { rateLimit: { max: 1, interval: 10 } } as never),
+    ).toThrow(message('unknown option "rateLimit.max" (did you mean "rateLimit.limit"?)'));
+    expect(() => new CircuitBreaker({ resetTimeout: 1_000 } as never)).toThrow(
+      message('unknown option "resetTimeout" (did you mean "cooldown"?)'),
     );
   });
 });

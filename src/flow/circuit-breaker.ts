@@ -2,6 +2,7 @@ import { BrokenCircuitError } from "../errors/BrokenCircuitError.js";
 import { guardExecution, type ExecutionGuard } from "../internal/gates.js";
 import type { OptionKeys } from "../internal/known-keys.js";
 import { isThenable } from "../internal/thenable.js";
+import { circuitBreakerOptionHints } from "../internal/option-hints.js";
 import {
   oneOf,
   optionalFunction,
@@ -219,6 +220,7 @@ export class CircuitBreaker<T = unknown, C extends object = Context> {
       "options",
       options,
       circuitBreakerOptionKeys,
+      circuitBreakerOptionHints,
     );
     if (opts === undefined) throw new TypeError("options must be an object, got undefined");
     const wait = oneOf("whenOpen", opts.whenOpen, ["fail", "wait"], "fail") === "wait";

@@ -1,5 +1,6 @@
 import { admitAttempt, type AttemptGrant } from "../internal/gates.js";
 import type { OptionKeys } from "../internal/known-keys.js";
+import { rateLimitOptionHints } from "../internal/option-hints.js";
 import {
   optionalFunction,
   optionsObject,
@@ -286,7 +287,10 @@ export class RateLimiter<T = unknown, C extends object = Context> {
 /** The options, validated; `prefix` names them in messages (`rateLimit.` for the stage option). */
 function rateLimitSettings(value: unknown, prefix: string): RateLimitOptions {
   const name = prefix === "" ? "options" : prefix.slice(0, -1);
-  const options = optionsObject<Partial<RateLimitOptions>>(name, value, rateLimitOptionKeys);
+  const options = optionsObject<Partial<RateLimitOptions>>(name, value, rateLimitOptionKeys, {
+    ...rateLimitOptionHints,
+    prefix,
+  });
   if (options === undefined) throw new TypeError(`${name} must be an object, got undefined`);
   return {
     limit: positiveInteger(`${prefix}limit`, options.limit),
