@@ -1,7 +1,9 @@
 /** What a memory child (memory-child.ts) reports, shared with cases/memory.ts. */
 
 export const LIBRARIES = ["hand-written worker pool", "async-pipeline", "p-map"] as const;
-export type LibraryName = (typeof LIBRARIES)[number];
+/** A `map` with a file checkpoint: measured by the checkpoint case (9), not by case 3. */
+export const CHECKPOINTED = "async-pipeline + fileCheckpoint" as const;
+export type LibraryName = (typeof LIBRARIES)[number] | typeof CHECKPOINTED;
 export type Mode = "peak" | "live";
 
 export interface MemoryReport {
