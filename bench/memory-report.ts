@@ -27,3 +27,14 @@ export interface MemoryReport {
   readonly resultsBytes: number;
   readonly elapsedMs: number;
 }
+
+/** Heap held beyond the baseline and a plain results array of the same length, per checkpoint. */
+export function beyondResults(report: MemoryReport): { items: number; bytes: number }[] {
+  return report.checkpoints.map((checkpoint) => {
+    const reference = report.reference.find((entry) => entry.items === checkpoint.items);
+    return {
+      items: checkpoint.items,
+      bytes: checkpoint.heapUsed - report.baseline.heapUsed - (reference?.bytes ?? NaN),
+    };
+  });
+}

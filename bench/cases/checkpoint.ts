@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { arrayPool, JournalFloor } from "../floors.js";
 import { ratio, type Measurement } from "../harness.js";
 import { loadCheckpoint, Pipeline, Stage } from "../lib.js";
-import { CHECKPOINTED, type MemoryReport, type Mode } from "../memory-report.js";
+import { beyondResults, CHECKPOINTED, type MemoryReport, type Mode } from "../memory-report.js";
 import {
   OURS,
   formatBytes,
@@ -188,17 +188,6 @@ function memoryChild(items: number, mode: Mode): Promise<MemoryReport> {
     `memory child for a checkpointed map (${String(items)} items)`,
     ["--expose-gc"],
   );
-}
-
-/** Heap beyond the baseline and the results array at each tenth of the input (mode `live`). */
-function beyondResults(report: MemoryReport): { items: number; bytes: number }[] {
-  return report.checkpoints.map((point) => {
-    const reference = report.reference.find((entry) => entry.items === point.items);
-    return {
-      items: point.items,
-      bytes: point.heapUsed - report.baseline.heapUsed - (reference?.bytes ?? NaN),
-    };
-  });
 }
 
 export default defineCase({
