@@ -48,7 +48,7 @@ try {
       itemKey: (line) => line.sku,
       signal: controller.signal,
       onProgress: ({ done }) => {
-        if (done === 40) controller.abort(new Error("interrupted"));
+        if (done >= 40) controller.abort(new Error("interrupted"));
       },
     });
   } catch (error) {
