@@ -50,3 +50,12 @@ export async function loadBullmq(): Promise<typeof import("../src/bullmq/index.j
   const file = libraryFile.replace(/index\.js$/, "bullmq.js");
   return (await import(pathToFileURL(file).href)) as typeof import("../src/bullmq/index.js");
 }
+
+/**
+ * The built `async-pipeline/checkpoint` entry point (`dist/checkpoint.js`), next to the core's
+ * file, for the checkpoint case and the checkpointed memory child. Loaded on first use.
+ */
+export async function loadCheckpoint(): Promise<typeof import("../src/checkpoint/index.js")> {
+  const file = libraryFile.replace(/index\.js$/, "checkpoint.js");
+  return (await import(pathToFileURL(file).href)) as typeof import("../src/checkpoint/index.js");
+}

@@ -13,9 +13,12 @@
  *   the memory the run really holds at that point, whose growth per item is compared with
  *   the results array's own size (measured at the end: heap with the results minus without).
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pMap from "p-map";
-import { Pipeline, Stage } from "./lib.js";
-import { LIBRARIES, type MemoryReport } from "./memory-report.js";
+import { loadCheckpoint, Pipeline, Stage } from "./lib.js";
+import { CHECKPOINTED, LIBRARIES, type MemoryReport } from "./memory-report.js";
 
 const SAMPLE_EVERY = 1_000;
 
@@ -43,19 +46,33 @@ async function handWritten(items: Iterable<number>, concurrency: number): Promis
 
 async function main(): Promise<void> {
   const [libraryArgument, itemsArgument, concurrencyArgument, modeArgument] = process.argv.slice(2);
-  const library = LIBRARIES.find((name) => name === libraryArgument);
+  const library = [...LIBRARIES, CHECKPOINTED].find((name) => name === libraryArgument);
   const items = Number(itemsArgument);
   const concurrency = Number(concurrencyArgument);
   const mode = modeArgument === "live" ? "live" : "peak";
   if (library === undefined || !(items > 0) || !(concurrency > 0)) {
-    throw new Error(`usage: memory-child.ts <${LIBRARIES.join("|")}> <items> <concurrency> <mode>`);
+    throw new Error(
+      `usage: memory-child.ts <${[...LIBRARIES, CHECKPOINTED].join("|")}> <items> <concurrency> <mode>`,
+    );
   }
 
   const pipeline = new Pipeline([new Stage("increment", increment)]);
+  // A checkpoint that starts empty each batch (deleted when the batch completes).
+  const { fileCheckpoint } = await loadCheckpoint();
+  const folder = mkdtempSync(join(tmpdir(), "async-pipeline-memory-"));
+  process.once("exit", () => {
+    rmSync(folder, { recursive: true, force: true });
+  });
+  const path = join(folder, "memory.ckpt");
   const run = {
     "hand-written worker pool": (input: Iterable<number>) => handWritten(input, concurrency),
     "async-pipeline": (input: Iterable<number>) => pipeline.map(input, concurrency),
     "p-map": (input: Iterable<number>) => pMap(input, increment, { concurrency }),
+    [CHECKPOINTED]: (input: Iterable<number>) =>
+      pipeline.map(input, {
+        concurrency,
+        checkpoint: fileCheckpoint(path, { clearOnSuccess: true }),
+      }),
   }[library];
 
   // Warm the code paths up on a small input so that compiled code is not counted as growth.

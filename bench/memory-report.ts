@@ -1,7 +1,9 @@
 /** What a memory child (memory-child.ts) reports, shared with cases/memory.ts. */
 
 export const LIBRARIES = ["hand-written worker pool", "async-pipeline", "p-map"] as const;
-export type LibraryName = (typeof LIBRARIES)[number];
+/** A `map` with a file checkpoint: measured by the checkpoint case (9), not by case 3. */
+export const CHECKPOINTED = "async-pipeline + fileCheckpoint" as const;
+export type LibraryName = (typeof LIBRARIES)[number] | typeof CHECKPOINTED;
 export type Mode = "peak" | "live";
 
 export interface MemoryReport {
@@ -24,4 +26,15 @@ export interface MemoryReport {
   /** Heap after GC with the results alive, minus without them (0 when something else holds them). */
   readonly resultsBytes: number;
   readonly elapsedMs: number;
+}
+
+/** Heap held beyond the baseline and a plain results array of the same length, per checkpoint. */
+export function beyondResults(report: MemoryReport): { items: number; bytes: number }[] {
+  return report.checkpoints.map((checkpoint) => {
+    const reference = report.reference.find((entry) => entry.items === checkpoint.items);
+    return {
+      items: checkpoint.items,
+      bytes: checkpoint.heapUsed - report.baseline.heapUsed - (reference?.bytes ?? NaN),
+    };
+  });
 }

@@ -9,10 +9,15 @@
  * processes run the pipeline, this process enqueues the records and shows the same progress
  * and summary (demo/distributed.ts).
  *
+ * With `--checkpoint FILE` the batch is resumable (async-pipeline/checkpoint): each finished
+ * line is recorded in FILE, and after a Ctrl-C (or a crash) the same command again restores the
+ * recorded lines, runs only the others, and ends with the summary of an uninterrupted run.
+ *
  * Run: npm run demo (or npx tsx demo/main.ts --records 300 --concurrency 16 --seed 42);
  * npm run demo -- --help for the options.
  */
 import { parseArgs } from "node:util";
+import { fileCheckpoint, readCheckpoint, type FileCheckpoint } from "async-pipeline/checkpoint";
 import { runDistributed } from "./distributed.js";
 import { makePipeline, type PricedOrder } from "./pipeline.js";
 import { makeRecords } from "./records.js";
@@ -54,6 +59,9 @@ Options:
   --workers N       run through Redis with async-pipeline/bullmq on N worker processes
                     (default 0: in this process). Uses REDIS_URL when set, else starts a
                     local redis-server if one is installed.
+  --checkpoint FILE record each finished line in FILE (async-pipeline/checkpoint): after a
+                    Ctrl-C or a crash, the same command again runs the remaining lines only.
+                    In this process only (not with --workers). Delete FILE to start over.
   --help            print this help and exit`;
 
 let parsed;
@@ -64,6 +72,7 @@ try {
       concurrency: { type: "string", default: "16" },
       seed: { type: "string", default: "42" },
       workers: { type: "string", default: "0" },
+      checkpoint: { type: "string" },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -84,6 +93,14 @@ const count = integerOption("records", args.records, 1);
 const concurrency = integerOption("concurrency", args.concurrency, 1);
 const seed = integerOption("seed", args.seed, 0);
 const workers = integerOption("workers", args.workers, 0);
+if (args.checkpoint !== undefined && workers > 0) {
+  console.error("demo: --checkpoint runs the batch in this process, not with --workers");
+  process.exit(2);
+}
+// Recorded failures are restored as they were (retryFailed: false below): a resumed run runs the
+// lines that never finished, and only those.
+const checkpoint: FileCheckpoint | undefined =
+  args.checkpoint === undefined ? undefined : fileCheckpoint(args.checkpoint);
 
 const server = await startServer(seed);
 const records = makeRecords(count, seed);
@@ -120,6 +137,23 @@ if (fetchStage !== undefined) {
     `fetch: timeout ${String(fetchStage.timeout)} ms per attempt, ${String(fetchStage.retries)} ` +
       `retries, ${fetchStage.backoff} backoff from ${String(fetchStage.retryDelay)} ms` +
       (fetchStage.jitter ? " with jitter" : ""),
+  );
+}
+if (checkpoint !== undefined) {
+  let recorded;
+  try {
+    recorded = await readCheckpoint(checkpoint);
+  } catch (error) {
+    await server.close();
+    console.error(`demo: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  }
+  log(
+    recorded.done === 0
+      ? `checkpoint ${checkpoint.path}: nothing recorded yet; each finished line is recorded`
+      : `checkpoint ${checkpoint.path}: ${String(recorded.done)} lines recorded by an earlier run ` +
+          `are restored, not run` +
+          (recorded.complete ? " (it completed: delete the file to start over)" : ""),
   );
 }
 log("press Ctrl-C to stop early");
@@ -173,6 +207,8 @@ try {
       onProgress: (progress) => {
         progressLine.update(progress);
       },
+      checkpoint,
+      retryFailed: false,
     });
   }
 } catch (error) {
@@ -206,14 +242,25 @@ if (settled === undefined) {
   // Through Redis the outputs of an interrupted batch stay with the workers: count them.
   const outputs = workers > 0 ? done - failed : collected.length;
   log(`output: ${String(outputs)} priced orders collected before the interruption`);
+  if (checkpoint !== undefined) {
+    log(
+      `checkpoint ${checkpoint.path} keeps the ${String(done)} finished lines: ` +
+        `run the same command again to finish the other ${String(records.length - done)}`,
+    );
+  }
   process.exitCode = 130;
 } else {
   const failures = new Tally();
   for (const entry of settled) {
     if (entry.status === "rejected") failures.add(failureReason(entry.reason));
   }
-  const totalEur = collected.reduce((sum, order) => sum + order.totalEur, 0);
+  // From the results, not from what the collect stage saw in this run: a resumed run's restored
+  // lines count too.
+  const orders = settled.flatMap((entry) => (entry.status === "fulfilled" ? [entry.value] : []));
+  const totalEur = orders.reduce((sum, order) => sum + order.totalEur, 0);
   log(`summary: ${String(records.length)} records in ${elapsed}`);
+  const restored = progressLine.last.restored ?? 0;
+  if (restored > 0) log(`restored: ${String(restored)} from the checkpoint, not run again`);
   log(`succeeded: ${String(settled.length - failures.total)}`);
   log(`failed: ${String(failures.total)}, by reason:`);
   for (const line of tallyLines(failures)) log(line);
@@ -221,5 +268,5 @@ if (settled === undefined) {
   for (const line of tallyLines(retries)) log(line);
   for (const line of durationLines(timings, stageNames)) log(line);
   log(serverLine(server.stats));
-  log(`output: ${String(collected.length)} priced orders, ${totalEur.toFixed(2)} EUR in all`);
+  log(`output: ${String(orders.length)} priced orders, ${totalEur.toFixed(2)} EUR in all`);
 }

@@ -139,9 +139,11 @@ export class ProgressLine {
   }
 
   #text(): string {
-    const { done, failed, inFlight, total } = this.#last;
+    const { done, failed, inFlight, total, restored } = this.#last;
     return (
-      `${String(done)}/${String(total ?? "?")} done, ${String(failed)} failed, ` +
+      `${String(done)}/${String(total ?? "?")} done` +
+      (restored === undefined || restored === 0 ? "" : ` (${String(restored)} restored)`) +
+      `, ${String(failed)} failed, ` +
       `${String(inFlight)} in flight, retries: ${String(this.#retries())}, ` +
       seconds(performance.now() - this.#started)
     );

@@ -47,6 +47,8 @@ function isStage(value: unknown): boolean {
  */
 class PipelineImpl<I, O, C extends object = Context> {
   readonly #stages: readonly AnyStage[];
+  /** The stages' names, in order: what a checkpoint records as the pipeline's identity. */
+  readonly #stageNames: readonly string[];
   /**
    * What runs for each stage, in order: its execution, inside the middlewares and hooks when
    * there are any, composed once here. The run loop runs these, hooked or not.
@@ -59,6 +61,7 @@ class PipelineImpl<I, O, C extends object = Context> {
   constructor(stages: readonly AnyStage[], options?: PipelineOptions<C>) {
     this.#stages = Object.freeze(listOf<AnyStage>("stages", stages, "a Stage", isStage));
     if (this.#stages.length === 0) throw new RangeError("Pipeline requires at least one stage");
+    this.#stageNames = Object.freeze(this.#stages.map((stage) => stage.name));
     const opts =
       optionsObject<NonNullable<typeof options>>(
         "options",
@@ -147,14 +150,19 @@ class PipelineImpl<I, O, C extends object = Context> {
    * `items` may be any `Iterable` or `AsyncIterable`; it is consumed lazily, never more than
    * `concurrency` items ahead of those finished.
    *
+   * With `checkpoint`, each finished item is recorded, and the same call after a crash runs
+   * only what is not recorded (see {@link MapOptions.checkpoint}).
+   *
    * @param items - the inputs
    * @param concurrency - items run at once: an integer ≥ 1 or `Infinity` (default 5)
-   * @param options - `context` template, `signal`
+   * @param options - `context` template, `signal`, `onProgress`, `perKey`, `checkpoint`
+   *   (with `itemKey`, `retryFailed`, `version`)
    * @returns the outputs, in input order
    * @example
    * ```ts
    * const outputs = await pipeline.map([1, 2, 3], 2); // [4, 6, 8] for the pipeline above
    * const more = await pipeline.map(readIds(), { concurrency: 16, signal });
+   * const resumable = await pipeline.map(ids, { checkpoint: fileCheckpoint("ids.ckpt") });
    * ```
    */
   map(
@@ -178,7 +186,8 @@ class PipelineImpl<I, O, C extends object = Context> {
    *
    * @param items - the inputs
    * @param concurrency - items run at once: an integer ≥ 1 or `Infinity` (default 5)
-   * @param options - `context` template, `signal`
+   * @param options - `context` template, `signal`, `onProgress`, `perKey`, `checkpoint`
+   *   (with `itemKey`, `retryFailed`, `version`)
    * @returns `{ status: "fulfilled", value }` or `{ status: "rejected", reason }` per item
    * @example
    * ```ts
@@ -219,7 +228,9 @@ class PipelineImpl<I, O, C extends object = Context> {
    *
    * @param items - the inputs: any `Iterable` or `AsyncIterable`
    * @param concurrency - items run at once: an integer ≥ 1 or `Infinity` (default 5)
-   * @param options - `buffer`, `ordered`, `settled`, `context`, `signal`, `onProgress`
+   * @param options - `buffer`, `ordered`, `settled`, `context`, `signal`, `onProgress`,
+   *   `perKey`, `checkpoint` (with `itemKey`, `retryFailed`, `version`): a resumed stream
+   *   yields the recorded outputs in their places, fetching each when its turn comes
    * @returns an async generator of outputs (or of settled results)
    * @example
    * ```ts
@@ -268,6 +279,7 @@ class PipelineImpl<I, O, C extends object = Context> {
       items,
       () => batchSettings<C>(items, concurrencyOrOptions, options, streamForm),
       (settings) => this.#runners(settings.template as C | undefined),
+      this.#stageNames,
     );
   }
 
@@ -288,7 +300,7 @@ class PipelineImpl<I, O, C extends object = Context> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return collect(items, settings, this.#runners(settings.template), settled);
+    return collect(items, settings, this.#runners(settings.template), settled, this.#stageNames);
   }
 
   /** One run of the stages on `input`, as a promise. */

@@ -201,6 +201,21 @@ export interface Progress {
   readonly inFlight: number;
   /** The input's size when known without consuming it (an array, a `Set`, a `Map`), else `undefined`. */
   readonly total: number | undefined;
+  /**
+   * With a `checkpoint`: how many of the items `done` were restored from it instead of run
+   * (their recorded failures are counted in `failed` too). A resumed batch restores the
+   * recorded items as soon as it reaches them, without running them or waiting for a place,
+   * so they show up at once. Absent when the batch has no checkpoint.
+   * @default undefined (no checkpoint)
+   * @example
+   * ```ts
+   * await pipeline.map(lines, {
+   *   checkpoint: fileCheckpoint("prices.ckpt"),
+   *   onProgress: ({ done, restored = 0 }) => console.log(`${done} done, ${restored} of them from the checkpoint`),
+   * });
+   * ```
+   */
+  readonly restored?: number;
 }
 
 /**

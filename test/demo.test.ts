@@ -1,4 +1,7 @@
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, inject, it } from "vitest";
 
@@ -115,12 +118,77 @@ describe("demo options", () => {
     },
   );
 
+  it(
+    "with --checkpoint, Ctrl-C then the same command again runs the remaining lines only, to the same summary",
+    { timeout: 180_000 },
+    async () => {
+      const folder = mkdtempSync(join(tmpdir(), "async-pipeline-demo-"));
+      const args = ["--checkpoint", join(folder, "demo.ckpt")];
+      try {
+        let armed = false;
+        const first = await startDemo((output, kill) => {
+          if (armed || !output.includes("press Ctrl-C to stop early")) return;
+          armed = true;
+          setTimeout(() => {
+            kill("SIGINT");
+          }, 1_000);
+        }, args);
+        expect(first.stderr).toBe("");
+        expect(first.code).toBe(130);
+        expect(first.stdout).toMatch(/^checkpoint .*demo\.ckpt: nothing recorded yet; /m);
+        const kept =
+          /^checkpoint .*demo\.ckpt keeps the (\d+) finished lines: run the same command again to finish the other (\d+)$/m.exec(
+            first.stdout,
+          );
+        expect(kept, first.stdout).not.toBeNull();
+        const recorded = Number(kept![1]);
+        expect(recorded).toBeGreaterThan(0);
+        expect(recorded + Number(kept![2])).toBe(300);
+        expect(first.stdout).toContain(`finished: ${String(recorded)} of 300 records`);
+
+        const second = await startDemo(undefined, args);
+        expect(second.stderr).toBe("");
+        expect(second.code).toBe(0);
+        expect(second.stdout).toContain(
+          `demo.ckpt: ${String(recorded)} lines recorded by an earlier run are restored, not run`,
+        );
+        expect(second.stdout).toMatch(
+          new RegExp(`^restored: ${String(recorded)} from the checkpoint, not run again$`, "m"),
+        );
+        // The summary of an uninterrupted run, from the remaining lines alone.
+        expectSummary(second.stdout, recorded);
+
+        // Run again, it is complete: nothing runs, the same summary.
+        const third = await startDemo(undefined, args);
+        expect(third.code).toBe(0);
+        expect(third.stdout).toContain(
+          "300 lines recorded by an earlier run are restored, not run (it completed",
+        );
+        expectSummary(third.stdout, 300);
+        const counts = (stdout: string) =>
+          stdout.slice(stdout.indexOf("\nsucceeded: ")).split("\nretries: ")[0];
+        expect(counts(third.stdout)).toBe(counts(second.stdout));
+        const output = (stdout: string) => /^output: .*$/m.exec(stdout)?.[0];
+        expect(output(third.stdout)).toBe(output(second.stdout));
+      } finally {
+        rmSync(folder, { recursive: true, force: true });
+      }
+    },
+  );
+
   it("prints its options with --help", { timeout: 60_000 }, async () => {
     const { code, stdout, stderr } = await startDemo(undefined, ["--help"]);
     expect(stderr).toBe("");
     expect(code).toBe(0);
     expect(stdout).toMatch(/^Usage: npm run demo -- \[options\]$/m);
-    for (const option of ["--records N", "--concurrency N", "--seed N", "--workers N", "--help"]) {
+    for (const option of [
+      "--records N",
+      "--concurrency N",
+      "--seed N",
+      "--workers N",
+      "--checkpoint FILE",
+      "--help",
+    ]) {
       expect(stdout).toContain(`  ${option}`);
     }
   });
@@ -133,16 +201,19 @@ describe("demo options", () => {
   });
 });
 
-/** The summary every run with the default seed ends with, in process or through Redis. */
-function expectSummary(stdout: string): void {
+/**
+ * The summary every run with the default seed ends with, in process or through Redis; resumed
+ * from a checkpoint, with `restored` lines not run again (they are not in the stage counts).
+ */
+function expectSummary(stdout: string, restored = 0): void {
   expect(stdout).toMatch(/^quote server at http:\/\/127\.0\.0\.1:\d+: /m);
   // Not a TTY: plain progress lines, one per tenth, no carriage returns.
   expect(stdout).not.toContain("\r");
   const progress = stdout.match(
-    /^progress: \d+\/300 done, \d+ failed, \d+ in flight, retries: \d+, \d+\.\d s$/gm,
+    /^progress: \d+\/300 done(?: \(\d+ restored\))?, \d+ failed, \d+ in flight, retries: \d+, \d+\.\d s$/gm,
   );
   // One line per tenth of the way; fewer when items settling together skip a tenth.
-  expect(progress?.length).toBeGreaterThanOrEqual(2);
+  expect(progress?.length).toBeGreaterThanOrEqual(restored === 300 ? 1 : 2);
   expect(progress?.length).toBeLessThanOrEqual(10);
   const summary = stdout.slice(stdout.indexOf("\nsummary: ") + 1);
   expect(summary).toMatch(/^summary: 300 records in \d+\.\d s$/m);
@@ -150,7 +221,11 @@ function expectSummary(stdout: string): void {
   const failed = Number(/^failed: (\d+), by reason:$/m.exec(summary)?.[1]);
   expect(succeeded + failed).toBe(300);
   expect(stdout).toMatch(
-    new RegExp(`^progress: 300/300 done, ${String(failed)} failed, 0 in flight, `, "m"),
+    new RegExp(
+      `^progress: 300/300 done${restored === 0 ? "" : ` \\(${String(restored)} restored\\)`}, ` +
+        `${String(failed)} failed, 0 in flight, `,
+      "m",
+    ),
   );
   const reasons = summary.slice(
     summary.indexOf("by reason:\n") + 11,
@@ -171,19 +246,33 @@ function expectSummary(stdout: string): void {
   expect(counts.get("parse: not JSON")).toBe(2);
   // The records the server always refuses fail whatever the timing, if not always as 404s.
   expect(counts.get("fetch: timed out (800 ms) after 4 attempts")).toBeGreaterThanOrEqual(4);
-  expect(summary).toMatch(/^retries: \d+, after:$/m);
-  expect(summary).toMatch(/^ {2}HTTP 503 +\d+$/m);
-  expect(summary).toMatch(/^ {2}timed out \(800 ms\) +\d+$/m);
   expect(summary).toMatch(/^stage durations \(ms, timingMiddleware\):$/m);
-  expect(summary).toMatch(/^ {2}stage +runs +p50 +p95$/m);
-  expect(summary).toMatch(/^ {2}parse +300 +\d+\.\d +\d+\.\d$/m);
-  expect(summary).toMatch(/^ {2}fetch +296 +\d+\.\d +\d+\.\d$/m);
-  expect(summary).toMatch(/^ {2}transform +\d+ +\d+\.\d +\d+\.\d$/m);
+  if (restored === 300) {
+    // Nothing ran: no retries, no durations.
+    expect(summary).toMatch(/^retries: 0, after:$/m);
+  } else {
+    expect(summary).toMatch(/^retries: \d+, after:$/m);
+    expect(summary).toMatch(/^ {2}HTTP 503 +\d+$/m);
+    expect(summary).toMatch(/^ {2}timed out \(800 ms\) +\d+$/m);
+    expect(summary).toMatch(/^ {2}stage +runs +p50 +p95$/m);
+  }
+  if (restored === 0) {
+    expect(summary).toMatch(/^ {2}parse +300 +\d+\.\d +\d+\.\d$/m);
+    expect(summary).toMatch(/^ {2}fetch +296 +\d+\.\d +\d+\.\d$/m);
+    expect(summary).toMatch(/^ {2}transform +\d+ +\d+\.\d +\d+\.\d$/m);
+    expect(summary).toMatch(
+      new RegExp(`^ {2}collect +${String(succeeded)} +\\d+\\.\\d +\\d+\\.\\d$`, "m"),
+    );
+  } else if (restored < 300) {
+    // Only the lines not restored ran: every one of them was parsed.
+    expect(summary).toMatch(
+      new RegExp(`^ {2}parse +${String(300 - restored)} +\\d+\\.\\d +\\d+\\.\\d$`, "m"),
+    );
+  }
   expect(summary).toMatch(
-    new RegExp(`^ {2}collect +${String(succeeded)} +\\d+\\.\\d +\\d+\\.\\d$`, "m"),
-  );
-  expect(summary).toMatch(
-    /^quote server: \d+ requests \(200 ×\d+, 404 ×\d+, 500 ×\d+, 503 ×\d+\), \d+ never answered/m,
+    restored === 300
+      ? /^quote server: 0 requests /m
+      : /^quote server: \d+ requests \(200 ×\d+, 404 ×\d+, 500 ×\d+, 503 ×\d+\), \d+ never answered/m,
   );
   expect(summary).toMatch(
     new RegExp(`^output: ${String(succeeded)} priced orders, \\d+\\.\\d{2} EUR in all$`, "m"),

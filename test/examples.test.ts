@@ -35,6 +35,16 @@ const expected: Record<string, (string | RegExp)[]> = {
     "generator: at most 16 items taken ahead of those finished (concurrency 16)",
     "final progress: 4/4 done, 1 failed, 0 in flight",
   ],
+  "checkpoint.ts": [
+    /^first run: interrupted after \d+ calls$/,
+    "recorded: 40 items, complete: false",
+    "resumed: 40 restored",
+    "second run: 60 calls, 100 prices",
+    "only the unrecorded lines ran: true",
+    "total: 75000",
+    "third run: 0 calls, same results: true",
+    "another pipeline: CheckpointMismatchError (stages)",
+  ],
   "hooks-and-context.ts": [
     "run(1):",
     "  before addOne: input 1",

@@ -23,7 +23,13 @@ function manual(ordered: boolean): {
       return Promise.resolve(undefined);
     },
   };
-  const stream = new ResultStream(() => ({ source, ordered, spread: 4, signal: undefined }));
+  const stream = new ResultStream(() => ({
+    source,
+    ordered,
+    spread: 4,
+    signal: undefined,
+    stopsBeforeAbort: false,
+  }));
   return { stream, source };
 }
 
@@ -113,6 +119,7 @@ describe("ResultStream", () => {
       ordered: true,
       spread: 4,
       signal: controller.signal,
+      stopsBeforeAbort: false,
     }));
     const first = stream.next();
     stream.arrive(0, "a");
@@ -121,5 +128,44 @@ describe("ResultStream", () => {
     controller.abort(new Error("stop"));
     await expect(stream.next()).rejects.toThrow("stop");
     expect(source.stop).toHaveBeenCalledWith(controller.signal.reason);
+  });
+
+  it("with stopsBeforeAbort, rejects for the signal only once the producer's stop settled", async () => {
+    const controller = new AbortController();
+    let finishStop: () => void = () => undefined;
+    const source = {
+      start: vi.fn(),
+      resume: vi.fn(),
+      // A stop that fails is not the reader's concern: it still gets the signal's reason.
+      stop: vi.fn(
+        () =>
+          new Promise<undefined>((_resolve, reject) => {
+            finishStop = () => {
+              reject(new Error("the close failed"));
+            };
+          }),
+      ),
+    };
+    const stream = new ResultStream(() => ({
+      source,
+      ordered: false,
+      spread: 4,
+      signal: controller.signal,
+      stopsBeforeAbort: true,
+    }));
+    const first = stream.next();
+    stream.arrive(0, "a");
+    await expect(first).resolves.toEqual({ done: false, value: "a" });
+    controller.abort(new Error("stop"));
+    let settled = false;
+    const read = stream.next().finally(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    expect(source.stop).toHaveBeenCalledWith(controller.signal.reason);
+    finishStop();
+    await expect(read).rejects.toBe(controller.signal.reason);
+    await expect(stream.next()).resolves.toEqual({ done: true, value: undefined });
   });
 });

@@ -11,7 +11,8 @@
  * missing it is installed with apt-get (as root), or the test fails saying how to get it.
  *
  * The checkpoint entry point (`dist/checkpoint.js`) needs a file system: its own suite,
- * `test/runtimes/checkpoint.js`, runs in Node, Bun and Deno (Deno with read and write access to
+ * `test/runtimes/checkpoint.js` (the store, and a checkpointed `map` of `dist/index.js` that is
+ * interrupted and resumed), runs in Node, Bun and Deno (Deno with read and write access to
  * the build and a folder of its own only, the host name, and `--allow-run` for the lock's check
  * that a holder is alive).
  */

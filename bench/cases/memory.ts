@@ -4,7 +4,13 @@
  * that figures do not mix. See memory-child.ts for what each child measures.
  */
 import { fileURLToPath } from "node:url";
-import { LIBRARIES, type LibraryName, type MemoryReport, type Mode } from "../memory-report.js";
+import {
+  beyondResults,
+  LIBRARIES,
+  type LibraryName,
+  type MemoryReport,
+  type Mode,
+} from "../memory-report.js";
 import {
   OURS,
   formatBytes,
@@ -26,17 +32,6 @@ function runChild(library: LibraryName, items: number, mode: Mode): Promise<Memo
     `memory child for ${library} (${String(items)} items)`,
     ["--expose-gc"],
   );
-}
-
-/** Heap held beyond the baseline and a plain results array of the same length, per checkpoint. */
-function beyondResults(report: MemoryReport): { items: number; bytes: number }[] {
-  return report.checkpoints.map((checkpoint) => {
-    const reference = report.reference.find((entry) => entry.items === checkpoint.items);
-    return {
-      items: checkpoint.items,
-      bytes: checkpoint.heapUsed - report.baseline.heapUsed - (reference?.bytes ?? NaN),
-    };
-  });
 }
 
 /** Least-squares slope of bytes against items. */

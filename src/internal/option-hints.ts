@@ -24,8 +24,9 @@ const runAliases = { ctx: "context" } as const;
 
 /**
  * Names of a batch's options elsewhere: p-limit's `limit`, `parallelism`, a job id for the
- * distributed batch's `batchId`. Shared by the core's and the distributed batch forms: an alias
- * of a key that a form does not have is ignored.
+ * distributed batch's `batchId`, a store or a key function for the checkpoint options. Shared by
+ * the core's and the distributed batch forms: an alias of a key that a form does not have is
+ * ignored.
  */
 const batchAliases = {
   ...runAliases,
@@ -34,6 +35,16 @@ const batchAliases = {
   maxConcurrency: "concurrency",
   jobId: "batchId",
   id: "batchId",
+  store: "checkpoint",
+  checkpointStore: "checkpoint",
+  journal: "checkpoint",
+  key: "itemKey",
+  keyOf: "itemKey",
+  getKey: "itemKey",
+  idOf: "itemKey",
+  retryFailures: "retryFailed",
+  rerunFailed: "retryFailed",
+  pipelineVersion: "version",
 } as const;
 
 /** `new Stage(name, handler, options)`. Siblings: `Pipeline` (its constructor's keys). */

@@ -43,6 +43,34 @@ export interface Admission<T> {
   leave(key: unknown): Waiting<T> | undefined;
 }
 
+/** A recorded outcome that takes the place of running an item: see {@link PoolJournal.take}. */
+export interface RecordedOutcome {
+  readonly ok: boolean;
+  /** The output (`ok`), or the failure. */
+  readonly outcome: unknown;
+}
+
+/**
+ * A checkpoint's journal, as the pool sees it (`CheckpointJournal` implements it): told of
+ * each item as it is taken, and of each outcome of an item that ran. The batch opens it before
+ * the pool starts and closes it after the pool ended.
+ */
+export interface PoolJournal<T> {
+  /**
+   * An item was taken (before admission, before any user code sees it): its recorded outcome
+   * (or a promise of it, for a lazy read from an asynchronous store) when it must not run,
+   * else a ticket to hand back to `record` when it settles. Throws (a duplicate `itemKey`, …)
+   * to stop the batch with that error.
+   */
+  take(item: T, index: number): RecordedOutcome | PromiseLike<RecordedOutcome> | string | number;
+  /**
+   * An item that ran settled (before the task's `settle`, so that progress counts it once it
+   * is recorded): records it. Returns the failure to settle it with instead (its output could
+   * not be recorded), or `undefined`. Throws (the store failed) to stop the batch.
+   */
+  record(index: number, ticket: string | number, ok: boolean, outcome: unknown): unknown;
+}
+
 /**
  * What the pool does with each item and each outcome. Every field is always there
  * (`undefined` when unused), so that every task has one shape.
@@ -74,12 +102,21 @@ export interface PoolTask<T> {
   readonly onEnd: (() => void) | undefined;
   /** Per-key admission: see {@link Admission}. */
   readonly admission: Admission<T> | undefined;
+  /**
+   * The checkpoint's journal: see {@link PoolJournal}. A restored item settles with its
+   * recorded outcome without running, holding no worker (unless its outcome must be fetched),
+   * no per-key place and no place under `concurrency`.
+   */
+  readonly journal: PoolJournal<T> | undefined;
 }
 
 /** The reason in-flight items' signals abort with when another item failed (fail-fast). */
 function failedElsewhere(): DOMException {
   return new DOMException("Stopped because another item of the batch failed", "AbortError");
 }
+
+/** What {@link Pool.#record} returns when the journal failed and the pool stopped. */
+const STOPPED: unique symbol = Symbol("stopped");
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
@@ -121,6 +158,10 @@ export class Pool<T> {
   #nextIndex = 0;
   /** Items settled so far. */
   #settled = 0;
+  /** Items restored from the checkpoint so far (settled without running). */
+  #restored = 0;
+  /** With a journal and an admission: the tickets of the items waiting for their keys. */
+  readonly #parked: Map<number, string | number> | undefined;
   #pulling = 0;
   #subscription: Subscription | undefined = undefined;
   readonly #hold: Subscription;
@@ -162,6 +203,8 @@ export class Pool<T> {
     this.#task = task;
     this.#limit = task.concurrency;
     this.#gated = task.room !== undefined || task.admission !== undefined;
+    this.#parked =
+      task.journal !== undefined && task.admission !== undefined ? new Map() : undefined;
     // Held for the pool's life: the batch signal's registry entry (and its one listener)
     // stays while attempts subscribe and leave one at a time, instead of coming and going.
     this.#hold = whenAborted(this.#controller.signal, noop);
@@ -174,6 +217,11 @@ export class Pool<T> {
   /** Items taken from the input and not yet settled. */
   get inFlight(): number {
     return this.#nextIndex - this.#settled;
+  }
+
+  /** Items restored from the checkpoint so far: settled with their recorded outcomes. */
+  get restored(): number {
+    return this.#restored;
   }
 
   /** Items taken from the input so far, plus pulls from an async input under way. */
@@ -372,6 +420,7 @@ export class Pool<T> {
       slot.handedOver = undefined;
       slot.item = handedOver.item;
       slot.index = handedOver.index;
+      if (this.#parked !== undefined) slot.ticket = this.#unpark(handedOver.index);
       if (this.#stopped) return false;
       this.#fill();
       return true;
@@ -399,7 +448,8 @@ export class Pool<T> {
       } catch (error) {
         return this.#inputFailed(error);
       }
-      if (this.#admit(slot, item)) return true;
+      const admitted = this.#admit(slot, item);
+      if (admitted !== false) return admitted;
     }
   }
 
@@ -421,7 +471,8 @@ export class Pool<T> {
       } catch (error) {
         return this.#inputFailed(error);
       }
-      if (this.#admit(slot, item)) return true;
+      const admitted = this.#admit(slot, item);
+      if (admitted !== false) return admitted;
     }
   }
 
@@ -443,17 +494,24 @@ export class Pool<T> {
   }
 
   /**
-   * Counts a taken item in, into `slot`, through the per-key admission: `false` when it waits
+   * Counts a taken item in, into `slot`, through the journal and the per-key admission: `false`
+   * when it does not run in this worker now: it was restored from the checkpoint, or it waits
    * for its key (it runs when an item of its key hands it over). An item whose key throws is
-   * in the slot as refused, with the error: it fails like a stage failure, holding no place.
+   * in the slot as refused, with the error: it fails like a stage failure, holding no place. A
+   * promise when its recorded outcome must be fetched first: then of what {@link Pool.#take}
+   * gives next.
    */
-  #admit(slot: Slot<T>, item: T): boolean {
+  #admit(slot: Slot<T>, item: T): boolean | Promise<boolean> {
     // The input's code ran: it may have stopped the pool.
     if (this.#stopped) return false;
     const index = this.#nextIndex++;
     slot.item = item;
     slot.index = index;
-    const { admission } = this.#task;
+    const { admission, journal } = this.#task;
+    if (journal !== undefined) {
+      const taken = this.#journalTake(journal, slot, item, index);
+      if (taken !== true) return taken;
+    }
     if (admission !== undefined) {
       slot.refused = false;
       slot.error = undefined;
@@ -465,7 +523,10 @@ export class Pool<T> {
         slot.error = error;
       }
       // The item waits for its key: go on to the next one.
-      if (entered === WAIT) return false;
+      if (entered === WAIT) {
+        this.#parked?.set(index, slot.ticket);
+        return false;
+      }
       slot.key = entered;
     }
     // Another worker may take the next item now (a synchronous input was offered to every
@@ -486,11 +547,100 @@ export class Pool<T> {
     }
     this.#settled++;
     if (this.#stopped) return false;
+    if (task.journal !== undefined) {
+      const failure = this.#record(task.journal, slot, ok, outcome);
+      if (failure === STOPPED) return false;
+      if (failure !== undefined) {
+        ok = false;
+        outcome = failure;
+      }
+    }
     if (!task.settle(slot.index, ok, outcome)) return true;
     // The other items are aborted with an AbortError, not with this item's error, so that
     // their hooks and handlers do not report another item's failure as their own.
     void this.stop(outcome, true, failedElsewhere());
     return false;
+  }
+
+  // ---- The checkpoint's journal: nothing below runs for a batch without one ----
+
+  /**
+   * Asks the journal about the item just taken into `slot`: `true` when it runs (its ticket
+   * in the slot), `false` when it was restored or the journal stopped the pool, a promise of
+   * what {@link Pool.#take} gives next when its recorded outcome must be fetched first.
+   */
+  #journalTake(
+    journal: PoolJournal<T>,
+    slot: Slot<T>,
+    item: T,
+    index: number,
+  ): boolean | Promise<boolean> {
+    let taken: RecordedOutcome | PromiseLike<RecordedOutcome> | string | number;
+    try {
+      taken = journal.take(item, index);
+    } catch (error) {
+      // Not the item's failure (a duplicate itemKey, …): the batch's.
+      this.#settled++;
+      void this.stop(error, true);
+      return false;
+    }
+    if (typeof taken !== "object") {
+      slot.ticket = taken;
+      return true;
+    }
+    if (!isThenable(taken)) {
+      this.#settleRestored(index, taken);
+      return false;
+    }
+    return this.#restoreLater(slot, index, taken);
+  }
+
+  /** The recorded outcome of the item at `index` is being fetched: settles it, takes on. */
+  async #restoreLater(
+    slot: Slot<T>,
+    index: number,
+    fetching: PromiseLike<RecordedOutcome>,
+  ): Promise<boolean> {
+    let restored: RecordedOutcome;
+    try {
+      restored = await fetching;
+    } catch (error) {
+      this.#settled++;
+      void this.stop(error, true);
+      return false;
+    }
+    this.#settleRestored(index, restored);
+    return this.#take(slot);
+  }
+
+  /** A restored item settles with its recorded outcome, as if it had run. */
+  #settleRestored(index: number, restored: RecordedOutcome): void {
+    this.#settled++;
+    if (this.#stopped) return;
+    this.#restored++;
+    const { ok, outcome } = restored;
+    if (this.#task.settle(index, ok, outcome)) void this.stop(outcome, true, failedElsewhere());
+  }
+
+  /**
+   * Records the outcome of the item in `slot` in the journal: the failure to settle it with
+   * instead, or `undefined`; {@link STOPPED} when the journal threw (the pool stops with that).
+   */
+  #record(journal: PoolJournal<T>, slot: Slot<T>, ok: boolean, outcome: unknown): unknown {
+    try {
+      return journal.record(slot.index, slot.ticket, ok, outcome);
+    } catch (error) {
+      void this.stop(error, true);
+      return STOPPED;
+    }
+  }
+
+  /** The ticket of the item at `index`, which waited for its key. */
+  #unpark(index: number): string | number {
+    const parked = this.#parked as Map<number, string | number>;
+    const ticket = parked.get(index) as string | number;
+    parked.delete(index);
+    return ticket;
   }
 }
 
@@ -508,4 +658,6 @@ class Slot<T> {
   error: unknown = undefined;
   /** The next item of its key, handed over to this worker when it finished. */
   handedOver: Waiting<T> | undefined = undefined;
+  /** With a checkpoint: its ticket from the journal, handed back when it settles. */
+  ticket: string | number = 0;
 }

@@ -32,6 +32,8 @@ export class ProgressReporter {
   readonly #callback: (progress: Progress) => unknown;
   readonly #total: number | undefined;
   readonly #inFlight: () => number;
+  /** With a checkpoint: how many of the items done were restored rather than run. */
+  readonly #restored: (() => number) | undefined;
   #done = 0;
   #failed = 0;
   #scheduled: TurnHandle | undefined;
@@ -40,10 +42,12 @@ export class ProgressReporter {
     callback: (progress: Progress) => unknown,
     total: number | undefined,
     inFlight: () => number,
+    restored: (() => number) | undefined,
   ) {
     this.#callback = callback;
     this.#total = total;
     this.#inFlight = inFlight;
+    this.#restored = restored;
   }
 
   /** One item settled. */
@@ -62,12 +66,16 @@ export class ProgressReporter {
 
   readonly #report = (): void => {
     this.#scheduled = undefined;
-    const progress: Progress = Object.freeze({
+    const counts = {
       done: this.#done,
       failed: this.#failed,
       inFlight: this.#inFlight(),
       total: this.#total,
-    });
+    };
+    const restored = this.#restored;
+    const progress: Progress = Object.freeze(
+      restored === undefined ? counts : { ...counts, restored: restored() },
+    );
     callIgnoringErrors(() => this.#callback(progress));
   };
 }

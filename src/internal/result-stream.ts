@@ -38,6 +38,12 @@ export interface ResultStreamSettings {
   readonly spread: number;
   /** The caller's signal: once it has aborted, `next()` rejects with its reason. */
   readonly signal: AbortSignal | undefined;
+  /**
+   * `true` when the producer holds something its caller may want back as soon as the stream
+   * has ended (a checkpoint): a `next()` that finds the caller's signal aborted then rejects
+   * once the producer's `stop` has settled, not before.
+   */
+  readonly stopsBeforeAbort: boolean;
 }
 
 /** A `next()` waiting for a result. */
@@ -113,8 +119,11 @@ export class ResultStream implements AsyncGenerator<unknown, void, undefined> {
     // Cancellation wins over results already waiting to be read.
     const { signal } = settings;
     if (signal?.aborted === true) {
-      this.#leave(signal.reason);
-      return Promise.reject(signal.reason);
+      const reason = signal.reason as Error;
+      const stopped = this.#leave(reason);
+      return settings.stopsBeforeAbort
+        ? stopped.then(() => Promise.reject(reason))
+        : Promise.reject(reason);
     }
     if (this.#readers.length === 0) {
       const taken = this.#take();
@@ -216,13 +225,17 @@ export class ResultStream implements AsyncGenerator<unknown, void, undefined> {
     if (read) this.#settings?.source.resume();
   }
 
-  /** The signal aborted: the stream ends with its reason, and the producer stops with it. */
-  #leave(reason: unknown): void {
+  /**
+   * The signal aborted: the stream ends with its reason, and the producer stops with it. The
+   * returned promise settles (and never rejects) once the stop has.
+   */
+  #leave(reason: unknown): Promise<void> {
     this.#closed = true;
     this.#finished = true;
     // The stream already ends with `reason`: what the stop comes to is nobody's to hear.
-    this.#settings?.source.stop(reason).then(noop, noop);
+    const stopped = this.#settings?.source.stop(reason).then(noop, noop);
     this.#deliver();
+    return stopped ?? Promise.resolve();
   }
 
   /**

@@ -1,5 +1,6 @@
 import { KeyedAdmission, perKeyOption, type PerKeyOptions } from "../flow/per-key.js";
 import type { BatchSettings, RawBatchOptions } from "../internal/batch.js";
+import { CheckpointJournal } from "../internal/checkpoint.js";
 import type { KeyHints, OptionKeys } from "../internal/known-keys.js";
 import {
   mapOptionHints,
@@ -9,11 +10,13 @@ import {
 import {
   concurrencyLimit,
   optionalContext,
+  optionalBoolean,
   optionalFunction,
   optionalSignal,
   optionsObject,
+  show,
 } from "../internal/validate.js";
-import type { Context, Progress } from "../types.js";
+import type { CheckpointStore, Context, Progress } from "../types.js";
 
 /** The default `concurrency` of `map`, `mapSettled` and `stream`. */
 export const DEFAULT_CONCURRENCY = 5;
@@ -86,6 +89,63 @@ export interface MapOptions<C extends object = Context, I = unknown> {
    * ```
    */
   perKey?: PerKeyOptions<I> | undefined;
+  /**
+   * Makes the batch resumable: each finished item is recorded in this store (its output as
+   * JSON, or its failure), and the same call after a crash, a deploy or Ctrl-C restores the
+   * recorded items in their places without running them and runs the others. Records are
+   * made durable in groups (`fileCheckpoint`'s `flushEvery`), so after a crash the items that
+   * were in flight and those that finished within the last unflushed group run again: each
+   * item runs at least once. Outputs must be JSON-safe (an item whose output is not fails
+   * with a `TypeError`). Identity is the input position (checked against a hash of each
+   * recorded item) unless `itemKey` is given. The batch opens the store before anything runs
+   * and closes it on every ending, before its promise settles. See docs/checkpoints.md.
+   * @default undefined (nothing is recorded)
+   * @example
+   * ```ts
+   * import { fileCheckpoint } from "async-pipeline/checkpoint";
+   *
+   * const prices = await pricing.map(lines, { concurrency: 32, checkpoint: fileCheckpoint("prices.ckpt") });
+   * ```
+   */
+  checkpoint?: CheckpointStore | undefined;
+  /**
+   * With `checkpoint`: identifies each item by a key (a string or a finite number) instead of
+   * its input position, so that a resumed batch may read a reordered, filtered or extended
+   * input. Keys must be unique within a batch: a duplicate rejects the batch (`map` and
+   * `mapSettled` alike) with a `TypeError` naming both indexes. Ignored without `checkpoint`.
+   * @default undefined (identity by input position)
+   * @example
+   * ```ts
+   * await pricing.map(lines, { checkpoint: fileCheckpoint("prices.ckpt"), itemKey: (line) => line.sku });
+   * ```
+   */
+  itemKey?: ((item: I, index: number) => string | number) | undefined;
+  /**
+   * With `checkpoint`: whether recorded failures run again when the batch resumes (`true`),
+   * or are restored as failures without running (`false`: `mapSettled` gives them back as
+   * `{ status: "rejected" }`, `map` rejects with the first one it meets). Ignored without
+   * `checkpoint`.
+   * @default true
+   * @example
+   * ```ts
+   * // Re-running a finished mapSettled gives back its results and runs nothing at all:
+   * await pricing.mapSettled(lines, { checkpoint: fileCheckpoint("prices.ckpt"), retryFailed: false });
+   * ```
+   */
+  retryFailed?: boolean | undefined;
+  /**
+   * With `checkpoint`: the version of what the pipeline computes, recorded in the checkpoint
+   * with its stage names. A checkpoint written at another version (or with one when this batch
+   * has none, or the other way round) rejects with `CheckpointMismatchError` before anything
+   * runs: change it when the stages' meaning changes but their names do not. Ignored without
+   * `checkpoint`.
+   * @default undefined (no version)
+   * @example
+   * ```ts
+   * await pricing.map(lines, { checkpoint: fileCheckpoint("prices.ckpt"), version: "2026-03 tariffs" });
+   * ```
+   */
+  version?: string | undefined;
 }
 
 /** The keys of {@link MapOptions}; any other key is rejected. A new option goes here too. */
@@ -95,6 +155,10 @@ export const mapOptionKeys = {
   signal: true,
   onProgress: true,
   perKey: true,
+  checkpoint: true,
+  itemKey: true,
+  retryFailed: true,
+  version: true,
 } as const satisfies OptionKeys<MapOptions>;
 
 /**
@@ -181,10 +245,12 @@ export function batchSettings<C>(
   }
   const limit = concurrency === undefined ? DEFAULT_CONCURRENCY : concurrencyLimit(concurrency);
   const perKey = perKeyOption(options.perKey);
+  const template = optionalContext(options.context as C | undefined);
+  const signal = optionalSignal(options.signal);
   return {
     concurrency: limit,
-    template: optionalContext(options.context as C | undefined),
-    signal: optionalSignal(options.signal),
+    template,
+    signal,
     onProgress: optionalFunction(
       "onProgress",
       options.onProgress as ((progress: Progress) => unknown) | undefined,
@@ -192,8 +258,53 @@ export function batchSettings<C>(
     // At most `concurrency` items wait for their keys, so at most 2 × `concurrency` items are
     // taken and not finished.
     admission: perKey === undefined ? undefined : () => new KeyedAdmission(perKey, limit),
+    journal: journalFactory(options, signal),
     options,
   };
+}
+
+/** The methods a `checkpoint` must have: those of {@link CheckpointStore}. */
+const storeMethods = ["load", "append", "flush", "close", "clear"] as const;
+
+/** The `checkpoint` option, validated: a {@link CheckpointStore}, or `undefined`. */
+function checkpointOption(value: unknown): CheckpointStore | undefined {
+  if (value === undefined) return undefined;
+  const expected =
+    "checkpoint must be a CheckpointStore (fileCheckpoint(path) from async-pipeline/checkpoint, " +
+    "or an object with load, append, flush, close and clear methods)";
+  if (typeof value !== "object" || value === null) {
+    throw new TypeError(`${expected}, got ${show(value)}`);
+  }
+  const store = value as Partial<Record<(typeof storeMethods)[number], unknown>>;
+  const missing = storeMethods.find((method) => typeof store[method] !== "function");
+  if (missing !== undefined) {
+    throw new TypeError(`${expected}, got an object without a ${missing} method`);
+  }
+  return value as CheckpointStore;
+}
+
+/**
+ * The checkpoint options (`checkpoint`, `itemKey`, `retryFailed`, `version`), validated, as the
+ * maker of one batch's journal; `undefined` without `checkpoint`. The others are checked even
+ * then, so that a mistake does not wait for the day a checkpoint is given.
+ */
+function journalFactory(
+  options: RawBatchOptions,
+  signal: AbortSignal | undefined,
+): BatchSettings<unknown>["journal"] {
+  const store = checkpointOption(options.checkpoint);
+  const itemKey = optionalFunction(
+    "itemKey",
+    options.itemKey as ((item: never, index: number) => unknown) | undefined,
+  );
+  const retryFailed = optionalBoolean("retryFailed", options.retryFailed, true);
+  const { version } = options;
+  if (version !== undefined && typeof version !== "string") {
+    throw new TypeError(`version must be a string, got ${show(version)}`);
+  }
+  if (store === undefined) return undefined;
+  return (stages, lazyOutputs) =>
+    new CheckpointJournal(store, { stages, version, itemKey, retryFailed, lazyOutputs, signal });
 }
 
 /** What one batch form accepts: its option keys, and the hints for a key it does not know. */

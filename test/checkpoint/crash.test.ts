@@ -7,7 +7,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { fileCheckpoint } from "../../src/checkpoint/index.js";
-import { startChild, temporaryFolder } from "./support.js";
+import { seeded, startChild, temporaryFolder, within } from "./support.js";
 
 let folder: ReturnType<typeof temporaryFolder>;
 beforeEach(() => {
@@ -35,31 +35,37 @@ async function countRecords(path: string): Promise<number> {
 describe("the file store killed with SIGKILL while appending", () => {
   it.each([20, Infinity])(
     "loads cleanly after every kill, losing nothing flushed (flushEvery %s)",
-    async (flushEvery) => {
-      const path = folder.file("c.ckpt");
-      let expected = 0;
-      const kills = 5;
-      for (let kill = 0; kill < kills; kill++) {
-        const child = startChild("appender.ts", [path, String(flushEvery)]);
-        const loaded = Number((await child.line("loaded ")).slice("loaded ".length));
-        expect(loaded).toBeGreaterThanOrEqual(expected);
-        // Kill at a random moment while it appends (after at least one durable group).
-        await child.line("durable ");
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 300));
-        child.process.kill("SIGKILL");
-        const { signal } = await child.exited;
-        expect(signal, child.output().stderr).toBe("SIGKILL");
-        const durable = child
-          .output()
-          .stdout.split("\n")
-          .filter((line) => line.startsWith("durable "))
-          .map((line) => Number(line.slice("durable ".length)));
-        expected = Math.max(...durable);
-        const count = await countRecords(path);
-        expect(count).toBeGreaterThanOrEqual(expected);
-        expected = count;
-      }
-    },
+    (flushEvery) =>
+      seeded("test/checkpoint/crash.test.ts", async (next) => {
+        const path = folder.file("c.ckpt");
+        let expected = 0;
+        const kills = 5;
+        for (let kill = 0; kill < kills; kill++) {
+          const child = startChild("appender.ts", [path, String(flushEvery)]);
+          const loaded = Number(
+            (await within(child.line("loaded "), 30_000, "a child's load")).slice("loaded ".length),
+          );
+          expect(loaded).toBeGreaterThanOrEqual(expected);
+          // Kill at a random moment while it appends (after at least one durable group).
+          try {
+            await within(child.line("durable "), 30_000, "a child's first durable group");
+            await new Promise((resolve) => setTimeout(resolve, next() * 300));
+          } finally {
+            child.process.kill("SIGKILL");
+          }
+          const { signal } = await within(child.exited, 30_000, "a killed child's exit");
+          expect(signal, child.output().stderr).toBe("SIGKILL");
+          const durable = child
+            .output()
+            .stdout.split("\n")
+            .filter((line) => line.startsWith("durable "))
+            .map((line) => Number(line.slice("durable ".length)));
+          expected = Math.max(...durable);
+          const count = await countRecords(path);
+          expect(count).toBeGreaterThanOrEqual(expected);
+          expected = count;
+        }
+      }),
     180_000,
   );
 });

@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CheckpointStore } from "../../src/index.js";
 import { frameLine } from "../../src/checkpoint/format.js";
+// The bench's PRNG (mulberry32): a 32-bit seed, the same sequence.
+import { random } from "../../bench/harness.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -176,4 +178,44 @@ export function startChild(script: string, args: readonly string[]): Child {
     output: () => ({ stdout, stderr }),
     exited,
   };
+}
+
+/** `promise`, or a rejection naming `what` after `ms`: every wait on a child has a deadline. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => {
+          reject(new Error(`${what} took more than ${String(ms)} ms`));
+        }, ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The random moments of a crash test, from a seed: `CRASH_SEED` when set (to replay a
+ * failure), else a new one. `seeded` runs `body` with the generator and, when it fails, adds
+ * the seed and the command that replays it to the error's message.
+ */
+export async function seeded(
+  file: string,
+  body: (next: () => number) => Promise<void>,
+): Promise<void> {
+  const given = process.env.CRASH_SEED;
+  const seed = given === undefined ? Math.floor(Math.random() * 2 ** 32) : Number(given) >>> 0;
+  try {
+    await body(random(seed));
+  } catch (error) {
+    if (error instanceof Error) {
+      error.message +=
+        `\ncrash test seed: ${String(seed)}` +
+        `\nreplay: CRASH_SEED=${String(seed)} npx vitest run ${file}`;
+    }
+    throw error;
+  }
 }

@@ -13,7 +13,8 @@ if (base === undefined || folder === undefined) {
 }
 
 const checkpoint = await import(new URL("checkpoint.js", base).href);
-const results = await runCheckpointSmoke(checkpoint, folder);
+const core = await import(new URL("index.js", base).href);
+const results = await runCheckpointSmoke(checkpoint, core, folder);
 console.log(JSON.stringify(results));
 const failed = results.some((result) => !result.ok);
 if (typeof Deno === "undefined") process.exitCode = failed ? 1 : 0;

@@ -1,6 +1,6 @@
 /**
  * The runtime smoke suite of `async-pipeline/checkpoint`: the same checks of the built ESM
- * entry point in Node, Bun and Deno (not in browsers: a file checkpoint needs a file system).
+ * entry point (and of a checkpointed batch through the core's) in Node, Bun and Deno (not in browsers: a file checkpoint needs a file system).
  * Plain JavaScript that uses only what the three share: Node's `node:fs`, and the globals.
  * Each check works in its own file of the folder the host gives.
  */
@@ -111,6 +111,58 @@ const checks = {
     same([error.path, error.offset, error.record], [path, offset, 1], "path, offset, record");
   },
 
+  async "a checkpointed map, interrupted, resumes and runs the rest only"({
+    checkpoint,
+    core,
+    file,
+  }) {
+    const { fileCheckpoint, readCheckpoint } = checkpoint;
+    const { Pipeline, Stage } = core;
+    const path = file("batch.ckpt");
+    const ran = [];
+    const pipeline = new Pipeline([
+      new Stage("double", async (n) => {
+        ran.push(n);
+        await sleep(1);
+        return n * 2;
+      }),
+    ]);
+    const items = Array.from({ length: 30 }, (_, n) => n);
+    const controller = new AbortController();
+    const reason = new Error("interrupted");
+    const error = await failure(
+      () =>
+        pipeline.map(items, {
+          concurrency: 4,
+          checkpoint: fileCheckpoint(path, { flushEvery: 5 }),
+          signal: controller.signal,
+          onProgress: ({ done }) => {
+            if (done >= 10) controller.abort(reason);
+          },
+        }),
+      "an interrupted map",
+    );
+    same(error, reason, "the abort's reason");
+    const recorded = (await readCheckpoint(fileCheckpoint(path))).done;
+    check(recorded >= 10 && recorded < 30, `10 to 29 items recorded, got ${recorded}`);
+    ran.length = 0;
+    const results = await pipeline.map(items, {
+      concurrency: 4,
+      checkpoint: fileCheckpoint(path),
+    });
+    same(
+      results,
+      items.map((n) => n * 2),
+      "the results of an uninterrupted run",
+    );
+    same(ran.length, 30 - recorded, "items run on resume");
+    same(
+      await readCheckpoint(fileCheckpoint(path)),
+      { done: 30, failed: [], complete: true },
+      "the report",
+    );
+  },
+
   async "a checkpoint in use is refused; a dead holder's lock is taken over"({ checkpoint, file }) {
     const { fileCheckpoint, CheckpointInUseError } = checkpoint;
     const path = file("locked.ckpt");
@@ -136,9 +188,10 @@ const checks = {
 export const checkpointCheckNames = Object.keys(checks);
 
 /**
- * Runs every check against the built checkpoint module, with files in `folder` (a path ending
- * without a separator). Resolves to one `{ name, ok, error? }` per check; never rejects.
+ * Runs every check against the built checkpoint module and core entry point, with files in
+ * `folder` (a path ending without a separator). Resolves to one `{ name, ok, error? }` per
+ * check; never rejects.
  */
-export function runCheckpointSmoke(checkpoint, folder) {
-  return runChecks(checks, { checkpoint, file: (name) => `${folder}/${name}` });
+export function runCheckpointSmoke(checkpoint, core, folder) {
+  return runChecks(checks, { checkpoint, core, file: (name) => `${folder}/${name}` });
 }
