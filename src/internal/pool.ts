@@ -197,6 +197,7 @@ export class Pool<T> {
     room: undefined,
     onEnd: undefined,
     admission: undefined,
+    journal: undefined,
   });
 
   constructor(task: PoolTask<T>) {
