@@ -1,6 +1,9 @@
-import type { OptionKeys } from "../internal/known-keys.js";
 import { Queue } from "bullmq";
 import type { Context, Pipeline, Progress } from "../index.js";
+import { PipelineError } from "../index.js";
+import { jsonProblem } from "../internal/json.js";
+import type { OptionKeys } from "../internal/known-keys.js";
+import { ResultStream } from "../internal/result-stream.js";
 import {
   optionalBoolean,
   optionalContext,
@@ -8,8 +11,9 @@ import {
   optionalSignal,
   optionsObject,
 } from "../internal/validate.js";
-import { Batch, type Backend, type BatchSettings } from "./batch.js";
+import { Batch, type Backend, type BatchSettings, type Consumer } from "./batch.js";
 import {
+  address,
   closeClient,
   ConnectionPool,
   openClient,
@@ -17,8 +21,19 @@ import {
   type Client,
   type Connection,
 } from "./connection.js";
-import { batchIdOf, connectTimeoutOf, optionalCount, prefixOf, queueNameOf } from "./options.js";
-import { jsonProblem, Keys, type JobPayload } from "./wire.js";
+import { BatchInUseError, RedisUnavailableError } from "./errors.js";
+import { Keys } from "./keys.js";
+import {
+  batchIdOf,
+  connectTimeoutOf,
+  optionalCount,
+  optionalVersion,
+  prefixOf,
+  queueNameOf,
+} from "./options.js";
+import { producerScripts } from "./scripts.js";
+import { StreamFeed } from "./stream-feed.js";
+import type { JobPayload } from "./wire.js";
 
 /**
  * Options of {@link PipelineQueue}.
@@ -40,10 +55,11 @@ export interface PipelineQueueOptions {
    */
   queueName: string;
   /**
-   * ioredis options, or an ioredis instance (left open by `close()`).
+   * ioredis options, an ioredis instance (left open by `close()`), or a `redis://` or
+   * `rediss://` URL.
    * @example
    * ```ts
-   * const options = { connection: { host: "redis.internal", port: 6379 } };
+   * const options = { connection: process.env.REDIS_URL ?? "redis://127.0.0.1:6379" };
    * ```
    */
   connection: Connection;
@@ -65,6 +81,57 @@ export interface PipelineQueueOptions {
    * ```
    */
   connectTimeout?: number | undefined;
+  /**
+   * ms a producer's hold on a running batch lasts without renewal (it renews it every third
+   * of that): a second producer that starts the same `batchId` meanwhile rejects with a
+   * `BatchInUseError`, and once a producer has died, its batch can be resumed after at most
+   * this long.
+   * @default 30_000
+   * @example
+   * ```ts
+   * const options = { lockDuration: 10_000 };
+   * ```
+   */
+  lockDuration?: number | undefined;
+  /**
+   * The pipeline's version: workers run a job only when their `version` (and stage names) are
+   * the producer's, and fail it with a `PipelineMismatchError` otherwise.
+   * @default undefined (no version: only the stage names are compared)
+   * @example
+   * ```ts
+   * const options = { version: process.env.GIT_COMMIT };
+   * ```
+   */
+  version?: string | undefined;
+  /**
+   * The default of every batch's `keepFor` (see {@link DistributedMapOptions.keepFor}).
+   * @default 604_800_000 (7 days)
+   * @example
+   * ```ts
+   * const options = { keepFor: 86_400_000 }; // a day
+   * ```
+   */
+  keepFor?: number | undefined;
+  /**
+   * The default of every batch's `outageTimeout` (see
+   * {@link DistributedMapOptions.outageTimeout}).
+   * @default 60_000
+   * @example
+   * ```ts
+   * const options = { outageTimeout: 300_000 };
+   * ```
+   */
+  outageTimeout?: number | undefined;
+  /**
+   * The default of every batch's `maxItemBytes` (see
+   * {@link DistributedMapOptions.maxItemBytes}).
+   * @default 16_777_216 (16 MiB)
+   * @example
+   * ```ts
+   * const options = { maxItemBytes: 1_048_576 };
+   * ```
+   */
+  maxItemBytes?: number | undefined;
 }
 
 const queueOptionKeys = {
@@ -72,6 +139,11 @@ const queueOptionKeys = {
   connection: true,
   prefix: true,
   connectTimeout: true,
+  lockDuration: true,
+  version: true,
+  keepFor: true,
+  outageTimeout: true,
+  maxItemBytes: true,
 } as const satisfies OptionKeys<PipelineQueueOptions>;
 
 /**
@@ -95,8 +167,10 @@ export interface DistributedMapOptions<C extends object = Context> {
    */
   context?: C | undefined;
   /**
-   * Aborts the batch: the promise rejects with `signal.reason`, waiting jobs are removed and
-   * running ones cancelled (their `call.signal` aborts on the worker).
+   * Aborts the batch: the promise rejects with `signal.reason` at once, whatever state Redis
+   * is in; waiting jobs are then removed and running ones cancelled (their `call.signal`
+   * aborts on the worker), and `queue.close()` waits for that cleanup. A named batch keeps
+   * its finished results, so that the same call resumes it.
    * @default undefined
    * @example
    * ```ts
@@ -106,8 +180,8 @@ export interface DistributedMapOptions<C extends object = Context> {
   signal?: AbortSignal | undefined;
   /**
    * Called with a frozen `{ done, failed, inFlight, total }` after results arrive, and once
-   * more before the batch settles. `inFlight` counts the batch's jobs in Redis. Its failures
-   * are ignored.
+   * more before the batch settles. `inFlight` counts the batch's jobs in Redis (waiting or
+   * running), at most `window`. Its failures are ignored.
    * @default undefined
    * @example
    * ```ts
@@ -116,8 +190,9 @@ export interface DistributedMapOptions<C extends object = Context> {
    */
   onProgress?: ((progress: Progress) => unknown) | undefined;
   /**
-   * At most this many jobs of the batch exist in Redis at once (waiting, running, or finished
-   * and not yet collected); the input is read no further ahead.
+   * At most this many items of the batch are taken from the input and not yet handed to the
+   * caller: jobs in Redis (waiting, running, or finished and not yet collected), and results
+   * a `stream` holds (behind a slow item, in input order). The input is read no further ahead.
    * @default 1_000
    * @example
    * ```ts
@@ -126,16 +201,48 @@ export interface DistributedMapOptions<C extends object = Context> {
    */
   window?: number | undefined;
   /**
-   * Names the batch. A producer started again with the same `batchId` and the same input
-   * (after the first one died) collects the results already in Redis and runs only the rest.
-   * No `:` allowed.
-   * @default a random id
+   * Names the batch, which makes it resumable. A batch that did not settle (its producer died,
+   * its `signal` aborted, it failed fast, the queue was closed) keeps its finished results in
+   * Redis for `keepFor` ms; the same call with the same `batchId` and the same input then
+   * collects them and runs only the rest. One producer at a time: a second one rejects with a
+   * `BatchInUseError`. No `:` allowed.
+   * @default a random id (the batch deletes everything however it ends)
    * @example
    * ```ts
    * const options = { batchId: "nightly-2026-12-01" };
    * ```
    */
   batchId?: string | undefined;
+  /**
+   * ms a named batch's resume state (its finished results) stays in Redis after the batch
+   * was interrupted or its producer died. `queue.discard(batchId)` deletes it sooner.
+   * @default the queue's `keepFor` (7 days)
+   * @example
+   * ```ts
+   * const options = { keepFor: 3_600_000 }; // an hour
+   * ```
+   */
+  keepFor?: number | undefined;
+  /**
+   * ms the batch waits for an unreachable Redis (BullMQ reconnects meanwhile) before it
+   * rejects with a `RedisUnavailableError`.
+   * @default the queue's `outageTimeout` (60_000)
+   * @example
+   * ```ts
+   * const options = { outageTimeout: 600_000 }; // ride out a failover
+   * ```
+   */
+  outageTimeout?: number | undefined;
+  /**
+   * The largest item, as JSON, in bytes: a larger one fails alone with a `RangeError` naming
+   * its index and size, instead of failing the whole enqueue.
+   * @default the queue's `maxItemBytes` (16 MiB)
+   * @example
+   * ```ts
+   * const options = { maxItemBytes: 65_536 };
+   * ```
+   */
+  maxItemBytes?: number | undefined;
 }
 
 const mapOptionKeys = {
@@ -144,6 +251,9 @@ const mapOptionKeys = {
   onProgress: true,
   window: true,
   batchId: true,
+  keepFor: true,
+  outageTimeout: true,
+  maxItemBytes: true,
 } as const satisfies OptionKeys<DistributedMapOptions>;
 
 /**
@@ -186,6 +296,18 @@ const streamOptionKeys = {
   settled: true,
 } as const satisfies OptionKeys<DistributedStreamOptions>;
 
+/** The defaults of the per-batch options that the queue's options set. */
+const DEFAULT_KEEP_FOR = 7 * 24 * 3_600_000;
+const DEFAULT_OUTAGE_TIMEOUT = 60_000;
+const DEFAULT_MAX_ITEM_BYTES = 16 * 1024 * 1024;
+const DEFAULT_LOCK_DURATION = 30_000;
+
+interface BatchDefaults {
+  readonly keepFor: number;
+  readonly outageTimeout: number;
+  readonly maxItemBytes: number;
+}
+
 /**
  * The batch forms of a pipeline, run by {@link PipelineWorker}s in other processes or on other
  * machines: one BullMQ job per item, results collected from Redis. The producer never runs a
@@ -202,7 +324,7 @@ const streamOptionKeys = {
  * const pipeline = new Pipeline([new Stage("double", (value: number) => value * 2)]);
  * const queue = new PipelineQueue(pipeline, {
  *   queueName: "doubling",
- *   connection: { host: "127.0.0.1", port: 6379 },
+ *   connection: "redis://127.0.0.1:6379",
  * });
  * const doubled = await queue.map([1, 2, 3]); // [2, 4, 6], computed by the workers
  * await queue.close();
@@ -214,46 +336,69 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
   readonly #client: Client;
   readonly #backend: Backend;
   readonly #blocking: ConnectionPool;
+  readonly #defaults: BatchDefaults;
+  /** The batches running, and those whose cleanup goes on after they settled. */
+  readonly #running = new Set<Batch>();
+  #lastError: unknown = undefined;
   #closing: Promise<void> | undefined;
 
   /**
    * @param pipeline - the pipeline the workers run (only its stage names are used here)
-   * @param options - `queueName`, `connection`, `prefix`, `connectTimeout`
+   * @param options - `queueName`, `connection`, `prefix`, `version`, timeouts and defaults
    * @throws TypeError or RangeError for a bad option
    */
   constructor(pipeline: Pipeline<I, O, C>, options: PipelineQueueOptions) {
     const queueName = queueNameOf(options, queueOptionKeys);
     const prefix = prefixOf(options.prefix);
     const connectTimeout = connectTimeoutOf(options.connectTimeout);
-    this.#client = openClient(options.connection, "connection");
-    const queue = new Queue<JobPayload>(queueName, { connection: this.#client.redis, prefix });
-    this.queue = queue;
-    // Errors surface through the batches (RedisUnavailableError); BullMQ's are repeats of them.
-    this.queue.on("error", () => undefined);
-    this.#client.redis.on("error", () => undefined);
+    const lockDuration = optionalCount(
+      "lockDuration",
+      options.lockDuration,
+      DEFAULT_LOCK_DURATION,
+      100,
+    );
+    const version = optionalVersion(options.version);
+    this.#defaults = {
+      keepFor: optionalCount("keepFor", options.keepFor, DEFAULT_KEEP_FOR),
+      outageTimeout: optionalCount("outageTimeout", options.outageTimeout, DEFAULT_OUTAGE_TIMEOUT),
+      maxItemBytes: optionalCount("maxItemBytes", options.maxItemBytes, DEFAULT_MAX_ITEM_BYTES),
+    };
+    // Errors surface through the batches (RedisUnavailableError); the last one is their cause.
+    const remember = (error: unknown) => {
+      this.#lastError = error;
+    };
+    this.#client = openClient(options.connection, "connection", remember);
     const client = this.#client;
-    this.#blocking = new ConnectionPool(client);
+    const queue = new Queue<JobPayload>(queueName, { connection: client.redis, prefix });
+    this.queue = queue;
+    queue.on("error", remember);
+    this.#blocking = new ConnectionPool(client, remember);
     this.#backend = {
       queue,
       client,
       blocking: this.#blocking,
       keys: new Keys(prefix, queueName),
+      scripts: producerScripts(client.redis),
       stageNames: pipeline.stages.map((stage) => stage.name),
+      version,
       connectTimeout,
+      lockDuration,
       async ready() {
         await whenReady(client.redis, connectTimeout);
         await queue.waitUntilReady();
       },
+      outage: (timeout) =>
+        new RedisUnavailableError(address(client.redis), timeout, this.#lastError, "outage"),
     };
   }
 
   /**
    * Runs every item on the workers and resolves with the outputs in input order. Fails fast:
-   * on the first failure the batch stops everywhere (waiting jobs removed, running ones
-   * cancelled) and the promise rejects with that item's error.
+   * on the first failure the batch stops everywhere (announced first, then waiting jobs
+   * removed, running ones cancelled) and the promise rejects with that item's error.
    *
    * @param items - the inputs, JSON-safe: any `Iterable` or `AsyncIterable`, read lazily
-   * @param options - `window`, `batchId`, `context`, `signal`, `onProgress`
+   * @param options - `window`, `batchId`, `context`, `signal`, `onProgress`, `keepFor`, …
    * @returns the outputs, in input order
    * @example
    * ```ts
@@ -264,17 +409,19 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedMapOptions<C>,
   ): Promise<O[]> {
-    const { batch, size } = this.#batch(items, options, mapOptionKeys);
+    const settings = this.#settings(items, options, mapOptionKeys, true, false);
     const outputs: O[] = [];
-    let count = 0;
-    for await (const settled of batch.run(items)) {
-      for (const { index, result } of settled) {
-        if (result?.status === "rejected") throw result.reason;
-        if (result !== undefined) outputs[index] = result.value as O;
-        count = Math.max(count, index + 1);
-      }
-    }
-    outputs.length = size ?? count;
+    let arrived = 0;
+    const batch = this.#start(settings, {
+      arrive(index, result) {
+        outputs[index] = (result as PromiseFulfilledResult<O>).value;
+        arrived++;
+      },
+      skip: ignoreSkip,
+      handed: () => arrived,
+    });
+    await batch.run(items);
+    outputs.length = settings.total ?? batch.taken;
     return outputs;
   }
 
@@ -284,7 +431,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
    * `StageExecutionError` rebuilt from the worker's.
    *
    * @param items - the inputs, JSON-safe
-   * @param options - `window`, `batchId`, `context`, `signal`, `onProgress`
+   * @param options - `window`, `batchId`, `context`, `signal`, `onProgress`, `keepFor`, …
    * @returns `{ status: "fulfilled", value }` or `{ status: "rejected", reason }` per item
    * @example
    * ```ts
@@ -296,16 +443,19 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedMapOptions<C>,
   ): Promise<PromiseSettledResult<O>[]> {
-    const { batch, size } = this.#batch(items, options, mapOptionKeys);
+    const settings = this.#settings(items, options, mapOptionKeys, false, false);
     const results: PromiseSettledResult<O>[] = [];
-    let count = 0;
-    for await (const settled of batch.run(items)) {
-      for (const { index, result } of settled) {
-        if (result !== undefined) results[index] = result as PromiseSettledResult<O>;
-        count = Math.max(count, index + 1);
-      }
-    }
-    results.length = size ?? count;
+    let arrived = 0;
+    const batch = this.#start(settings, {
+      arrive(index, result) {
+        results[index] = result as PromiseSettledResult<O>;
+        arrived++;
+      },
+      skip: ignoreSkip,
+      handed: () => arrived,
+    });
+    await batch.run(items);
+    results.length = settings.total ?? batch.taken;
     return results;
   }
 
@@ -313,10 +463,11 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
    * Runs every item on the workers and yields the outputs as they arrive: in input order
    * (`ordered: true`, the default) or as workers finish them. Fails fast unless `settled` is
    * set. A yielded result leaves Redis at once, so an endless input runs in bounded memory;
-   * leaving the loop early stops the batch everywhere.
+   * results held behind a slow item count in `window`. Leaving the loop early (`break`,
+   * `return()`, even with a `next()` pending) stops the batch everywhere.
    *
    * @param items - the inputs, JSON-safe
-   * @param options - `ordered`, `settled`, `window`, `batchId`, `context`, `signal`, `onProgress`
+   * @param options - `ordered`, `settled`, `window`, `batchId`, `context`, `signal`, …
    * @returns an async generator of outputs (or of settled results)
    * @example
    * ```ts
@@ -335,40 +486,74 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedStreamOptions<C>,
   ): AsyncGenerator<O | PromiseSettledResult<O>, void, undefined>;
-  async *stream(
+  stream(
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedStreamOptions<C>,
   ): AsyncGenerator<unknown, void, undefined> {
-    const { batch } = this.#batch(items, options, streamOptionKeys);
-    const ordered = optionalBoolean("ordered", options?.ordered, true);
-    const settledMode = optionalBoolean("settled", options?.settled, false);
-    const ready = new Map<number, PromiseSettledResult<unknown> | undefined>();
-    let next = 0;
-    const deliver = (index: number, result: PromiseSettledResult<unknown>): unknown => {
-      if (!settledMode && result.status === "rejected") throw result.reason;
-      batch.forget(index);
-      return settledMode ? result : (result as PromiseFulfilledResult<unknown>).value;
-    };
-    for await (const settled of batch.run(items)) {
-      for (const { index, result } of settled) {
-        if (!ordered) {
-          if (result !== undefined) yield deliver(index, result);
-          continue;
-        }
-        ready.set(index, result);
-        while (ready.has(next)) {
-          const entry = ready.get(next);
-          ready.delete(next);
-          next++;
-          if (entry !== undefined) yield deliver(next - 1, entry);
-        }
-      }
-    }
+    return new ResultStream((stream) => {
+      const ordered = optionalBoolean("ordered", options?.ordered, true);
+      const settled = optionalBoolean("settled", options?.settled, false);
+      const settings = this.#settings(items, options, streamOptionKeys, !settled, true);
+      const feed = new StreamFeed(stream, ordered, settled);
+      const batch = this.#start(settings, feed);
+      feed.attach(batch);
+      return {
+        source: {
+          start() {
+            batch.run(items).then(
+              () => {
+                stream.end(undefined);
+              },
+              (error: unknown) => {
+                stream.end({ error });
+              },
+            );
+          },
+          resume() {
+            feed.resume();
+          },
+          // A consumer that leaves is done with the batch: nothing is kept to resume.
+          stop: (reason) => batch.stop(reason, false),
+        },
+        ordered,
+        spread: settings.window,
+        signal: settings.signal,
+      };
+    });
   }
 
   /**
-   * Closes the BullMQ queue and the connections it opened (an ioredis instance passed as
-   * `connection` stays open). Calling it again returns the same promise.
+   * Deletes what Redis holds of a named batch that is not running: its resume state (the
+   * results an interrupted batch kept) and its stop flag. A job of it still waiting (its
+   * producer died) then runs nothing. Rejects with a `BatchInUseError` while a producer runs
+   * the batch.
+   *
+   * @param batchId - the batch's id
+   * @example
+   * ```ts
+   * await queue.discard("nightly-2026-12-01"); // start tonight's batch from scratch
+   * ```
+   */
+  async discard(batchId: string): Promise<void> {
+    const id = batchIdOf(batchId);
+    if (id === undefined) throw new TypeError("batchId must be a non-empty string");
+    this.#open();
+    await this.#backend.ready();
+    const keys = this.#backend.keys.batch(id);
+    const deleted = await this.#backend.scripts.end(
+      keys.hold,
+      [keys.meta, keys.results, keys.done, keys.stop, keys.yielded],
+      "",
+    );
+    if (!deleted) throw new BatchInUseError(id);
+  }
+
+  /**
+   * Closes the queue. Batches still running reject with a `PipelineError` saying the queue
+   * was closed and are stopped as an abort would stop them (a named one keeps its resume
+   * state); once that cleanup is over (and that of batches aborted before), the BullMQ queue
+   * and the connections it opened are closed (an ioredis instance passed as `connection`
+   * stays open). Calling it again returns the same promise.
    *
    * @example
    * ```ts
@@ -377,18 +562,38 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await this.queue.close();
+      const closed = new PipelineError(
+        "The queue was closed while the batch ran: its jobs were stopped",
+      );
+      const running = [...this.#running];
+      await Promise.all(running.map((batch) => batch.stop(closed, true)));
+      await this.queue.close().catch(() => undefined);
       await this.#blocking.close();
       await closeClient(this.#client);
     })();
     return this.#closing;
   }
 
-  #batch(
+  #open(): void {
+    if (this.#closing !== undefined) throw new PipelineError("The queue is closed");
+  }
+
+  /** A batch, tracked until its cleanup is over. */
+  #start(settings: BatchSettings, consumer: Consumer): Batch {
+    const batch = new Batch(this.#backend, settings, consumer);
+    this.#running.add(batch);
+    void batch.finished.then(() => this.#running.delete(batch));
+    return batch;
+  }
+
+  #settings(
     items: unknown,
     options: DistributedStreamOptions<C> | undefined,
     known: object,
-  ): { batch: Batch; size: number | undefined } {
+    failFast: boolean,
+    streams: boolean,
+  ): BatchSettings {
+    this.#open();
     const opts = optionsObject<DistributedStreamOptions<C>>("options", options, known) ?? {};
     const context = optionalContext(opts.context);
     if (context !== undefined) {
@@ -398,17 +603,26 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
       }
     }
     const given = batchIdOf(opts.batchId);
-    const settings: BatchSettings = {
+    const defaults = this.#defaults;
+    return {
       batchId: given ?? globalThis.crypto.randomUUID(),
-      resumable: given !== undefined,
+      named: given !== undefined,
       window: optionalCount("window", opts.window, 1_000),
-      context,
+      context: context === undefined ? undefined : JSON.stringify(context),
       signal: optionalSignal(opts.signal),
       onProgress: optionalFunction("onProgress", opts.onProgress),
       total: sizeOf(items),
+      failFast,
+      streams,
+      keepFor: optionalCount("keepFor", opts.keepFor, defaults.keepFor),
+      outageTimeout: optionalCount("outageTimeout", opts.outageTimeout, defaults.outageTimeout),
+      maxItemBytes: optionalCount("maxItemBytes", opts.maxItemBytes, defaults.maxItemBytes),
     };
-    return { batch: new Batch(this.#backend, settings), size: settings.total };
   }
+}
+
+function ignoreSkip(): void {
+  // map and mapSettled run again the items a stream yielded: they need their outputs.
 }
 
 function sizeOf(items: unknown): number | undefined {

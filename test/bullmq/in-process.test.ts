@@ -8,16 +8,19 @@ import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { Pipeline, PipelineError, Stage, type Progress } from "../../src/index.js";
 import { PipelineQueue, PipelineWorker, RedisUnavailableError } from "../../src/bullmq/index.js";
-import { StopNotices } from "../../src/bullmq/stops.js";
+import { StopChannel } from "../../src/bullmq/stops.js";
+import { metaFields } from "../../src/bullmq/wire.js";
 import { freePort } from "../../demo/redis-server.js";
 import { arithmetic, renamed } from "./pipelines.js";
 import {
+  batchState,
   client,
   connection,
   jobKeys,
   keysContaining,
   queueName,
   redisUrl,
+  RESUME_STATE,
   until,
 } from "./support.js";
 
@@ -110,8 +113,21 @@ describe("window", { timeout: 30_000 }, () => {
       }
     })().catch((error: unknown) => error);
     expect(outcome).toBe(reason);
-    expect(closed).toBe(true);
     expect(mostAhead).toBeLessThanOrEqual(8);
+    // The abort settled the batch at once; its cleanup follows: the input closed, the jobs
+    // gone, and the named batch's resume state kept (for keepFor), until discarded.
+    await until(() => closed);
+    await until(async () =>
+      (await batchState(redis, batchId)).every((part) => RESUME_STATE.includes(part)),
+    );
+    await until(async () => {
+      try {
+        await queue.discard(batchId);
+        return true;
+      } catch {
+        return false; // still held by the stopping batch
+      }
+    });
     expect(await keysContaining(redis, batchId)).toEqual([]);
   });
 
@@ -146,7 +162,7 @@ describe("stopping a batch, workers in this process", { timeout: 30_000 }, () =>
       }),
     ]);
 
-  it("map fails fast and cancels what runs", async () => {
+  it("map fails fast and cancels what runs; a named batch keeps its resume state", async () => {
     const started: number[] = [];
     const aborted: number[] = [];
     const { queue } = pair(hanging(started, aborted), { concurrency: 3 });
@@ -155,6 +171,15 @@ describe("stopping a batch, workers in this process", { timeout: 30_000 }, () =>
       'Stage "hang" failed: two',
     );
     expect(aborted.sort()).toEqual(started.filter((value) => value !== 2).sort());
+    // No job left; what is kept expires (keepFor), and discard deletes it at once.
+    const kept = await batchState(redis, batchId);
+    expect(kept.every((part) => RESUME_STATE.includes(part))).toBe(true);
+    for (const part of kept) {
+      const ttl = await redis.pttl(`bull:${queue.queue.name}:pipeline:${batchId}${part}`);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(7 * 24 * 3_600_000);
+    }
+    await queue.discard(batchId);
     expect(await keysContaining(redis, batchId)).toEqual([]);
   });
 
@@ -177,8 +202,13 @@ describe("stopping a batch, workers in this process", { timeout: 30_000 }, () =>
     await until(() => started.length === 2);
     controller.abort("stop now");
     await expect(outcome).rejects.toBe("stop now");
+    // The cleanup follows the rejection: the running items are cancelled, no job is left.
+    await until(() => aborted.length === 2);
     expect(aborted.sort()).toEqual([0, 1]);
-    expect(await keysContaining(redis, batchId)).toEqual([]);
+    await until(async () =>
+      (await batchState(redis, batchId)).every((part) => RESUME_STATE.includes(part)),
+    );
+    expect(started.sort()).toEqual([0, 1]);
   });
 });
 
@@ -339,9 +369,11 @@ describe("worker.close()", { timeout: 30_000 }, () => {
 
 describe("stream, progress, connections", { timeout: 30_000 }, () => {
   it("streams in input order by default, settled entries on request", async () => {
+    // The failing item fails well after the items before it finished: fail-fast aborts what
+    // runs when an item fails, here nothing.
     const failing = new Pipeline([
       new Stage("check", async (value: number) => {
-        await delay((value * 3) % 7);
+        await delay(value === 4 ? 150 : (value * 3) % 7);
         if (value === 4) throw new Error("four");
         return value;
       }),
@@ -455,7 +487,7 @@ describe("stream, progress, connections", { timeout: 30_000 }, () => {
     const [entry] = await queue.mapSettled(["x"]);
     await foreign.close();
     expect((entry as PromiseRejectedResult).reason).toEqual(
-      new Error("BullMQ failed the job of item 0: foreign failure"),
+      new PipelineError("BullMQ failed the job of item 0: foreign failure"),
     );
   });
 
@@ -479,8 +511,8 @@ describe("stream, progress, connections", { timeout: 30_000 }, () => {
     expect(settled).toEqual([
       {
         status: "rejected",
-        reason: new Error(
-          "The job of item 0 finished without recording a result (the worker could not write it: see its onError)",
+        reason: new PipelineError(
+          "The job of item 0 is gone from Redis without a result: Redis lost it (evicted, or restarted without persistence) or refused the worker's write (out of memory: see the worker's onError)",
         ),
       },
       { status: "fulfilled", value: "recorded" },
@@ -490,11 +522,22 @@ describe("stream, progress, connections", { timeout: 30_000 }, () => {
 });
 
 describe("stop announcements", { timeout: 30_000 }, () => {
-  /** Enqueues one job in the wire format, as a producer of an unnamed batch would. */
+  /** Writes a batch's meta record and enqueues one job, as a producer of an unnamed batch. */
   async function enqueue(queue: Queue, batchId: string, index: number): Promise<void> {
+    const meta = `bull:${queue.name}:pipeline:${batchId}:meta`;
+    const fields = metaFields({
+      run: "r1",
+      stages: ["echo"],
+      version: undefined,
+      context: undefined,
+      failFast: false,
+      named: false,
+    });
+    await redis.hset(meta, ...fields);
+    await redis.pexpire(meta, 60_000);
     await queue.add(
       "item",
-      { b: batchId, i: index, v: index, s: ["echo"] },
+      { b: batchId, i: index, v: index },
       { jobId: `${batchId}-${String(index)}`, removeOnComplete: true, attempts: 1 },
     );
   }
@@ -527,16 +570,22 @@ describe("stop announcements", { timeout: 30_000 }, () => {
     // next job of it does not start although no stop flag is in Redis.
     await enqueue(queue, "late", 0);
     expect(await doneEntries(name, "late", 1)).toEqual(["0"]);
-    await redis.publish(`${base}:stop`, "late");
+    // An announcement of another run of the batch is not this one's.
+    await redis.publish(`${base}:stop`, "late:r0");
     await delay(50);
     await enqueue(queue, "late", 1);
-    expect(await doneEntries(name, "late", 2)).toEqual(["0", "c1"]);
-    expect(ran).toEqual([0]);
+    expect(await doneEntries(name, "late", 2)).toEqual(["0", "1"]);
+    await redis.publish(`${base}:stop`, "late:r1");
+    await delay(50);
+    await enqueue(queue, "late", 2);
+    expect(await doneEntries(name, "late", 3)).toEqual(["0", "1", "c2"]);
+    expect(ran).toEqual([0, 1]);
     await redis.del(
       ...["early", "late"].flatMap((id) => [
         `${base}:${id}:stop`,
         `${base}:${id}:done`,
         `${base}:${id}:results`,
+        `${base}:${id}:meta`,
       ]),
     );
   });
@@ -554,37 +603,28 @@ describe("stop announcements", { timeout: 30_000 }, () => {
     lazy.disconnect();
   });
 
-  it("after its subscription was lost, a worker asks Redis again", async () => {
+  it("after its subscription was lost, a new generation begins (announcements were missed)", async () => {
     const subscriber = client();
     const channel = `stops-${crypto.randomUUID()}`;
     const heard: string[] = [];
-    const notices = new StopNotices(
+    const stops = new StopChannel(
       subscriber,
       channel,
-      (id) => heard.push(id),
+      (id, run) => heard.push(`${id} ${run}`),
       () => undefined,
     );
-    await notices.listening;
-    expect(notices.covers("b")).toBe(false);
-    notices.checked("b", notices.mark());
-    expect(notices.covers("b")).toBe(true);
-    await redis.publish(channel, "b");
+    await stops.listening;
+    expect(stops.generation).toBe(0);
+    await redis.publish(channel, "b:r1");
     await until(() => heard.length === 1);
-    expect(notices.stopped("b")).toBe(true);
-    expect(notices.stopped("other")).toBe(false);
-    // A check that began before the connection dropped does not cover the batch after it.
-    const stale = notices.mark();
+    expect(heard).toEqual(["b r1"]);
     const id = await subscriber.client("ID");
     await redis.client("KILL", "ID", String(id));
-    await until(() => !notices.covers("b"));
-    notices.checked("c", stale);
+    await until(() => stops.generation !== 0);
     // Listening again once ioredis has reconnected and the subscription is answered.
-    await until(() => notices.mark() !== undefined);
-    expect(notices.covers("b")).toBe(false);
-    expect(notices.covers("c")).toBe(false);
-    notices.checked("b", notices.mark());
-    expect(notices.covers("b")).toBe(true);
-    await redis.publish(channel, "c");
+    await until(() => stops.generation !== undefined);
+    expect(stops.generation).toBe(1);
+    await redis.publish(channel, "c:r2");
     await until(() => heard.length === 2);
     subscriber.disconnect();
   });
@@ -598,7 +638,9 @@ describe("bad arguments", () => {
     );
     expect(() => new PipelineQueue(echo, undefined as never)).toThrow(TypeError);
     expect(() => new PipelineQueue(echo, { ...base, connection: 6379 as never })).toThrow(
-      new TypeError("connection must be ioredis options or an ioredis instance"),
+      new TypeError(
+        "connection must be ioredis options, an ioredis instance, or a redis:// or rediss:// URL",
+      ),
     );
     expect(() => new PipelineWorker(echo, { ...base, concurrency: 0 })).toThrow(
       new RangeError("concurrency must be an integer of at least 1, got 0"),

@@ -12,15 +12,17 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StageExecutionError } from "../../src/index.js";
-import { PipelineQueue } from "../../src/bullmq/index.js";
+import { BatchInUseError, PipelineQueue } from "../../src/bullmq/index.js";
 import { arithmetic, readLog, scripted, type LogEntry, type Step } from "./pipelines.js";
 import {
+  batchState,
   client,
   connection,
   jobKeys,
   keysContaining,
   queueName,
   redisUrl,
+  RESUME_STATE,
   startWorker,
   stopAll,
   until,
@@ -107,8 +109,13 @@ describe("with two worker processes", { timeout: 30_000 }, () => {
       .catch((reason: unknown) => reason)) as StageExecutionError;
     expect(error).toBeInstanceOf(StageExecutionError);
     expect(error.message).toBe('Stage "work" failed: bad item 3');
-    // Settled means no job of the batch is left in Redis: none can start any more.
+    // Settled means no job of the batch is left in Redis: none can start any more. The named
+    // batch keeps its resume state, until discarded.
     expect(await jobKeys(redis, `${base}-scripted`, batchId)).toEqual([]);
+    expect((await batchState(redis, batchId)).every((part) => RESUME_STATE.includes(part))).toBe(
+      true,
+    );
+    await scripts.discard(batchId);
     expect(await keysContaining(redis, batchId)).toEqual([]);
     const entries = await readLog(redis, log);
     const started = starts(entries);
@@ -133,7 +140,15 @@ describe("with two worker processes", { timeout: 30_000 }, () => {
     const reason = new Error("operator stopped the batch");
     controller.abort(reason);
     expect(await outcome).toBe(reason);
-    expect(await keysContaining(redis, batchId)).toEqual([]);
+    // The abort settles the batch at once; the cleanup follows: the running items are
+    // cancelled and the waiting jobs removed, the resume state kept.
+    await until(async () =>
+      (await batchState(redis, batchId)).every((part) => RESUME_STATE.includes(part)),
+    );
+    await until(
+      async () =>
+        (await readLog(redis, log)).filter((entry) => entry.event === "aborted").length === 4,
+    );
     const entries = await readLog(redis, log);
     expect(starts(entries)).toHaveLength(4);
     expect(ids(entries.filter((entry) => entry.event === "aborted"))).toEqual(ids(starts(entries)));
@@ -202,7 +217,7 @@ describe("a producer killed mid-batch", () => {
       ],
       {
         stdio: ["ignore", "pipe", "inherit"],
-        env: { ...process.env, NODE_OPTIONS: "", REDIS_URL: redisUrl() },
+        env: { ...process.env, NODE_OPTIONS: "", REDIS_URL: redisUrl(), LOCK_DURATION: "2000" },
       },
     );
     const exited = new Promise((resolve) => producer.once("exit", resolve));
@@ -216,7 +231,24 @@ describe("a producer killed mid-batch", () => {
     expect(finished.length).toBeLessThan(count);
 
     const items: Step[] = Array.from({ length: count }, (_, id) => ({ id, ms: 100 }));
-    const outputs = await scripts.map(items, { batchId, window: 6, context: { log } });
+    // The dead producer holds the batch for at most its lockDuration (2 s): until then a
+    // resume is refused, touching nothing; then it proceeds.
+    const died = Date.now();
+    let refused = 0;
+    let outputs: { id: number }[] | undefined;
+    while (outputs === undefined) {
+      try {
+        outputs = await scripts.map(items, { batchId, window: 6, context: { log } });
+      } catch (error) {
+        expect(error).toBeInstanceOf(BatchInUseError);
+        expect((error as BatchInUseError).batchId).toBe(batchId);
+        refused++;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    expect(refused).toBeGreaterThan(0);
+    // Generous for a loaded machine: the hold lapses 2 s after the last renewal.
+    expect(Date.now() - died).toBeLessThan(2_000 + 8_000);
     expect(outputs.map((entry) => entry.id)).toEqual(items.map(({ id }) => id));
     // No item ran twice: in particular none of those finished before the producer died.
     expect(ids(starts(await readLog(redis, log)))).toEqual(items.map(({ id }) => id));

@@ -10,7 +10,8 @@ const [queueName, batchId, count, log] = process.argv.slice(2) as [string, strin
 const url = new URL(process.env.REDIS_URL!);
 const queue = new PipelineQueue(scripted(), {
   queueName,
-  connection: { host: url.hostname, port: Number(url.port) },
+  connection: url.href,
+  lockDuration: Number(process.env.LOCK_DURATION ?? 30_000),
 });
 const items: Step[] = Array.from({ length: Number(count) }, (_, id) => ({ id, ms: 100 }));
 await queue.map(items, {

@@ -39,6 +39,18 @@ export async function keysContaining(redis: Redis, text: string): Promise<string
   return found;
 }
 
+/**
+ * What Redis holds of a batch, as the parts of its key names after the batch id (`:results`,
+ * `:meta`, `-3` for job 3, …), sorted.
+ */
+export async function batchState(redis: Redis, batchId: string): Promise<string[]> {
+  const keys = await keysContaining(redis, batchId);
+  return keys.map((key) => key.slice(key.indexOf(batchId) + batchId.length)).sort();
+}
+
+/** The keys a named batch keeps to be resumed (meta, results and stop flag, when present). */
+export const RESUME_STATE = [":meta", ":results", ":stop", ":yielded"];
+
 /** BullMQ job keys of a batch (not their `:lock` companions). */
 export async function jobKeys(redis: Redis, queue: string, batchId: string): Promise<string[]> {
   const keys = await keysContaining(redis, `${queue}:${batchId}-`);
