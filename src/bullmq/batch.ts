@@ -76,8 +76,11 @@ export interface BatchSettings {
 export interface Consumer {
   /** The result of item `index`. */
   arrive(index: number, result: PromiseSettledResult<unknown>): void;
-  /** Item `index` was yielded by an earlier run of the (streamed) batch: nothing to hand. */
-  skip(index: number): void;
+  /**
+   * Item `index` was yielded by an earlier run of the (streamed) batch: nothing to hand.
+   * Called for a stream only.
+   */
+  skip?(index: number): void;
   /** How many results (and skipped items) the caller has had so far. */
   handed(): number;
 }
@@ -90,8 +93,6 @@ const READ_COUNT = 1_000;
 /** How long one blocking read waits before the batch looks for jobs gone without a result. */
 const IDLE_SECONDS = 1;
 const IDLE_MS = IDLE_SECONDS * 1_000;
-/** What the batch pushes on its done list to end its own blocking read early. */
-const WAKE = "wake";
 /** How long a stopping batch waits at most for its running jobs to report, in ms. */
 const STOP_WAIT_MS = 5_000;
 /** How long a settling batch waits at most for its last jobs to be gone, in ms. */
@@ -138,7 +139,9 @@ export class Batch {
   /** Resolves the loop's wait for the consumer to read. */
   #wake: (() => void) | undefined = undefined;
   #renewal: ReturnType<typeof setTimeout> | undefined = undefined;
-  #renewing = false;
+  #renewing: Promise<void> | undefined = undefined;
+  /** When the hold was last taken or renewed (the clock of `now()`). */
+  #heldAt = 0;
   #closeOutcome: CloseOutcome = undefined;
   /** Settles once the batch and its cleanup are over (never rejects). */
   readonly finished: Promise<void>;
@@ -209,8 +212,16 @@ export class Batch {
     wake?.();
     if (this.#waitingForRoom && this.#open() < this.#settings.window) {
       this.#waitingForRoom = false;
-      this.#redis.rpush(this.#keys.done, WAKE).catch(() => undefined);
+      this.#wakeRead();
     }
+  }
+
+  /** Ends the loop's blocking read early. */
+  #wakeRead(): void {
+    if (!this.#held || this.#lost) return;
+    this.#backend.scripts
+      .wake(this.#keys, this.#holder, this.#settings.keepFor)
+      .catch(() => undefined);
   }
 
   /**
@@ -224,8 +235,7 @@ export class Batch {
   #stopWith(reason: unknown): void {
     if (this.#guard.failure !== undefined) return;
     this.#guard.fail(reason);
-    // End the loop's blocking read at once.
-    if (this.#held) this.#redis.rpush(this.#keys.done, WAKE).catch(() => undefined);
+    this.#wakeRead();
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
@@ -301,6 +311,7 @@ export class Batch {
       failFast: settings.failFast,
       named: settings.named,
     });
+    const asked = now();
     const started = await this.#redisWait(
       this.#backend.scripts.start(
         this.#keys,
@@ -310,8 +321,10 @@ export class Batch {
         meta,
       ),
     );
-    if (!started) throw new BatchInUseError(settings.batchId);
+    if (!started) throw new BatchInUseError(settings.batchId, this.#held ? "taken" : "running");
     this.#held = true;
+    this.#heldAt = asked;
+    this.#stopRenewal();
     this.#scheduleRenewal();
   }
 
@@ -321,26 +334,42 @@ export class Batch {
     }, this.#backend.lockDuration / 3);
   }
 
-  async #renew(): Promise<void> {
-    if (this.#renewing) return;
-    this.#renewing = true;
+  /** True when the hold may have lapsed: not renewed for a lockDuration. */
+  #lapsed(): boolean {
+    return now() - this.#heldAt >= this.#backend.lockDuration;
+  }
+
+  /** Renews the hold (one renewal at a time); a lost batch ends with a `BatchInUseError`. */
+  #renew(): Promise<void> {
+    this.#renewing ??= this.#renewOnce().finally(() => {
+      this.#renewing = undefined;
+      if (this.#renewal !== undefined) this.#scheduleRenewal();
+    });
+    return this.#renewing;
+  }
+
+  async #renewOnce(): Promise<void> {
+    const asked = now();
+    let state: "held" | "lost" | "gone";
     try {
-      const state = await this.#backend.scripts.renew(
+      state = await this.#backend.scripts.renew(
         this.#keys,
         this.#holder,
         this.#backend.lockDuration,
         this.#settings.keepFor,
       );
-      if (state === "lost") {
-        this.#lost = true;
-        this.#stopWith(new BatchInUseError(this.#settings.batchId, true));
-      }
     } catch {
-      // Redis is away: the batch's own awaits notice the outage.
-    } finally {
-      this.#renewing = false;
+      return; // Redis is away: the batch's own awaits notice the outage.
     }
-    if (this.#renewal !== undefined) this.#scheduleRenewal();
+    if (state === "held") this.#heldAt = asked;
+    else if (state === "lost") this.#loseHold("taken");
+    else if (this.#lapsed()) this.#loseHold("gone");
+    // Else the meta record is gone while the hold held: Redis lost it (see #sweep).
+  }
+
+  #loseHold(how: "taken" | "gone"): void {
+    this.#lost = true;
+    this.#stopWith(new BatchInUseError(this.#settings.batchId, how));
   }
 
   #stopRenewal(): void {
@@ -433,6 +462,12 @@ export class Batch {
       sizes = resumed.sizes;
     }
     if (fresh.length > 0) {
+      // After a pause (of this process, or of Redis) the hold may have lapsed: never enqueue
+      // for a batch another producer may have taken over.
+      if (now() - this.#heldAt > this.#backend.lockDuration / 2) {
+        await this.#redisWait(this.#renew());
+        if (this.#guard.failure !== undefined) return;
+      }
       for (const entry of fresh) this.#outstanding.add(entry.index);
       try {
         await this.#redisWait(addJobs(this.#backend.queue, this.#settings.batchId, fresh, sizes));
@@ -477,7 +512,7 @@ export class Batch {
         rerun.push(String(entry.index));
       } else if (streams && replies[offset + 1]?.[1] === 1) {
         this.#skipped++;
-        this.#consumer.skip(entry.index);
+        this.#consumer.skip?.(entry.index);
         return;
       }
       fresh.push(entry);
@@ -594,8 +629,13 @@ export class Batch {
           result: { status: "rejected", reason: dataLost("the batch's jobs and results") },
         });
       }
+      if (this.#lapsed()) {
+        // Not Redis losing it, perhaps: this producer's hold lapsed meanwhile.
+        this.#loseHold("gone");
+        return [];
+      }
       // The rest of the input can still run: the batch is written afresh.
-      if (!stopping) await this.#rewrite();
+      if (!stopping) await this.#start();
       return settled;
     }
     const scores = (replies[1]?.[1] ?? []) as (string | null)[];
@@ -636,13 +676,6 @@ export class Batch {
     return settled;
   }
 
-  /** After Redis lost the batch: its hold and meta record again, for the rest of the input. */
-  async #rewrite(): Promise<void> {
-    this.#stopRenewal();
-    this.#held = false;
-    await this.#start();
-  }
-
   /** A batch whose every result was handed: its keys go once its last jobs are gone. */
   async #settled(): Promise<void> {
     await this.#jobsGone();
@@ -678,6 +711,8 @@ export class Batch {
       if (this.#outstanding.size > 0) await this.#redisWait(this.#removeWaiting());
     }
     const keep = this.#settings.named && !this.#discardState;
+    // What a stream yielded before it stopped is not run (nor yielded) again on resume.
+    if (keep) await this.#writeForgotten();
     await this.#redisWait(
       this.#backend.scripts.end(
         keys.hold,

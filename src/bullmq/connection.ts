@@ -95,15 +95,26 @@ export class ConnectionPool {
 export async function closeClient(client: Client, patience = 1_000): Promise<void> {
   if (!client.owned) return;
   const redis = client.redis;
-  if (redis.status === "ready") {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const gaveUp = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, patience);
-    });
-    await Promise.race([redis.quit().catch(() => undefined), gaveUp]);
-    clearTimeout(timer);
-  }
+  if (redis.status === "ready") await within(redis.quit(), patience);
   redis.disconnect();
+}
+
+/**
+ * Waits for `promise` (its failure ignored), but no longer than `ms`: for the closing steps
+ * that wait on Redis, which a paused Redis would never answer. True when it settled in time.
+ */
+export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(resolve, ms, false);
+  });
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  const inTime = await Promise.race([settled, late]);
+  clearTimeout(timer);
+  return inTime;
 }
 
 /** Where `redis` connects, for messages: `host:port` or a socket path. */

@@ -82,13 +82,17 @@ export class BatchInUseError extends PipelineError {
 
   /**
    * @param batchId - the batch's id
-   * @param lost - true when this producer had the batch and lost it to another
+   * @param how - `"running"`: another producer runs it; `"taken"`: this producer had it and
+   *   another took it over; `"gone"`: this producer's hold lapsed and the batch is gone from
+   *   Redis (another producer may have run it to the end)
    */
-  constructor(batchId: string, lost = false) {
+  constructor(batchId: string, how: "running" | "taken" | "gone" = "running") {
     super(
-      lost
-        ? `Batch "${batchId}" was taken over by another producer (this one was unresponsive for longer than the queue's lockDuration)`
-        : `Batch "${batchId}" is being run by another producer: wait for it to end (a producer that died holds it for at most the queue's lockDuration)`,
+      how === "running"
+        ? `Batch "${batchId}" is being run by another producer: wait for it to end (a producer that died holds it for at most the queue's lockDuration)`
+        : how === "taken"
+          ? `Batch "${batchId}" was taken over by another producer: this one could not renew its hold for longer than the queue's lockDuration`
+          : `Batch "${batchId}" is gone from Redis after this producer could not renew its hold for longer than the queue's lockDuration: another producer may have run it to the end (or Redis lost it)`,
     );
     this.batchId = batchId;
   }

@@ -18,6 +18,7 @@ import {
   ConnectionPool,
   openClient,
   whenReady,
+  within,
   type Client,
   type Connection,
 } from "./connection.js";
@@ -417,7 +418,6 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
         outputs[index] = (result as PromiseFulfilledResult<O>).value;
         arrived++;
       },
-      skip: ignoreSkip,
       handed: () => arrived,
     });
     await batch.run(items);
@@ -451,7 +451,6 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
         results[index] = result as PromiseSettledResult<O>;
         arrived++;
       },
-      skip: ignoreSkip,
       handed: () => arrived,
     });
     await batch.run(items);
@@ -567,7 +566,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
       );
       const running = [...this.#running];
       await Promise.all(running.map((batch) => batch.stop(closed, true)));
-      await this.queue.close().catch(() => undefined);
+      await within(this.queue.close(), 1_000);
       await this.#blocking.close();
       await closeClient(this.#client);
     })();
@@ -619,10 +618,6 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
       maxItemBytes: optionalCount("maxItemBytes", opts.maxItemBytes, defaults.maxItemBytes),
     };
   }
-}
-
-function ignoreSkip(): void {
-  // map and mapSettled run again the items a stream yielded: they need their outputs.
 }
 
 function sizeOf(items: unknown): number | undefined {

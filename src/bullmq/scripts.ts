@@ -98,19 +98,28 @@ return 1`;
 // Keys: hold, meta, stop, done, results, yielded. Argv: the producer's id, lockDuration,
 // keepFor, then the meta record's fields and values.
 const START = `
-if not redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) then return 0 end
+local holder = redis.call("GET", KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 redis.call("DEL", KEYS[3], KEYS[4])
 redis.call("HSET", KEYS[2], unpack(ARGV, 4))
 for i = 2, #KEYS do redis.call("PEXPIRE", KEYS[i], ARGV[3]) end
 return 1`;
 
 // Keys: hold, then the keys whose expiry it keeps (meta first). Argv: the producer's id,
-// lockDuration, keepFor. -1: another producer holds the batch; 0: the meta record is gone.
+// lockDuration, keepFor. -1: another producer holds the batch, or ran it since (its run is in
+// the meta record); 0: the meta record is gone (and the hold is kept only if it was still
+// ours); 1: held.
 const RENEW = `
 local holder = redis.call("GET", KEYS[1])
 if holder and holder ~= ARGV[1] then return -1 end
+local run = redis.call("HGET", KEYS[2], "g")
+if run and run ~= ARGV[1] then return -1 end
+if not run then
+  if holder then redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2]) end
+  return 0
+end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-if redis.call("EXISTS", KEYS[2]) == 0 then return 0 end
 for i = 2, #KEYS do redis.call("PEXPIRE", KEYS[i], ARGV[3]) end
 return 1`;
 
@@ -122,12 +131,21 @@ if holder and holder ~= ARGV[1] then return 0 end
 redis.call("DEL", unpack(KEYS))
 return 1`;
 
+// Keys: meta, done. Argv: the run, keepFor. Wakes the run's blocking read, if it is the
+// batch's run (never recreating the done list of a batch that ended).
+const WAKE = `
+if redis.call("HGET", KEYS[1], "g") ~= ARGV[1] then return 0 end
+redis.call("RPUSH", KEYS[2], "wake")
+redis.call("PEXPIRE", KEYS[2], ARGV[2])
+return 1`;
+
 const NAMES = {
   begin: "asyncPipelineBegin",
   finish: "asyncPipelineFinish",
   start: "asyncPipelineStart",
   renew: "asyncPipelineRenew",
   end: "asyncPipelineEnd",
+  wake: "asyncPipelineWake",
 } as const;
 
 type Command = (...args: (string | number)[]) => Promise<unknown>;
@@ -139,6 +157,7 @@ function define(redis: Redis): Defined {
     redis.defineCommand(NAMES.begin, { lua: BEGIN, numberOfKeys: 4 });
     redis.defineCommand(NAMES.finish, { lua: FINISH, numberOfKeys: 4 });
     redis.defineCommand(NAMES.start, { lua: START, numberOfKeys: 6 });
+    redis.defineCommand(NAMES.wake, { lua: WAKE, numberOfKeys: 2 });
     // The variadic ones take their key count as their first argument.
     redis.defineCommand(NAMES.renew, { lua: RENEW });
     redis.defineCommand(NAMES.end, { lua: END });
@@ -177,9 +196,9 @@ export function workerScripts(redis: Redis): WorkerScripts {
 /** The producer's scripts on `redis`. */
 export interface ProducerScripts {
   /**
-   * Takes the batch's hold for `holder` and writes its meta record (clearing a stop flag and
-   * done list a previous run left), every key expiring `keepFor` ms later. False when another
-   * producer holds the batch.
+   * Takes the batch's hold for `holder` (or keeps it) and writes its meta record (clearing a
+   * stop flag and done list a previous run left), every key expiring `keepFor` ms later.
+   * False when another producer holds the batch.
    */
   start(
     keys: BatchKeys,
@@ -190,7 +209,8 @@ export interface ProducerScripts {
   ): Promise<boolean>;
   /**
    * Keeps the hold for `lockDuration` ms more and the batch's keys for `keepFor`: `lost` when
-   * another producer holds the batch, `gone` when its meta record is gone (Redis lost it).
+   * another producer holds the batch or ran it since, `gone` when its meta record is gone
+   * (Redis lost it, or, if this producer's hold lapsed, another producer may have run it).
    */
   renew(
     keys: BatchKeys,
@@ -203,6 +223,8 @@ export interface ProducerScripts {
    * `holder` is `""` for a caller that holds nothing (`discard`).
    */
   end(hold: string, keys: readonly string[], holder: string): Promise<boolean>;
+  /** Ends the blocking read of run `run` early (`wake` on its done list), if it still runs. */
+  wake(keys: BatchKeys, run: string, keepFor: number): Promise<void>;
 }
 
 export function producerScripts(redis: Redis): ProducerScripts {
@@ -231,6 +253,9 @@ export function producerScripts(redis: Redis): ProducerScripts {
     async end(hold, keys, holder) {
       const reply = await defined[NAMES.end](keys.length + 1, hold, ...keys, holder);
       return reply === 1;
+    },
+    async wake(keys, run, keepFor) {
+      await defined[NAMES.wake](keys.meta, keys.done, run, keepFor);
     },
   };
 }

@@ -7,6 +7,7 @@ import {
   duplicate,
   openClient,
   whenReady,
+  within,
   type Client,
   type Connection,
 } from "./connection.js";
@@ -242,7 +243,11 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
     this.#closeTimeout = optionalCount("closeTimeout", options.closeTimeout, 30_000, 0);
     const onError = options.onError ?? printError(queueName);
     if (typeof onError !== "function") throw new TypeError("onError must be a function");
-    this.#report = new ErrorReporter(onError).report;
+    const reporter = new ErrorReporter(onError);
+    // Once it abandoned its connections, a closing worker's errors are its own doing.
+    this.#report = (error) => {
+      if (!this.#abandoned) reporter.report(error);
+    };
     this.#pipeline = pipeline;
     this.#self = {
       stages: pipeline.stages.map((stage) => stage.name),
@@ -309,19 +314,9 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   async #close(): Promise<void> {
     const redis = this.#client.redis;
     // Without a connection there is no job to finish, and BullMQ would wait for one.
-    const graceful = this.worker.close(redis.status !== "ready").then(
-      () => true,
-      (error: unknown) => {
-        this.#report(error);
-        return true;
-      },
-    );
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<boolean>((resolve) => {
-      timer = setTimeout(resolve, this.#closeTimeout, false);
-    });
-    const finished = await Promise.race([graceful, late]);
-    clearTimeout(timer);
+    const graceful = this.worker.close(redis.status !== "ready");
+    graceful.catch(this.#report);
+    const finished = await within(graceful, this.#closeTimeout);
     if (!finished) {
       // Abandon what runs: abort it, and drop the connections under BullMQ's pending calls.
       this.#abandoned = true;

@@ -5,9 +5,23 @@
  */
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { afterAll, describe, expect, it } from "vitest";
-import { Pipeline, PipelineError, Stage, type Progress } from "../../src/index.js";
-import { PipelineQueue, PipelineWorker, RedisUnavailableError } from "../../src/bullmq/index.js";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import {
+  Pipeline,
+  PipelineError,
+  Stage,
+  StageExecutionError,
+  type Progress,
+  type StageCall,
+} from "../../src/index.js";
+import {
+  BatchInUseError,
+  PipelineMismatchError,
+  PipelineQueue,
+  PipelineWorker,
+  RedisUnavailableError,
+} from "../../src/bullmq/index.js";
+import { ErrorReporter, printError } from "../../src/bullmq/report.js";
 import { StopChannel } from "../../src/bullmq/stops.js";
 import { metaFields } from "../../src/bullmq/wire.js";
 import { freePort } from "../../demo/redis-server.js";
@@ -627,6 +641,327 @@ describe("stop announcements", { timeout: 30_000 }, () => {
     await redis.publish(channel, "c:r2");
     await until(() => heard.length === 2);
     subscriber.disconnect();
+  });
+});
+
+describe("errors keep their fields", { timeout: 30_000 }, () => {
+  it("a remote error arrives with its own JSON-safe fields and its cause chain, up to 5 deep", async () => {
+    class HttpError extends Error {
+      override name = "HttpError";
+      readonly status = 503;
+      readonly code = "E_UPSTREAM";
+      readonly details = { retryAfter: 30, hosts: ["a", "b"] };
+      readonly socket = { write: () => undefined }; // not JSON-safe: left out
+    }
+    const failing = new Pipeline([
+      new Stage("call", (value: number) => {
+        let cause: unknown = new Error("level 6");
+        for (let level = 5; level >= 2; level--) {
+          cause = new Error(`level ${String(level)}`, { cause });
+        }
+        if (value === 1) throw Object.assign(new HttpError("upstream down"), { cause });
+        if (value === 2) throw { code: 42, reason: "plain object" } as unknown as Error;
+        throw "a string" as unknown as Error;
+      }),
+    ]);
+    const { queue } = pair(failing);
+    const settled = await queue.mapSettled([1, 2, 3]);
+    const reasons = settled.map((entry) => (entry as PromiseRejectedResult).reason as Error);
+    const original = (reasons[0] as StageExecutionError).originalError as Error &
+      Record<string, unknown>;
+    expect(reasons[0]).toBeInstanceOf(StageExecutionError);
+    expect(original.name).toBe("HttpError");
+    expect(original.message).toBe("upstream down");
+    expect(original.status).toBe(503);
+    expect(original.code).toBe("E_UPSTREAM");
+    expect(original.details).toEqual({ retryAfter: 30, hosts: ["a", "b"] });
+    expect("socket" in original).toBe(false);
+    const chain: string[] = [];
+    for (let cause: unknown = original.cause; cause instanceof Error; cause = cause.cause) {
+      chain.push(cause.message);
+    }
+    // The error itself and four causes: five deep.
+    expect(chain).toEqual(["level 2", "level 3", "level 4", "level 5"]);
+    const plain = (reasons[1] as StageExecutionError).originalError as Error & { value: unknown };
+    expect(plain).toBeInstanceOf(Error);
+    expect(plain.message).toBe('{"code":42,"reason":"plain object"}');
+    expect(plain.value).toEqual({ code: 42, reason: "plain object" });
+    const text = (reasons[2] as StageExecutionError).originalError as Error & { value: unknown };
+    expect(text.message).toBe("a string");
+    expect(text.value).toBe("a string");
+  });
+});
+
+describe("versions", { timeout: 30_000 }, () => {
+  it("a worker of another version fails the job with a PipelineMismatchError naming both", async () => {
+    const name = queueName();
+    const worker = new PipelineWorker(echo, {
+      queueName: name,
+      connection: connection(),
+      version: "2026.12.1",
+    });
+    const queue = new PipelineQueue(echo, {
+      queueName: name,
+      connection: connection(),
+      version: "2026.12.2",
+    });
+    closing.push(queue, worker);
+    const [entry] = await queue.mapSettled(["x"]);
+    const reason = (entry as PromiseRejectedResult).reason as PipelineMismatchError;
+    expect(reason).toBeInstanceOf(PipelineMismatchError);
+    expect(reason).toBeInstanceOf(PipelineError);
+    expect(reason.message).toBe(
+      'The job was enqueued by a producer with version "2026.12.2" (stages ["echo"]), but this worker runs version "2026.12.1" (stages ["echo"]): run the same version on the producer and the workers',
+    );
+    expect(reason.producerVersion).toBe("2026.12.2");
+    expect(reason.workerVersion).toBe("2026.12.1");
+    await expect(queue.map(["x"])).rejects.toBeInstanceOf(PipelineMismatchError);
+    // A producer without a version and a worker with one differ too.
+    const unversioned = new PipelineQueue(echo, { queueName: name, connection: connection() });
+    closing.push(unversioned);
+    const [other] = await unversioned.mapSettled(["y"]);
+    expect(((other as PromiseRejectedResult).reason as Error).message).toMatch(
+      /^The job was enqueued by a producer with no version .* this worker runs version "2026\.12\.1"/,
+    );
+  });
+});
+
+describe("connections and limits", { timeout: 30_000 }, () => {
+  it("takes a redis:// URL as connection, and a rediss:// one as TLS", async () => {
+    const name = queueName();
+    const worker = new PipelineWorker(slow, { queueName: name, connection: redisUrl() });
+    const queue = new PipelineQueue(slow, { queueName: name, connection: redisUrl() });
+    closing.push(queue, worker);
+    expect(await queue.map([1, 2])).toEqual([2, 3]);
+    const secure = new PipelineQueue(slow, {
+      queueName: name,
+      connection: "rediss://127.0.0.1:1",
+      connectTimeout: 200,
+    });
+    const client = (secure.queue.opts.connection as Redis).options;
+    expect(client.tls).toBeDefined();
+    expect(client.maxRetriesPerRequest).toBeNull();
+    await secure.close();
+  });
+
+  it("fails an item larger than maxItemBytes alone, with a RangeError naming its index and size", async () => {
+    const { queue } = pair(echo);
+    const big = "x".repeat(2_000);
+    const settled = await queue.mapSettled(["small", big, { text: big }, 7], {
+      maxItemBytes: 1_024,
+    });
+    expect(settled.map((entry) => entry.status)).toEqual([
+      "fulfilled",
+      "rejected",
+      "rejected",
+      "fulfilled",
+    ]);
+    const reasons = [1, 2].map(
+      (index) => (settled[index] as PromiseRejectedResult).reason as Error,
+    );
+    expect(reasons[0]).toBeInstanceOf(RangeError);
+    expect(reasons[0]?.message).toMatch(
+      /^The item at index 1 is \d+ bytes of JSON, more than maxItemBytes \(1024\)$/,
+    );
+    expect(reasons[1]?.message).toBe(
+      "The item at index 2 is 2011 bytes of JSON, more than maxItemBytes (1024)",
+    );
+    // A string of many multi-byte characters is measured in bytes, not characters.
+    const wide = new PipelineQueue(echo, {
+      queueName: queueName(),
+      connection: connection(),
+      maxItemBytes: 100,
+    });
+    closing.push(wide);
+    const [entry] = await wide.mapSettled([{ text: "é".repeat(60) }]);
+    expect(((entry as PromiseRejectedResult).reason as Error).message).toBe(
+      "The item at index 0 is 131 bytes of JSON, more than maxItemBytes (100)",
+    );
+  });
+
+  it("passes a worker's repeated errors to onError once per 10 s, then says how many were held back", async () => {
+    vi.useFakeTimers({ toFake: ["performance"] });
+    try {
+      const seen: unknown[] = [];
+      const reporter = new ErrorReporter((error) => seen.push(error));
+      const refused = () =>
+        Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" });
+      for (let count = 0; count < 16; count++) reporter.report(refused());
+      reporter.report(new Error("another"));
+      reporter.report("a string");
+      expect(seen).toHaveLength(3);
+      vi.advanceTimersByTime(10_000);
+      reporter.report(refused());
+      expect(seen).toHaveLength(4);
+      expect((seen[3] as Error).message).toBe(
+        "connect ECONNREFUSED 127.0.0.1:1 (and 15 more like it in the last 10 s)",
+      );
+      const failing = new ErrorReporter(() => {
+        throw new Error("ignored");
+      });
+      failing.report(new Error("x"));
+      const rejecting = new ErrorReporter(() => Promise.reject(new Error("ignored")));
+      rejecting.report(new Error("x"));
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("prints a worker's errors as one line each by default, and reports an unreachable Redis", async () => {
+    const lines: unknown[] = [];
+    const spy = vi.spyOn(console, "error").mockImplementation((line: unknown) => {
+      lines.push(line);
+    });
+    try {
+      const port = await freePort();
+      const worker = new PipelineWorker(echo, {
+        queueName: "unreachable",
+        connection: { host: "127.0.0.1", port },
+      });
+      await until(() => lines.length > 0);
+      await delay(1_500);
+      await worker.close();
+      expect(lines.length).toBeLessThanOrEqual(3);
+      expect(lines[0]).toMatch(
+        /^async-pipeline\/bullmq worker \(queue "unreachable"\): Error: connect ECONNREFUSED/,
+      );
+      printError("q")("not an error");
+      expect(lines.at(-1)).toBe('async-pipeline/bullmq worker (queue "q"): not an error');
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it("a closed queue runs no batch; discard deletes a batch's kept state and refuses a running one", async () => {
+    const { queue } = pair(slow);
+    await expect(queue.discard("")).rejects.toThrow(/batchId/);
+    await expect(queue.discard(undefined as never)).rejects.toThrow(
+      new TypeError("batchId must be a non-empty string"),
+    );
+    await queue.discard("never-ran");
+    await queue.close();
+    await expect(queue.map([1])).rejects.toThrow(new PipelineError("The queue is closed"));
+    await expect(queue.discard("x")).rejects.toThrow(new PipelineError("The queue is closed"));
+  });
+});
+
+describe("worker.close() that gives up", { timeout: 30_000 }, () => {
+  it("aborts what runs after closeTimeout and leaves it to another worker", async () => {
+    const runs: string[] = [];
+    const stubborn = (tag: string) =>
+      new Pipeline([
+        new Stage("work", async (value: number, _context: object, call: StageCall) => {
+          runs.push(`${tag} ${String(value)}`);
+          // Ignores its signal for a second, as a slow handler would.
+          await delay(tag === "A" ? 1_000 : 10);
+          if (call.signal.aborted) throw call.signal.reason;
+          return value * 10;
+        }),
+      ]);
+    const name = queueName();
+    const first = new PipelineWorker(stubborn("A"), {
+      queueName: name,
+      connection: connection(),
+      concurrency: 2,
+      closeTimeout: 100,
+      lockDuration: 1_000,
+      stalledInterval: 500,
+    });
+    const queue = new PipelineQueue(stubborn("producer"), {
+      queueName: name,
+      connection: connection(),
+    });
+    closing.push(queue);
+    const mapping = queue.map([1, 2]);
+    await until(() => runs.length === 2);
+    const asked = performance.now();
+    await first.close();
+    expect(performance.now() - asked).toBeLessThan(100 + 2_000);
+    const second = new PipelineWorker(stubborn("B"), {
+      queueName: name,
+      connection: connection(),
+      concurrency: 2,
+      lockDuration: 1_000,
+      stalledInterval: 500,
+    });
+    closing.push(second);
+    expect(await mapping).toEqual([10, 20]);
+    expect(runs.filter((run) => run.startsWith("B")).sort()).toEqual(["B 1", "B 2"]);
+  });
+});
+
+describe("stream", { timeout: 30_000 }, () => {
+  it("return() during a pending next() stops the batch at once", async () => {
+    const started: number[] = [];
+    const hanging = new Pipeline([
+      new Stage("hang", (value: number, _context: object, call: StageCall) => {
+        started.push(value);
+        return new Promise<number>((_resolve, reject) => {
+          call.signal.addEventListener("abort", () => {
+            reject(call.signal.reason as Error);
+          });
+        });
+      }),
+    ]);
+    const { name, queue } = pair(hanging, { concurrency: 2 });
+    const stream = queue.stream([0, 1, 2, 3]);
+    const pending = stream.next();
+    await until(() => started.length === 2);
+    await stream.return(undefined);
+    expect(await pending).toEqual({ done: true, value: undefined });
+    expect(await keysContaining(redis, `${name}:pipeline:`)).toEqual([]);
+    expect(await stream.next()).toEqual({ done: true, value: undefined });
+  });
+
+  it("a named stream resumed after an abort skips what it yielded and yields the rest in order", async () => {
+    const { queue } = pair(slow, { concurrency: 2 });
+    const batchId = `stream-resume-${crypto.randomUUID()}`;
+    const items = Array.from({ length: 30 }, (_, index) => index);
+    const controller = new AbortController();
+    const first: number[] = [];
+    const error = await (async () => {
+      for await (const output of queue.stream(items, {
+        batchId,
+        window: 6,
+        signal: controller.signal,
+      })) {
+        first.push(output);
+        if (first.length === 10) controller.abort(new Error("interrupted"));
+      }
+    })().catch((reason: unknown) => reason);
+    expect((error as Error).message).toBe("interrupted");
+    expect(first).toEqual(items.slice(0, 10).map((item) => item + 1));
+    await until(async () =>
+      (await batchState(redis, batchId)).every((part) => RESUME_STATE.includes(part)),
+    );
+    await until(async () => {
+      try {
+        const rest: number[] = [];
+        for await (const output of queue.stream(items, { batchId, window: 6 })) rest.push(output);
+        expect(rest).toEqual(items.slice(10).map((item) => item + 1));
+        return true;
+      } catch (reason) {
+        if (reason instanceof BatchInUseError) return false;
+        throw reason;
+      }
+    });
+    expect(await keysContaining(redis, batchId)).toEqual([]);
+  });
+
+  it("an unordered stream forgets what it yielded as it goes", async () => {
+    const { queue } = pair(slow, { concurrency: 3 });
+    const batchId = `unordered-${crypto.randomUUID()}`;
+    const seen: number[] = [];
+    for await (const output of queue.stream([1, 2, 3, 4, 5, 6, 7, 8], {
+      batchId,
+      ordered: false,
+      window: 3,
+    })) {
+      seen.push(output);
+      const stored = await redis.hkeys(`bull:${queue.queue.name}:pipeline:${batchId}:results`);
+      expect(stored.length).toBeLessThanOrEqual(3);
+    }
+    expect(seen.sort((a, b) => a - b)).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
   });
 });
 

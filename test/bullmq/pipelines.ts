@@ -15,9 +15,13 @@ export interface Step {
 }
 
 export interface LogEntry {
-  readonly event: "start" | "aborted" | "end";
+  readonly event: "start" | "aborted" | "end" | "failed";
   readonly id: number;
   readonly worker: string;
+  /** When it happened: ms since the epoch, from a monotonic clock (comparable across processes). */
+  readonly at: number;
+  /** The attempt (for `failed`). */
+  readonly attempt?: number | undefined;
 }
 
 /** Appends log entries to the Redis list a job's context names (one connection per process). */
@@ -30,9 +34,16 @@ export class Log {
     this.#worker = worker;
   }
 
-  async write(key: string | undefined, event: LogEntry["event"], id: number): Promise<void> {
+  async write(
+    key: string | undefined,
+    event: LogEntry["event"],
+    id: number,
+    attempt?: number,
+  ): Promise<void> {
     if (key === undefined) return;
-    await this.#redis.rpush(key, JSON.stringify({ event, id, worker: this.#worker }));
+    const at = performance.timeOrigin + performance.now();
+    const entry: LogEntry = { event, id, worker: this.#worker, at, attempt };
+    await this.#redis.rpush(key, JSON.stringify(entry));
   }
 
   close(): void {
@@ -44,6 +55,8 @@ export class Log {
 export interface ScriptContext {
   tag?: string;
   log?: string;
+  /** Items that fail as `fail` does, whatever their action (a failure of one run only). */
+  failIds?: number[];
 }
 
 /** Reads a log written by {@link Log}. */
@@ -80,7 +93,10 @@ export function scripted(log?: Log) {
         try {
           if (step.action === "hang") await sleep(3_600_000, call.signal);
           else await sleep(step.ms ?? 0, call.signal);
-          if (step.action === "fail") throw new RangeError(`bad item ${String(step.id)}`);
+          if (step.action === "fail" || context.failIds?.includes(step.id) === true) {
+            void log?.write(context.log, "failed", step.id, call.attempt);
+            throw new RangeError(`bad item ${String(step.id)}`);
+          }
         } catch (error) {
           if (call.signal.aborted) await log?.write(context.log, "aborted", step.id);
           throw error;
