@@ -17,9 +17,9 @@ export type {
   DistributedMapOptions,
   DistributedStreamOptions,
   PipelineQueueOptions,
-} from "./queue.js";
+} from "./queue-options.js";
 export { PipelineWorker } from "./worker.js";
-export type { PipelineWorkerOptions } from "./worker.js";
+export type { PipelineWorkerOptions } from "./worker-options.js";
 export { BatchInUseError, PipelineMismatchError, RedisUnavailableError } from "./errors.js";
 export type { Connection } from "./connection.js";
 export type { Context, Pipeline, Progress } from "../index.js";

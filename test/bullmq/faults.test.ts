@@ -8,12 +8,10 @@
  * Every test has a hard deadline (its timeout) and waits with `until`, which fails with a
  * message instead of hanging; deadlines are generous where time is not what is asserted.
  */
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PipelineError } from "../../src/index.js";
@@ -32,6 +30,7 @@ import {
   queueName,
   redisUrl,
   RESUME_STATE,
+  startProducer,
   startWorker,
   stopAll,
   until,
@@ -153,39 +152,14 @@ async function onlyResumeState(batchId: string): Promise<boolean> {
   return (await stateOf(batchId)).every((part) => RESUME_STATE.includes(part));
 }
 
-/** Starts a producer process (test/bullmq/producer-process.ts); its output as it grows. */
+/** A producer process on this file's Redis and queue (see `startProducer`). */
 function producerProcess(
   batchId: string,
   count: number,
   log: string,
   more: Record<string, string> = {},
 ) {
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      fileURLToPath(new URL("producer-process.ts", import.meta.url)),
-      queue,
-      batchId,
-      String(count),
-      log,
-    ],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NODE_OPTIONS: "", REDIS_URL: server.url, ...more },
-    },
-  );
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  const exited = new Promise<void>((resolve) =>
-    child.once("exit", () => {
-      resolve();
-    }),
-  );
-  return { child, exited, stdout: () => stdout, stderr: () => stderr };
+  return startProducer(queue, batchId, count, log, { REDIS_URL: server.url, ...more });
 }
 
 describe("Redis outages", () => {

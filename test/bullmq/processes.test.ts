@@ -7,9 +7,7 @@
  * processes once: two shared ones (w0, w1: the arithmetic, scripted and stall queues) and one
  * that the stall test kills (victim: the stall queue only).
  */
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StageExecutionError } from "../../src/index.js";
 import { BatchInUseError, PipelineQueue } from "../../src/bullmq/index.js";
@@ -21,8 +19,8 @@ import {
   jobKeys,
   keysContaining,
   queueName,
-  redisUrl,
   RESUME_STATE,
+  startProducer,
   startWorker,
   stopAll,
   until,
@@ -204,28 +202,12 @@ describe("a producer killed mid-batch", () => {
     const log = logKey();
     const batchId = `resume-${randomUUID()}`;
     const count = 30;
-    const producer = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        fileURLToPath(new URL("producer-process.ts", import.meta.url)),
-        `${base}-scripted`,
-        batchId,
-        String(count),
-        log,
-      ],
-      {
-        stdio: ["ignore", "pipe", "inherit"],
-        env: { ...process.env, NODE_OPTIONS: "", REDIS_URL: redisUrl(), LOCK_DURATION: "2000" },
-      },
-    );
-    const exited = new Promise((resolve) => producer.once("exit", resolve));
-    let output = "";
-    producer.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-    await until(() => /progress ([6-9]|1\d)\n/.test(output), 30_000);
-    producer.kill("SIGKILL");
-    await exited;
+    const producer = startProducer(`${base}-scripted`, batchId, count, log, {
+      LOCK_DURATION: "2000",
+    });
+    await until(() => /progress ([6-9]|1\d)\n/.test(producer.stdout()), 30_000);
+    producer.child.kill("SIGKILL");
+    await producer.exited;
     const finished = await redis.hkeys(`bull:${base}-scripted:pipeline:${batchId}:results`);
     expect(finished.length).toBeGreaterThanOrEqual(6);
     expect(finished.length).toBeLessThan(count);

@@ -1,5 +1,6 @@
 /** Helpers of the BullMQ tests: the shared Redis, worker processes, and key scans. */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type ChildProcessByStdio } from "node:child_process";
+import type { Readable } from "node:stream";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
@@ -57,6 +58,31 @@ export async function jobKeys(redis: Redis, queue: string, batchId: string): Pro
   return keys.filter((key) => /-\d+$/.test(key));
 }
 
+/**
+ * Runs one of this folder's scripts in a process of its own (through tsx), its stdout and
+ * stderr piped, REDIS_URL the test Redis unless `env` says otherwise.
+ */
+function runScript(
+  file: string,
+  args: readonly string[],
+  env: Record<string, string | number>,
+): ChildProcessByStdio<null, Readable, Readable> {
+  return spawn(
+    process.execPath,
+    ["--import", "tsx", fileURLToPath(new URL(file, import.meta.url)), ...args],
+    {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        NODE_OPTIONS: "",
+        REDIS_URL: redisUrl(),
+        ...Object.fromEntries(Object.entries(env).map(([key, value]) => [key, String(value)])),
+      },
+    },
+  );
+}
+
 export interface WorkerProcess {
   readonly child: ChildProcess;
   readonly name: string;
@@ -72,27 +98,7 @@ export async function startWorker(
   env: Record<string, string | number> = {},
 ): Promise<WorkerProcess> {
   const name = String(env.WORKER_NAME ?? randomUUID());
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      fileURLToPath(new URL("worker-process.ts", import.meta.url)),
-      base,
-      ...roles,
-    ],
-    {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {
-        ...process.env,
-        NODE_OPTIONS: "",
-        REDIS_URL: redisUrl(),
-        WORKER_NAME: name,
-        ...Object.fromEntries(Object.entries(env).map(([key, value]) => [key, String(value)])),
-      },
-    },
-  );
+  const child = runScript("worker-process.ts", [base, ...roles], { ...env, WORKER_NAME: name });
   let output = "";
   const exited = new Promise<number | string | null>((resolve) =>
     child.once("exit", (code, signal) => {
@@ -112,6 +118,38 @@ export async function startWorker(
     });
   });
   return { child, name, exited, output: () => output };
+}
+
+export interface ProducerProcess {
+  readonly child: ChildProcess;
+  /** Resolves once the process has ended. */
+  readonly exited: Promise<void>;
+  stdout(): string;
+  stderr(): string;
+}
+
+/**
+ * Starts `test/bullmq/producer-process.ts`: a map of `count` scripted items of batch `batchId`
+ * on queue `queue`, logging to `log`; settings (REDIS_URL, LOCK_DURATION, …) in `env`.
+ */
+export function startProducer(
+  queue: string,
+  batchId: string,
+  count: number,
+  log: string,
+  env: Record<string, string>,
+): ProducerProcess {
+  const child = runScript("producer-process.ts", [queue, batchId, String(count), log], env);
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      resolve();
+    }),
+  );
+  return { child, exited, stdout: () => stdout, stderr: () => stderr };
 }
 
 /** Stops worker processes: SIGKILL for those still running. */
