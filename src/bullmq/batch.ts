@@ -254,8 +254,7 @@ export class Batch {
     return this.#waits.wait(promise, blocking);
   }
 
-  #newGuard(): Guard {
-    const timeout = this.#settings.outageTimeout;
+  #newGuard(timeout = this.#settings.outageTimeout): Guard {
     return new Guard(timeout, () => this.#backend.outage(timeout));
   }
 
@@ -280,8 +279,12 @@ export class Batch {
     }
     const failure = this.#guard.failure;
     onEnd(failure);
-    // The cleanup's awaits are not cut short by the batch's end, only by an outage.
-    this.#waits = this.#newGuard();
+    // The cleanup's awaits are not cut short by the batch's end, only by an outage. It runs on
+    // after an outage ended the batch, so it waits for Redis a little longer: up to the hold's
+    // lockDuration at least (a resume waits that long anyway, should the cleanup give up).
+    this.#waits = this.#newGuard(
+      Math.max(this.#settings.outageTimeout, this.#backend.lockDuration),
+    );
     this.#hold.release();
     let reusable = true;
     try {

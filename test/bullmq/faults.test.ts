@@ -196,7 +196,11 @@ describe("Redis outages", () => {
     expect(waited).toBeLessThan(outageTimeout + 1_000 + 3_000);
     resume();
     // The cleanup happens once Redis is back: no job left, the named batch's resume state kept.
-    await until(() => onlyResumeState(batchId), 30_000);
+    await until(
+      () => onlyResumeState(batchId),
+      30_000,
+      () => stateOf(batchId),
+    );
   }, 60_000);
 
   it("rejects with RedisUnavailableError when Redis is killed, naming the refused connection", async () => {

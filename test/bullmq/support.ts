@@ -162,14 +162,24 @@ export async function stopAll(workers: readonly WorkerProcess[]): Promise<void> 
   await Promise.all(workers.map((worker) => worker.exited));
 }
 
-/** Polls `check` until it returns true (a real-time wait with a wide limit, never an assertion). */
+/**
+ * Polls `check` until it returns true (a real-time wait with a wide limit, never an
+ * assertion); fails with a message saying what was awaited (and, from `state`, what was seen
+ * last) when it does not happen in time.
+ */
 export async function until(
   check: () => Promise<boolean> | boolean,
   limit = 20_000,
+  state?: () => unknown,
 ): Promise<void> {
   const deadline = Date.now() + limit;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
+    if (Date.now() > deadline) {
+      const seen = state === undefined ? "" : `; last seen: ${JSON.stringify(await state())}`;
+      throw new Error(
+        `condition not met within ${String(limit)} ms: ${check.toString().slice(0, 200)}${seen}`,
+      );
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
