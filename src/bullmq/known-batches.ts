@@ -4,6 +4,7 @@
  * and the signal its running items share.
  */
 import { PipelineMismatchError } from "./errors.js";
+import type { BatchKeys } from "./keys.js";
 import { sameStages, type BatchMeta } from "./wire.js";
 
 /** How many batches a worker remembers (the least recently used are forgotten first). */
@@ -19,6 +20,7 @@ function batchStopped(): Error {
 
 /** One run of one batch, as a worker knows it. */
 export class KnownBatch {
+  readonly keys: BatchKeys;
   readonly meta: BatchMeta;
   /** Why this worker must not run the batch's jobs, if its pipeline is not the producer's. */
   readonly mismatch: PipelineMismatchError | undefined;
@@ -27,7 +29,12 @@ export class KnownBatch {
   #controller: AbortController | undefined = undefined;
   #stopped = false;
 
-  constructor(meta: BatchMeta, worker: { stages: readonly string[]; version: string | undefined }) {
+  constructor(
+    keys: BatchKeys,
+    meta: BatchMeta,
+    worker: { stages: readonly string[]; version: string | undefined },
+  ) {
+    this.keys = keys;
     this.meta = meta;
     this.mismatch =
       sameStages(worker.stages, meta.stages) && worker.version === meta.version
@@ -57,14 +64,15 @@ export class KnownBatch {
 /** The batches a worker knows, by batch id. */
 export class KnownBatches {
   readonly #batches = new Map<string, KnownBatch>();
+  /** The batch used last (most jobs in a row are of one batch): no reordering for it. */
+  #last: KnownBatch | undefined = undefined;
+  #lastId = "";
 
   /** The batch, if known (and marks it recently used). */
   get(batchId: string): KnownBatch | undefined {
+    if (batchId === this.#lastId) return this.#last;
     const batch = this.#batches.get(batchId);
-    if (batch !== undefined) {
-      this.#batches.delete(batchId);
-      this.#batches.set(batchId, batch);
-    }
+    if (batch !== undefined) this.set(batchId, batch);
     return batch;
   }
 
@@ -72,6 +80,8 @@ export class KnownBatches {
   set(batchId: string, batch: KnownBatch): void {
     this.#batches.delete(batchId);
     this.#batches.set(batchId, batch);
+    this.#last = batch;
+    this.#lastId = batchId;
     if (this.#batches.size > REMEMBERED) {
       this.#batches.delete(this.#batches.keys().next().value as string);
     }

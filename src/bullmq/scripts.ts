@@ -31,10 +31,9 @@ export interface Begin {
   readonly meta: BatchMeta | undefined;
 }
 
-/** One item's step in a {@link WorkerScripts.finish}: its result field, entry and record. */
+/** One item's step in a {@link WorkerScripts.finish}. */
 export interface Finished {
-  readonly field: string;
-  /** The done-list entry: the index, or `c<index>` for a cancelled item. */
+  /** The done-list entry: the index (its result's field), or `c<index>` for a cancelled item. */
   readonly entry: string;
   /** The result record as JSON; `""` for a cancelled item. */
   readonly record: string;
@@ -74,15 +73,27 @@ end
 if meta[1] == ARGV[2] then return {status} end
 return {status, meta[1], meta[2], meta[3], meta[4], meta[5], meta[6], meta[7]}`;
 
-// Keys: meta, results, done, stop. Argv: channel, run, stop message ("" for none), then
-// field, entry, record for each item.
+// Keys: meta, results, done, stop. Argv: channel, run, stop message ("" for none), the done
+// entries joined by ",", and their records (JSON, "" for a cancelled item) joined by NUL (which
+// JSON never holds): five arguments however many items, for they cost the worker more to send
+// than Redis to split.
 const FINISH = `
 local ttl = redis.call("PTTL", KEYS[1])
 if ttl == -2 then return 0 end
 local entries = {}
-for i = 4, #ARGV, 3 do
-  if ARGV[i + 2] ~= "" then redis.call("HSETNX", KEYS[2], ARGV[i], ARGV[i + 2]) end
-  entries[#entries + 1] = ARGV[i + 1]
+local records = ARGV[5]
+local at = 1
+for entry in string.gmatch(ARGV[4], "[^,]+") do
+  local stop = string.find(records, "\\0", at, true)
+  local record
+  if stop then
+    record = string.sub(records, at, stop - 1)
+    at = stop + 1
+  else
+    record = string.sub(records, at)
+  end
+  if record ~= "" then redis.call("HSETNX", KEYS[2], entry, record) end
+  entries[#entries + 1] = entry
 end
 redis.call("RPUSH", KEYS[3], unpack(entries))
 if ttl > 0 then
@@ -186,9 +197,23 @@ export function workerScripts(redis: Redis): WorkerScripts {
       };
     },
     async finish(keys, channel, run, stop, items) {
-      const args: string[] = [keys.meta, keys.results, keys.done, keys.stop, channel, run, stop];
-      for (const item of items) args.push(item.field, item.entry, item.record);
-      await defined[NAMES.finish](...args);
+      let entries = "";
+      let records = "";
+      for (const [at, item] of items.entries()) {
+        entries += at === 0 ? item.entry : `,${item.entry}`;
+        records += at === 0 ? item.record : `\u0000${item.record}`;
+      }
+      await defined[NAMES.finish](
+        keys.meta,
+        keys.results,
+        keys.done,
+        keys.stop,
+        channel,
+        run,
+        stop,
+        entries,
+        records,
+      );
     },
   };
 }

@@ -187,7 +187,6 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
 
   async #process(job: Job<JobPayload, void>): Promise<void> {
     const { b: batchId, i: index } = job.data;
-    const keys = this.#keys.batch(batchId);
     const field = String(index);
     let batch = this.#batches.get(batchId);
     if (
@@ -199,7 +198,7 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
       // Not known well enough to start the item without asking Redis: a job taken over may
       // have its result there already, as may any job of a named batch (another run of it
       // may have run the item); and a stop announced before this worker listened is missed.
-      batch = await this.#check(batchId, keys, field, batch);
+      batch = await this.#check(batchId, batch?.keys ?? this.#keys.batch(batchId), field, batch);
       if (batch === undefined) return;
     }
     let record: ResultRecord | undefined;
@@ -213,8 +212,8 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
       // Abandoned: neither cancelled nor finished, so that the job's lock expires and another
       // worker takes it over.
       if (this.#abandoned) return new Promise<never>(() => undefined);
-      const cancelled = { field, entry: cancelledEntry(index), record: "" };
-      await this.#writer.add(keys, batch.meta.run, cancelled, "");
+      const cancelled = { entry: cancelledEntry(index), record: "" };
+      await this.#writer.add(batch, cancelled, "");
       return;
     }
     let stop = "";
@@ -224,12 +223,7 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
       batch.stop();
       stop = stopMessage(batchId, batch.meta.run);
     }
-    await this.#writer.add(
-      keys,
-      batch.meta.run,
-      { field, entry: field, record: JSON.stringify(record) },
-      stop,
-    );
+    await this.#writer.add(batch, { entry: field, record: JSON.stringify(record) }, stop);
   }
 
   /**
@@ -252,7 +246,7 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
       const current = this.#batches.get(batchId);
       if (current?.meta.run === begin.meta.run) batch = current;
       else {
-        batch = new KnownBatch(begin.meta, this.#self);
+        batch = new KnownBatch(keys, begin.meta, this.#self);
         this.#batches.set(batchId, batch);
       }
     }

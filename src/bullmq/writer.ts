@@ -13,6 +13,12 @@
 import type { BatchKeys } from "./keys.js";
 import type { Finished, WorkerScripts } from "./scripts.js";
 
+/** A run of a batch, whose items one write carries. */
+export interface WriteTarget {
+  readonly keys: BatchKeys;
+  readonly meta: { readonly run: string };
+}
+
 /** Items per command at most (Lua's `unpack` takes a few thousand values). */
 const MOST = 1_000;
 
@@ -27,8 +33,8 @@ export class ResultWriter {
   readonly #scripts: WorkerScripts;
   readonly #channel: string;
   readonly #report: (error: unknown) => void;
-  /** Items waiting for the next flush, by batch and run. */
-  readonly #groups = new Map<string, Group>();
+  /** Items waiting for the next flush, by run of a batch. */
+  readonly #groups = new Map<WriteTarget, Group>();
   /** Resolves when the next flush has sent its writes; `undefined` when none is scheduled. */
   #sent: Promise<void> | undefined = undefined;
   #release: () => void = () => undefined;
@@ -45,15 +51,14 @@ export class ResultWriter {
   }
 
   /**
-   * Queues `item` of the batch with `keys` (run `run`) for the next flush, with `stop` (an
-   * announce message) when the batch must stop. Resolves once the write is sent.
+   * Queues `item` of `target` (a run of a batch) for the next flush, with `stop` (an announce
+   * message) when the batch must stop. Resolves once the write is sent.
    */
-  add(keys: BatchKeys, run: string, item: Finished, stop: string): Promise<void> {
-    const id = `${keys.meta}\n${run}`;
-    let group = this.#groups.get(id);
+  add(target: WriteTarget, item: Finished, stop: string): Promise<void> {
+    let group = this.#groups.get(target);
     if (group === undefined) {
-      group = { keys, run, stop: "", items: [] };
-      this.#groups.set(id, group);
+      group = { keys: target.keys, run: target.meta.run, stop: "", items: [] };
+      this.#groups.set(target, group);
     }
     group.items.push(item);
     if (stop !== "") group.stop = stop;
