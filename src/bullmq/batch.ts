@@ -32,7 +32,7 @@ import {
   metaFields,
   settle,
   stopMessage,
-  type JobPayload,
+  type JobData,
   type ResultRecord,
 } from "./wire.js";
 
@@ -40,7 +40,7 @@ export type { CloseOutcome };
 
 /** What a batch needs from its {@link PipelineQueue}. */
 export interface Backend {
-  readonly queue: Queue<JobPayload>;
+  readonly queue: Queue<JobData>;
   readonly client: Client;
   /** The connections for blocking reads, one per running batch. */
   readonly blocking: ConnectionPool;

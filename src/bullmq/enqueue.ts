@@ -8,7 +8,7 @@ import type { Queue } from "bullmq";
 import { PipelineError } from "../index.js";
 import { jsonProblem } from "../internal/json.js";
 import { jobId } from "./keys.js";
-import { notJsonSafe, type JobPayload } from "./wire.js";
+import { notJsonSafe, type JobData } from "./wire.js";
 
 /** An item taken from the input, and where. */
 export interface Entry {
@@ -58,7 +58,7 @@ export function checkItem(entry: Entry, maxItemBytes: number): Error | number {
  * returned promise rejects with a {@link PipelineError} naming the items and the cause.
  */
 export async function addJobs(
-  queue: Queue<JobPayload>,
+  queue: Queue<JobData>,
   batchId: string,
   entries: readonly Entry[],
   sizes: readonly number[],
@@ -77,7 +77,7 @@ export async function addJobs(
       await queue.addBulk(
         chunk.map(({ index, value }) => ({
           name: "item",
-          data: { b: batchId, i: index, v: value },
+          data: value,
           opts: {
             jobId: jobId(batchId, index),
             removeOnComplete: true,

@@ -9,7 +9,7 @@ import type { Redis } from "ioredis";
 import { PipelineError } from "../index.js";
 import { dataLost } from "./errors.js";
 import { jobId, type BatchKeys, type Keys } from "./keys.js";
-import { parseDoneEntry, settle, type JobPayload, type ResultRecord } from "./wire.js";
+import { parseDoneEntry, settle, type JobData, type ResultRecord } from "./wire.js";
 
 /** One item's outcome. */
 export interface Settlement {
@@ -28,7 +28,7 @@ export interface JobsSettings {
   readonly batchId: string;
   readonly keys: BatchKeys;
   readonly queueKeys: Keys;
-  readonly queue: Queue<JobPayload>;
+  readonly queue: Queue<JobData>;
   readonly redis: Redis;
   readonly window: number;
   /** How the batch awaits Redis (cut short when it ends; failing on an outage). */

@@ -9,6 +9,27 @@ export function jobId(batchId: string, index: number): string {
   return `${batchId}-${String(index)}`;
 }
 
+const DIGITS = /^\d+$/;
+
+/** The batch and index a job id names; `undefined` for an id that is not one of ours. */
+export function parseJobId(id: string | undefined): { batchId: string; index: number } | undefined {
+  const at = id?.lastIndexOf("-") ?? -1;
+  if (id === undefined || at < 1) return undefined;
+  const digits = id.slice(at + 1);
+  if (!DIGITS.test(digits)) return undefined;
+  const index = Number(digits);
+  return Number.isSafeInteger(index) ? { batchId: id.slice(0, at), index } : undefined;
+}
+
+/** An id for a batch the caller did not name: 64 random bits, short (it is in every job id). */
+export function randomBatchId(): string {
+  let id = "";
+  for (const byte of globalThis.crypto.getRandomValues(new Uint8Array(8))) {
+    id += byte.toString(16).padStart(2, "0");
+  }
+  return id;
+}
+
 /** The keys of one batch. */
 export interface BatchKeys {
   /**

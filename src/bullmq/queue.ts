@@ -21,7 +21,7 @@ import {
   type Client,
 } from "./connection.js";
 import { BatchInUseError, RedisUnavailableError } from "./errors.js";
-import { Keys } from "./keys.js";
+import { Keys, randomBatchId } from "./keys.js";
 import {
   batchIdOf,
   connectTimeoutOf,
@@ -40,7 +40,7 @@ import {
 } from "./queue-options.js";
 import { producerScripts } from "./scripts.js";
 import { StreamFeed } from "./stream-feed.js";
-import type { JobPayload } from "./wire.js";
+import type { JobData } from "./wire.js";
 
 /** The defaults of the per-batch options that the queue's options set. */
 const DEFAULT_KEEP_FOR = 7 * 24 * 3_600_000;
@@ -115,7 +115,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     };
     this.#client = openClient(options.connection, "connection", remember);
     const client = this.#client;
-    const queue = new Queue<JobPayload>(queueName, { connection: client.redis, prefix });
+    const queue = new Queue<JobData>(queueName, { connection: client.redis, prefix });
     this.queue = queue;
     queue.on("error", remember);
     this.#blocking = new ConnectionPool(client, remember);
@@ -349,7 +349,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     const given = batchIdOf(opts.batchId);
     const defaults = this.#defaults;
     return {
-      batchId: given ?? globalThis.crypto.randomUUID(),
+      batchId: given ?? randomBatchId(),
       named: given !== undefined,
       window: optionalCount("window", opts.window, 1_000),
       context: context === undefined ? undefined : JSON.stringify(context),

@@ -7,15 +7,11 @@ import { StageExecutionError } from "../index.js";
 import { errorFromRecord, errorToRecord, type ErrorRecord } from "../internal/error-json.js";
 import { PipelineMismatchError } from "./errors.js";
 
-/** What a job carries: the batch and the item. What the batch shares is in its meta record. */
-export interface JobPayload {
-  /** The batch id. */
-  readonly b: string;
-  /** The item's index in the input. */
-  readonly i: number;
-  /** The item. */
-  readonly v: unknown;
-}
+/**
+ * What a job carries: the item, as its data. Its batch and index are in its id (see
+ * `jobId`), what the batch shares in the batch's meta record.
+ */
+export type JobData = unknown;
 
 /** What every job of a batch shares, written once per run in the batch's meta hash. */
 export interface BatchMeta {

@@ -9,7 +9,7 @@ import {
   within,
   type Client,
 } from "./connection.js";
-import { Keys, type BatchKeys } from "./keys.js";
+import { Keys, parseJobId, type BatchKeys } from "./keys.js";
 import { KnownBatch, KnownBatches } from "./known-batches.js";
 import {
   connectTimeoutOf,
@@ -28,7 +28,7 @@ import {
   failureRecord,
   notJsonSafe,
   stopMessage,
-  type JobPayload,
+  type JobData,
   type ResultRecord,
 } from "./wire.js";
 
@@ -128,7 +128,7 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
     const defined = Object.fromEntries(
       Object.entries(stall).filter(([, value]) => value !== undefined),
     );
-    this.worker = new Worker<JobPayload, void>(queueName, (job) => this.#process(job), {
+    this.worker = new Worker<JobData, void>(queueName, (job) => this.#process(job), {
       connection: this.#client.redis,
       prefix,
       concurrency,
@@ -185,8 +185,12 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
     await closeClient(this.#client, finished ? 1_000 : 0);
   }
 
-  async #process(job: Job<JobPayload, void>): Promise<void> {
-    const { b: batchId, i: index } = job.data;
+  async #process(job: Job<JobData, void>): Promise<void> {
+    const located = parseJobId(job.id);
+    if (located === undefined) {
+      throw new Error(`Job ${String(job.id)} was not enqueued by a PipelineQueue`);
+    }
+    const { batchId, index } = located;
     const field = String(index);
     let batch = this.#batches.get(batchId);
     if (
@@ -205,7 +209,7 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
     if (!batch.stopped) {
       record =
         batch.mismatch === undefined
-          ? await this.#run(job.data, batch)
+          ? await this.#run(job.data, index, batch)
           : failureRecord(batch.mismatch);
     }
     if (record === undefined) {
@@ -260,17 +264,17 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   }
 
   /** Runs the pipeline on one item; `undefined` when the batch stopped while it ran. */
-  async #run(data: JobPayload, batch: KnownBatch): Promise<ResultRecord | undefined> {
+  async #run(item: JobData, index: number, batch: KnownBatch): Promise<ResultRecord | undefined> {
     const signal = batch.signal;
     const context = batch.meta.context;
     try {
       const output = await this.#pipeline.run(
-        data.v as I,
+        item as I,
         context === undefined ? { signal } : { context: JSON.parse(context) as C, signal },
       );
       const problem = jsonProblem(output);
       if (problem === undefined) return { ok: output };
-      return failureRecord(notJsonSafe("The output of the item", data.i, problem));
+      return failureRecord(notJsonSafe("The output of the item", index, problem));
     } catch (error) {
       return signal.aborted ? undefined : failureRecord(error);
     }

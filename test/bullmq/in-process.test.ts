@@ -511,11 +511,13 @@ describe("stream, progress, connections", { timeout: 30_000 }, () => {
     closing.push(queue);
     // A foreign worker completes the jobs without the library's write (as when it failed):
     // item 1's result it records by hand, item 0's nowhere.
-    const foreign = new Worker<{ b: string; i: number }>(
+    const foreign = new Worker(
       name,
       async (job) => {
-        if (job.data.i !== 1) return;
-        const results = `bull:${name}:pipeline:${job.data.b}:results`;
+        // A job's id is <batchId>-<index>.
+        const at = (job.id ?? "").lastIndexOf("-");
+        if (job.id?.slice(at + 1) !== "1") return;
+        const results = `bull:${name}:pipeline:${job.id.slice(0, at)}:results`;
         await redis.hset(results, "1", JSON.stringify({ ok: "recorded" }));
       },
       { connection: new Redis(redisUrl(), { maxRetriesPerRequest: null }) },
@@ -549,11 +551,11 @@ describe("stop announcements", { timeout: 30_000 }, () => {
     });
     await redis.hset(meta, ...fields);
     await redis.pexpire(meta, 60_000);
-    await queue.add(
-      "item",
-      { b: batchId, i: index, v: index },
-      { jobId: `${batchId}-${String(index)}`, removeOnComplete: true, attempts: 1 },
-    );
+    await queue.add("item", index, {
+      jobId: `${batchId}-${String(index)}`,
+      removeOnComplete: true,
+      attempts: 1,
+    });
   }
 
   async function doneEntries(name: string, batchId: string, count: number): Promise<string[]> {
@@ -602,6 +604,25 @@ describe("stop announcements", { timeout: 30_000 }, () => {
         `${base}:${id}:meta`,
       ]),
     );
+  });
+
+  it("a worker fails a job that no PipelineQueue enqueued, and runs nothing", async () => {
+    const ran: unknown[] = [];
+    const recording = new Pipeline([
+      new Stage("echo", (value: unknown) => {
+        ran.push(value);
+        return value;
+      }),
+    ]);
+    const name = queueName();
+    const worker = new PipelineWorker(recording, { queueName: name, connection: connection() });
+    const queue = new Queue(name, { connection: connection() });
+    closing.push(worker, queue);
+    const job = await queue.add("manual", 1, { jobId: "manual" });
+    await until(async () => (await job.getState()) === "failed");
+    const failed = await queue.getJob("manual");
+    expect(failed?.failedReason).toBe("Job manual was not enqueued by a PipelineQueue");
+    expect(ran).toEqual([]);
   });
 
   it("a worker on a lazyConnect instance listens without being asked to connect", async () => {

@@ -12,6 +12,7 @@ import {
   settle,
   stopMessage,
 } from "../../src/bullmq/wire.js";
+import { jobId, parseJobId, randomBatchId } from "../../src/bullmq/keys.js";
 
 describe("records on the wire", () => {
   it("turns records back into settled results", () => {
@@ -74,5 +75,22 @@ describe("records on the wire", () => {
       batchId: "nightly",
       run: "r1",
     });
+  });
+});
+
+describe("job ids", () => {
+  it("name the batch and the item, whatever dashes the batch id holds", () => {
+    expect(parseJobId(jobId("nightly-2026-12-01", 42))).toEqual({
+      batchId: "nightly-2026-12-01",
+      index: 42,
+    });
+    expect(parseJobId(jobId("a-", 0))).toEqual({ batchId: "a-", index: 0 });
+    expect(parseJobId("x--1")).toEqual({ batchId: "x-", index: 1 });
+    for (const foreign of [undefined, "manual", "-3", "x-", "x-1.5", "x-+1", "x-1e3"]) {
+      expect(parseJobId(foreign)).toBeUndefined();
+    }
+    const ids = new Set(Array.from({ length: 100 }, () => randomBatchId()));
+    expect(ids.size).toBe(100);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{16}$/);
   });
 });
