@@ -106,6 +106,8 @@ export class Batch {
   readonly #hold: Hold;
   readonly #jobs: Jobs;
   #input: Input | undefined = undefined;
+  /** The last bulk add of jobs, which the cleanup awaits before removing jobs. */
+  #adding: Promise<void> = Promise.resolve();
   /** Results a stream yielded: deleted from Redis with the next read. */
   #forgotten: number[] = [];
   #skipped = 0;
@@ -116,6 +118,8 @@ export class Batch {
   #discardState = false;
   /** The loop is blocked on a read while the window is full. */
   #waitingForRoom = false;
+  /** The loop is blocked on a read (of the done list). */
+  #reading = false;
   /** Resolves the loop's wait for the consumer to read. */
   #wake: (() => void) | undefined = undefined;
   #closeOutcome: CloseOutcome = undefined;
@@ -254,6 +258,14 @@ export class Batch {
     return this.#waits.wait(promise, blocking);
   }
 
+  /**
+   * An await on Redis that the batch's end does not cut short (only an outage does): for the
+   * writes whose outcome the cleanup must know (the hold taken).
+   */
+  #answered<T>(promise: Promise<T>): Promise<T> {
+    return this.#newGuard().wait(promise, 0);
+  }
+
   #newGuard(timeout = this.#settings.outageTimeout): Guard {
     return new Guard(timeout, () => this.#backend.outage(timeout));
   }
@@ -266,11 +278,14 @@ export class Batch {
     let blocking: Client | undefined;
     let complete = false;
     try {
-      this.#input = new Input(items);
+      // An input that was slow to answer has an item now: end a blocking read for it.
+      this.#input = new Input(items, () => {
+        if (this.#reading) this.#wakeRead();
+      });
       await this.#guard.wait(this.#backend.ready());
       blocking = this.#backend.blocking.take();
       await this.#guard.wait(whenReady(blocking.redis, this.#backend.connectTimeout));
-      await this.#redisWait(this.#hold.take(this.#meta()));
+      await this.#answered(this.#hold.take(this.#meta()));
       await this.#loop(blocking.redis);
       // The loop also ends when the last item failed a fail-fast batch.
       complete = this.#guard.failure === undefined;
@@ -326,7 +341,8 @@ export class Batch {
     for (;;) {
       while (!input.exhausted && this.#open() < window) {
         const room = Math.min(window - this.#open(), BULK_COUNT);
-        const taken = await this.#guard.wait(input.take(room));
+        // With jobs out, a slow input does not hold back the collection of their results.
+        const taken = await this.#guard.wait(input.take(room, this.#jobs.size === 0));
         if (taken.length === 0) break;
         await this.#enqueue(taken);
       }
@@ -338,7 +354,9 @@ export class Batch {
       }
       await this.#writeForgotten();
       this.#waitingForRoom = !input.exhausted && this.#open() >= window;
+      this.#reading = true;
       const collected = await this.#jobs.collect(blocking, false);
+      this.#reading = false;
       this.#waitingForRoom = false;
       this.#deliver(collected.settled);
       if (collected.metaGone) await this.#metaGone();
@@ -352,7 +370,7 @@ export class Batch {
    */
   async #metaGone(): Promise<void> {
     this.#hold.metaGone();
-    if (this.#guard.failure === undefined) await this.#redisWait(this.#hold.take(this.#meta()));
+    if (this.#guard.failure === undefined) await this.#answered(this.#hold.take(this.#meta()));
   }
 
   /** Enqueues one job per item; settles at once the items that cannot or need not run. */
@@ -379,12 +397,18 @@ export class Batch {
       if (this.#guard.failure !== undefined) return;
       const indices = fresh.map((entry) => entry.index);
       this.#jobs.add(indices);
+      const adding = addJobs(this.#backend.queue, this.#settings.batchId, fresh, sizes);
+      // The cleanup waits for it (should the batch end meanwhile), then removes what it added.
+      this.#adding = adding.catch(() => undefined);
       try {
-        await this.#redisWait(addJobs(this.#backend.queue, this.#settings.batchId, fresh, sizes));
+        await this.#redisWait(adding);
       } catch (error) {
-        this.#jobs.forget(indices);
-        // Redis refused the jobs (it is full): the batch's state is not worth keeping there.
-        if (error instanceof PipelineError) this.#discardState = true;
+        if (error instanceof PipelineError) {
+          // Redis refused the jobs (it is full), and those that got in were removed: the
+          // batch's state is not worth keeping there.
+          this.#jobs.forget(indices);
+          this.#discardState = true;
+        }
         throw error;
       }
     }
@@ -481,6 +505,7 @@ export class Batch {
         .publish(this.#backend.keys.stopChannel, stopMessage(batchId, this.#hold.holder))
         .exec(),
     );
+    await this.#redisWait(this.#adding);
     await this.#jobs.removeWaiting();
     const deadline = now() + STOP_WAIT_MS;
     while (this.#jobs.size > 0 && blocking !== undefined && now() < deadline) {

@@ -15,13 +15,23 @@ const LATER = Symbol("later");
 export class Input {
   readonly #iterator: Iterator<unknown> | AsyncIterator<unknown>;
   readonly #isAsync: boolean;
+  /** Called when a pull that was not ready at once (left for the next run) has answered. */
+  readonly #onLate: () => void;
   /** A pull that was not ready at once, taken by the next run. */
   #pending: Promise<Step> | undefined = undefined;
+  /** The pending pull whose answer `onLate` waits for. */
+  #watched: Promise<Step> | undefined = undefined;
   #taken = 0;
   #exhausted = false;
+  /** A `take` is under way (awaiting the input). */
+  #pulling = false;
 
-  /** @throws TypeError when `items` is neither an `Iterable` nor an `AsyncIterable` */
-  constructor(items: unknown) {
+  /**
+   * @param onLate - called when a pull left for the next {@link Input.take} has answered
+   * @throws TypeError when `items` is neither an `Iterable` nor an `AsyncIterable`
+   */
+  constructor(items: unknown, onLate: () => void) {
+    this.#onLate = onLate;
     if (typeof items === "object" && items !== null) {
       if (Symbol.asyncIterator in items) {
         this.#iterator = (items as AsyncIterable<unknown>)[Symbol.asyncIterator]();
@@ -50,17 +60,32 @@ export class Input {
   /**
    * Takes up to `room` items (with their indices). From an async input it stops early when
    * the next item is not ready at once, so that a slow input never holds back the items
-   * already taken.
+   * already taken, nor, unless `wait`, the collection of results: then it may take none.
    */
-  async take(room: number): Promise<Entry[]> {
+  async take(room: number, wait: boolean): Promise<Entry[]> {
+    this.#pulling = true;
+    try {
+      return await this.#take(room, wait);
+    } finally {
+      this.#pulling = false;
+    }
+  }
+
+  async #take(room: number, wait: boolean): Promise<Entry[]> {
     const entries: Entry[] = [];
     while (entries.length < room && !this.#exhausted) {
       const pending = this.#pending ?? Promise.resolve(this.#iterator.next());
       this.#pending = undefined;
       let step: Step | typeof LATER;
-      if (entries.length > 0 && this.#isAsync) {
+      if ((entries.length > 0 || !wait) && this.#isAsync) {
         step = await Promise.race([pending, nextTurn()]);
         if (step === LATER) {
+          if (this.#watched !== pending) {
+            this.#watched = pending;
+            pending.then(this.#onLate, () => {
+              this.#onLate();
+            });
+          }
           this.#pending = pending;
           break;
         }
@@ -73,12 +98,22 @@ export class Input {
     return entries;
   }
 
-  /** Closes the input (unless it ended): what its `return()` threw, if anything. */
+  /**
+   * Closes the input (unless it ended): what its `return()` threw, if anything. While a pull
+   * is under way (an async input still producing an item), `return()` is called but not
+   * awaited: an async generator queues it behind the pull, and an input that never answers
+   * must not hold the batch's end.
+   */
   async close(): Promise<CloseOutcome> {
     this.#pending?.catch(() => undefined);
     if (this.#exhausted) return undefined;
     try {
-      await this.#iterator.return?.();
+      const closing = this.#iterator.return?.();
+      if (this.#pulling) {
+        Promise.resolve(closing).catch(() => undefined);
+        return undefined;
+      }
+      await closing;
       return undefined;
     } catch (error) {
       return { error };

@@ -969,6 +969,55 @@ describe("stream", { timeout: 30_000 }, () => {
     expect(await keysContaining(redis, batchId)).toEqual([]);
   });
 
+  it("an input that never answers does not hold the end of its batch, nor close()", async () => {
+    const queue = new PipelineQueue(slow, { queueName: queueName(), connection: connection() });
+    const worker = new PipelineWorker(slow, {
+      queueName: queue.queue.name,
+      connection: connection(),
+    });
+    closing.push(worker);
+    let returned = false;
+    async function* stuck() {
+      try {
+        yield 1;
+        yield 2;
+        await new Promise(() => undefined); // never yields again
+      } finally {
+        returned = true;
+      }
+    }
+    const stream = queue.stream(stuck());
+    expect(await stream.next()).toEqual({ done: false, value: 2 });
+    expect(await stream.next()).toEqual({ done: false, value: 3 });
+    const pending = stream.next();
+    await delay(100);
+    await stream.return(undefined);
+    expect(await pending).toEqual({ done: true, value: undefined });
+    await queue.close();
+    // Its return() was asked for (an async generator queues it behind the pull, for ever).
+    expect(returned).toBe(false);
+    expect(await keysContaining(redis, `${queue.queue.name}:pipeline:`)).toEqual([]);
+  });
+
+  it("a slow input does not hold back the results of the items already taken", async () => {
+    const { queue } = pair(slow, { concurrency: 2 });
+    async function* slowly() {
+      yield 1;
+      await delay(5_000); // the next item comes late
+      yield 2;
+    }
+    const started = performance.now();
+    const arrivals: number[] = [];
+    for await (const output of queue.stream(slowly())) {
+      arrivals.push(performance.now() - started);
+      expect(output).toBe(arrivals.length + 1);
+    }
+    expect(arrivals).toHaveLength(2);
+    // The first result is not kept waiting for the second item (generous for a loaded machine).
+    expect(arrivals[0]).toBeLessThan(3_000);
+    expect(arrivals[1]).toBeGreaterThanOrEqual(5_000);
+  });
+
   it("an unordered stream forgets what it yielded as it goes", async () => {
     const { queue } = pair(slow, { concurrency: 3 });
     const batchId = `unordered-${crypto.randomUUID()}`;
