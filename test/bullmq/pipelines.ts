@@ -9,8 +9,12 @@ import { Pipeline, Stage, type StageCall } from "../../src/index.js";
 export interface Step {
   /** The item's id; the output is derived from it. */
   readonly id: number;
-  /** `ok`: finish after `ms`; `fail`: throw a RangeError after `ms`; `hang`: wait for call.signal. */
-  readonly action?: "ok" | "fail" | "hang";
+  /**
+   * `ok`: finish after `ms`; `fail`: throw a RangeError after `ms`; `hang`: wait for
+   * call.signal; `rich`: throw an error with fields of its own and a cause chain; `object`:
+   * throw a plain object.
+   */
+  readonly action?: "ok" | "fail" | "hang" | "rich" | "object";
   readonly ms?: number;
 }
 
@@ -93,6 +97,15 @@ export function scripted(log?: Log) {
         try {
           if (step.action === "hang") await sleep(3_600_000, call.signal);
           else await sleep(step.ms ?? 0, call.signal);
+          if (step.action === "rich") {
+            const root = new TypeError("socket hang up", { cause: { errno: -104 } });
+            throw Object.assign(new Error("upstream failed", { cause: root }), {
+              code: "E_UPSTREAM",
+              status: 503,
+              details: { host: "quotes" },
+            });
+          }
+          if (step.action === "object") throw { code: 42 } as unknown as Error;
           if (step.action === "fail" || context.failIds?.includes(step.id) === true) {
             void log?.write(context.log, "failed", step.id, call.attempt);
             throw new RangeError(`bad item ${String(step.id)}`);

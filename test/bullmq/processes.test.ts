@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StageExecutionError } from "../../src/index.js";
-import { BatchInUseError, PipelineQueue } from "../../src/bullmq/index.js";
+import { BatchInUseError, PipelineMismatchError, PipelineQueue } from "../../src/bullmq/index.js";
 import { arithmetic, readLog, scripted, type LogEntry, type Step } from "./pipelines.js";
 import {
   batchState,
@@ -94,6 +94,65 @@ describe("with two worker processes", { timeout: 30_000 }, () => {
     expect(original.message).toBe("bad item 2");
     expect(original.stack).toContain("pipelines.ts");
     expect(reason.cause).toBe(original);
+  });
+
+  it("a remote error keeps its own fields and its cause chain; a thrown object arrives as an Error", async () => {
+    const settled = await scripts.mapSettled([
+      { id: 1, action: "rich" },
+      { id: 2, action: "object" },
+    ]);
+    const [rich, object] = settled.map(
+      (entry) => ((entry as PromiseRejectedResult).reason as StageExecutionError).originalError,
+    ) as [Error & Record<string, unknown>, Error & { value: unknown }];
+    expect(rich.message).toBe("upstream failed");
+    expect(rich.code).toBe("E_UPSTREAM");
+    expect(rich.status).toBe(503);
+    expect(rich.details).toEqual({ host: "quotes" });
+    const root = rich.cause as TypeError;
+    expect(root).toBeInstanceOf(TypeError);
+    expect(root.message).toBe("socket hang up");
+    expect((root.cause as Error & { value: unknown }).value).toEqual({ errno: -104 });
+    expect(object).toBeInstanceOf(Error);
+    expect(object.message).toBe('{"code":42}');
+    expect(object.value).toEqual({ code: 42 });
+  });
+
+  it("a worker of another version fails the job with a PipelineMismatchError naming both", async () => {
+    const other = queueName();
+    const worker = await startWorker(other, ["scripted"], { VERSION: "1.4.0", WORKER_NAME: "old" });
+    const queue = new PipelineQueue(scripted(), {
+      queueName: `${other}-scripted`,
+      connection: connection(),
+      version: "1.5.0",
+    });
+    try {
+      const error = await queue.map([{ id: 1 }]).catch((reason: unknown) => reason);
+      expect(error).toBeInstanceOf(PipelineMismatchError);
+      expect((error as PipelineMismatchError).producerVersion).toBe("1.5.0");
+      expect((error as PipelineMismatchError).workerVersion).toBe("1.4.0");
+      expect((error as Error).message).toMatch(/version "1\.5\.0".*version "1\.4\.0"/);
+    } finally {
+      await queue.close();
+      await stopAll([worker]);
+    }
+  });
+
+  it("an item larger than maxItemBytes fails alone; the workers run the others", async () => {
+    const log = logKey();
+    const items: (Step & { padding?: string })[] = [
+      { id: 0 },
+      { id: 1, padding: "x".repeat(4_096) },
+      { id: 2 },
+    ];
+    const settled = await scripts.mapSettled(items, { maxItemBytes: 1_024, context: { log } });
+    expect(settled.map((entry) => entry.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    const reason = (settled[1] as PromiseRejectedResult).reason as Error;
+    expect(reason).toBeInstanceOf(RangeError);
+    expect(reason.message).toMatch(
+      /^The item at index 1 is \d+ bytes of JSON, more than maxItemBytes \(1024\)$/,
+    );
+    // The oversized item never reached a worker.
+    expect(ids(starts(await readLog(redis, log)))).toEqual([0, 2]);
   });
 
   it("map fails fast: waiting jobs removed, running ones cancelled, nothing else starts", async () => {
@@ -215,7 +274,7 @@ describe("a producer killed mid-batch", () => {
     const items: Step[] = Array.from({ length: count }, (_, id) => ({ id, ms: 100 }));
     // The dead producer holds the batch for at most its lockDuration (2 s): until then a
     // resume is refused, touching nothing; then it proceeds.
-    const died = Date.now();
+    const died = performance.now();
     let refused = 0;
     let outputs: { id: number }[] | undefined;
     while (outputs === undefined) {
@@ -230,7 +289,7 @@ describe("a producer killed mid-batch", () => {
     }
     expect(refused).toBeGreaterThan(0);
     // Generous for a loaded machine: the hold lapses 2 s after the last renewal.
-    expect(Date.now() - died).toBeLessThan(2_000 + 8_000);
+    expect(performance.now() - died).toBeLessThan(2_000 + 8_000);
     expect(outputs.map((entry) => entry.id)).toEqual(items.map(({ id }) => id));
     // No item ran twice: in particular none of those finished before the producer died.
     expect(ids(starts(await readLog(redis, log)))).toEqual(items.map(({ id }) => id));

@@ -172,9 +172,9 @@ export async function until(
   limit = 20_000,
   state?: () => unknown,
 ): Promise<void> {
-  const deadline = Date.now() + limit;
+  const deadline = performance.now() + limit;
   while (!(await check())) {
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       const seen = state === undefined ? "" : `; last seen: ${JSON.stringify(await state())}`;
       throw new Error(
         `condition not met within ${String(limit)} ms: ${check.toString().slice(0, 200)}${seen}`,
