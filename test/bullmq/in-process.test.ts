@@ -558,13 +558,8 @@ describe("stop announcements", { timeout: 30_000 }, () => {
     });
   }
 
-  async function doneEntries(name: string, batchId: string, count: number): Promise<string[]> {
-    const key = `bull:${name}:pipeline:${batchId}:done`;
-    await until(async () => (await redis.llen(key)) >= count);
-    return redis.lrange(key, 0, -1);
-  }
-
-  it("a worker asks Redis for a batch it has not heard of, then trusts the announcements", async () => {
+  /** A worker of an "echo" pipeline that records what it ran, and a plain BullMQ queue. */
+  function recordingWorker() {
     const ran: unknown[] = [];
     const recording = new Pipeline([
       new Stage("echo", (value: unknown) => {
@@ -576,6 +571,17 @@ describe("stop announcements", { timeout: 30_000 }, () => {
     const worker = new PipelineWorker(recording, { queueName: name, connection: connection() });
     const queue = new Queue(name, { connection: connection() });
     closing.push(worker, queue);
+    return { ran, name, worker, queue };
+  }
+
+  async function doneEntries(name: string, batchId: string, count: number): Promise<string[]> {
+    const key = `bull:${name}:pipeline:${batchId}:done`;
+    await until(async () => (await redis.llen(key)) >= count);
+    return redis.lrange(key, 0, -1);
+  }
+
+  it("a worker asks Redis for a batch it has not heard of, then trusts the announcements", async () => {
+    const { ran, name, worker, queue } = recordingWorker();
     await worker.waitUntilReady();
     const base = `bull:${name}:pipeline`;
     // Stopped before this worker heard of it (no announcement): the job must not start.
@@ -607,17 +613,7 @@ describe("stop announcements", { timeout: 30_000 }, () => {
   });
 
   it("a worker fails a job that no PipelineQueue enqueued, and runs nothing", async () => {
-    const ran: unknown[] = [];
-    const recording = new Pipeline([
-      new Stage("echo", (value: unknown) => {
-        ran.push(value);
-        return value;
-      }),
-    ]);
-    const name = queueName();
-    const worker = new PipelineWorker(recording, { queueName: name, connection: connection() });
-    const queue = new Queue(name, { connection: connection() });
-    closing.push(worker, queue);
+    const { ran, queue } = recordingWorker();
     const job = await queue.add("manual", 1, { jobId: "manual" });
     await until(async () => (await job.getState()) === "failed");
     const failed = await queue.getJob("manual");
