@@ -743,6 +743,89 @@ describe("versions", { timeout: 30_000 }, () => {
   });
 });
 
+describe("a producer's hold", { timeout: 30_000 }, () => {
+  it("is renewed while its batch runs; once another producer took it over, the batch ends touching nothing", async () => {
+    const nap = new Pipeline([
+      new Stage("nap", async (value: number) => {
+        await delay(20);
+        return value;
+      }),
+    ]);
+    const name = queueName();
+    const worker = new PipelineWorker(nap, { queueName: name, connection: connection() });
+    const queue = new PipelineQueue(nap, {
+      queueName: name,
+      connection: connection(),
+      lockDuration: 300,
+    });
+    closing.push(queue, worker);
+    const batchId = `held-${crypto.randomUUID()}`;
+    const base = `bull:${name}:pipeline:${batchId}`;
+    const items = Array.from({ length: 300 }, (_, index) => index);
+    const batch = queue.map(items, { batchId, window: 4 }).catch((error: unknown) => error);
+    await until(async () => (await redis.get(`${base}:hold`)) !== null);
+    const holder = await redis.get(`${base}:hold`);
+    // Taken for 300 ms: without a renewal (every 100 ms) it would be gone for good by now.
+    await delay(600);
+    await until(async () => (await redis.get(`${base}:hold`)) === holder, 5_000);
+    // What a producer that resumed the batch after this one's hold lapsed would have done.
+    await redis.set(`${base}:hold`, "another-producer", "PX", 60_000);
+    const error = await batch;
+    expect(error).toBeInstanceOf(BatchInUseError);
+    expect((error as BatchInUseError).batchId).toBe(batchId);
+    expect((error as Error).message).toMatch(/was taken over by another producer/);
+    // The batch is the other producer's now: its hold and records are left as they were.
+    expect(await redis.get(`${base}:hold`)).toBe("another-producer");
+    expect(await redis.exists(`${base}:meta`)).toBe(1);
+    await worker.close();
+    await queue.queue.obliterate({ force: true });
+    const left = await keysContaining(redis, batchId);
+    if (left.length > 0) await redis.del(...left);
+  });
+
+  it("lapsed while its process was paused, and the batch gone: the batch ends touching nothing", async () => {
+    const nap = new Pipeline([
+      new Stage("nap", async (value: number) => {
+        await delay(20);
+        return value;
+      }),
+    ]);
+    const name = queueName();
+    const worker = new PipelineWorker(nap, { queueName: name, connection: connection() });
+    const queue = new PipelineQueue(nap, {
+      queueName: name,
+      connection: connection(),
+      lockDuration: 300,
+    });
+    closing.push(queue, worker);
+    const batchId = `lapsed-${crypto.randomUUID()}`;
+    const base = `bull:${name}:pipeline:${batchId}`;
+    const items = Array.from({ length: 300 }, (_, index) => index);
+    const batch = queue.map(items, { batchId, window: 4 }).catch((error: unknown) => error);
+    await until(async () => (await redis.hlen(`${base}:results`)) >= 4);
+    // Another producer ran the batch to the end meanwhile (its keys are gone), while this
+    // process did not run for twice the lockDuration: nothing renewed the hold.
+    await redis.del(`${base}:meta`, `${base}:hold`);
+    const paused = performance.now();
+    let spins = 0;
+    while (performance.now() - paused < 600) spins++;
+    expect(spins).toBeGreaterThan(0);
+    const error = await batch;
+    expect(error).toBeInstanceOf(BatchInUseError);
+    expect((error as Error).message).toMatch(
+      new RegExp(
+        `^Batch "${batchId}" is gone from Redis after this producer could not renew its hold`,
+      ),
+    );
+    // No key of the batch was written back.
+    expect(await redis.exists(`${base}:meta`, `${base}:hold`)).toBe(0);
+    await worker.close();
+    await queue.queue.obliterate({ force: true });
+    const left = await keysContaining(redis, batchId);
+    if (left.length > 0) await redis.del(...left);
+  });
+});
+
 describe("connections and limits", { timeout: 30_000 }, () => {
   it("takes a redis:// URL as connection, and a rediss:// one as TLS", async () => {
     const name = queueName();
