@@ -744,7 +744,11 @@ describe("versions", { timeout: 30_000 }, () => {
 });
 
 describe("a producer's hold", { timeout: 30_000 }, () => {
-  it("is renewed while its batch runs; once another producer took it over, the batch ends touching nothing", async () => {
+  /**
+   * A named batch of 300 items of 20 ms each, run by one worker in this process, from a queue
+   * whose lockDuration is 300 ms; `removeAll` stops the worker and deletes what is left.
+   */
+  function heldBatch(prefix: string) {
     const nap = new Pipeline([
       new Stage("nap", async (value: number) => {
         await delay(20);
@@ -759,10 +763,20 @@ describe("a producer's hold", { timeout: 30_000 }, () => {
       lockDuration: 300,
     });
     closing.push(queue, worker);
-    const batchId = `held-${crypto.randomUUID()}`;
-    const base = `bull:${name}:pipeline:${batchId}`;
+    const batchId = `${prefix}-${crypto.randomUUID()}`;
     const items = Array.from({ length: 300 }, (_, index) => index);
     const batch = queue.map(items, { batchId, window: 4 }).catch((error: unknown) => error);
+    const removeAll = async () => {
+      await worker.close();
+      await queue.queue.obliterate({ force: true });
+      const left = await keysContaining(redis, batchId);
+      if (left.length > 0) await redis.del(...left);
+    };
+    return { batchId, base: `bull:${name}:pipeline:${batchId}`, batch, removeAll };
+  }
+
+  it("is renewed while its batch runs; once another producer took it over, the batch ends touching nothing", async () => {
+    const { batchId, base, batch, removeAll } = heldBatch("held");
     await until(async () => (await redis.get(`${base}:hold`)) !== null);
     const holder = await redis.get(`${base}:hold`);
     // Taken for 300 ms: without a renewal (every 100 ms) it would be gone for good by now.
@@ -777,31 +791,11 @@ describe("a producer's hold", { timeout: 30_000 }, () => {
     // The batch is the other producer's now: its hold and records are left as they were.
     expect(await redis.get(`${base}:hold`)).toBe("another-producer");
     expect(await redis.exists(`${base}:meta`)).toBe(1);
-    await worker.close();
-    await queue.queue.obliterate({ force: true });
-    const left = await keysContaining(redis, batchId);
-    if (left.length > 0) await redis.del(...left);
+    await removeAll();
   });
 
   it("lapsed while its process was paused, and the batch gone: the batch ends touching nothing", async () => {
-    const nap = new Pipeline([
-      new Stage("nap", async (value: number) => {
-        await delay(20);
-        return value;
-      }),
-    ]);
-    const name = queueName();
-    const worker = new PipelineWorker(nap, { queueName: name, connection: connection() });
-    const queue = new PipelineQueue(nap, {
-      queueName: name,
-      connection: connection(),
-      lockDuration: 300,
-    });
-    closing.push(queue, worker);
-    const batchId = `lapsed-${crypto.randomUUID()}`;
-    const base = `bull:${name}:pipeline:${batchId}`;
-    const items = Array.from({ length: 300 }, (_, index) => index);
-    const batch = queue.map(items, { batchId, window: 4 }).catch((error: unknown) => error);
+    const { batchId, base, batch, removeAll } = heldBatch("lapsed");
     await until(async () => (await redis.hlen(`${base}:results`)) >= 4);
     // Another producer ran the batch to the end meanwhile (its keys are gone), while this
     // process did not run for twice the lockDuration: nothing renewed the hold.
@@ -819,10 +813,7 @@ describe("a producer's hold", { timeout: 30_000 }, () => {
     );
     // No key of the batch was written back.
     expect(await redis.exists(`${base}:meta`, `${base}:hold`)).toBe(0);
-    await worker.close();
-    await queue.queue.obliterate({ force: true });
-    const left = await keysContaining(redis, batchId);
-    if (left.length > 0) await redis.del(...left);
+    await removeAll();
   });
 });
 
