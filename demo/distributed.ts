@@ -3,6 +3,13 @@
  * the quote service and the progress line, and enqueues the records with PipelineQueue; N
  * worker processes (demo/worker.ts) run the pipeline. Redis is REDIS_URL when set, else a
  * redis-server started here for the run.
+ *
+ * Ctrl-C in a terminal sends SIGINT to the whole foreground process group. The workers and the
+ * redis-server run in process groups of their own, so that it reaches only this process, which
+ * then stops them in order: the batch first (its jobs cancelled), then the workers (each
+ * closes gracefully), then Redis. Should this process die without that, each worker notices
+ * its parent gone (their IPC channel closes) and exits, and the 'exit' handler below kills
+ * what is left.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -19,9 +26,26 @@ import {
 import type { Tally } from "./report.js";
 
 /** The demo's own Redis keys, beside the queue's. */
-export function demoKeys(queueName: string): { retries: string; timings: string } {
-  return { retries: `demo:${queueName}:retries`, timings: `demo:${queueName}:timings` };
+export function demoKeys(queueName: string): { retries: string; timings: string; running: string } {
+  return {
+    retries: `demo:${queueName}:retries`,
+    timings: `demo:${queueName}:timings`,
+    // Per worker process (by pid): how many records it is running now.
+    running: `demo:${queueName}:running`,
+  };
 }
+
+/** The processes this run started, killed on any exit of this process that did not stop them. */
+const started = new Set<number>();
+process.once("exit", () => {
+  for (const pid of started) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Gone already.
+    }
+  }
+});
 
 export interface DistributedRun {
   readonly records: readonly string[];
@@ -52,20 +76,30 @@ async function redisFor(
       `--workers needs Redis: set REDIS_URL, or install redis-server. ${HOW_TO_GET_REDIS}`,
     );
   }
-  const server = await startRedisServer();
-  log(`redis: started redis-server at ${server.url} for this run`);
+  const server = await startRedisServer({ detached: true });
+  started.add(server.pid);
+  void server.exited.then(() => started.delete(server.pid));
+  log(`redis: started redis-server at ${server.url} (pid ${String(server.pid)}) for this run`);
   return { url: server.url, server };
 }
 
 function startWorker(env: Record<string, string>): Promise<ChildProcess> {
   const file = fileURLToPath(new URL("worker.ts", import.meta.url));
   const child = spawn(process.execPath, ["--import", "tsx", file], {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "inherit", "ipc"],
     env: { ...process.env, ...env },
+    detached: true,
   });
+  const pid = child.pid;
+  if (pid !== undefined) {
+    started.add(pid);
+    child.once("exit", () => started.delete(pid));
+  }
+  // Spawned with a pipe for stdout (its "ready" line).
+  const stdout = child.stdout as NodeJS.ReadableStream;
   return new Promise((resolve, reject) => {
     let output = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout.setEncoding("utf8").on("data", (chunk: string) => {
       output += chunk;
       if (output.includes("ready\n")) resolve(child);
     });
@@ -96,22 +130,38 @@ export async function runDistributed(run: DistributedRun): Promise<DistributedRe
     run.log(
       `workers: ${String(run.workers)} processes × concurrency ${String(perWorker)}, queue ${queueName}`,
     );
+    run.log(`worker pids: ${children.map((child) => String(child.pid)).join(", ")}`);
     const pipeline = makePipeline({
       baseUrl: run.serverUrl,
       onRetry: () => undefined,
       collect: () => undefined,
     });
-    const queue = new PipelineQueue(pipeline, { queueName, connection: { ...connectionOf(url) } });
-    // The workers count retries in Redis; the progress line reads them from here.
+    const queue = new PipelineQueue(pipeline, { queueName, connection: url });
+    // The workers count retries and the records they run in Redis; the progress line reads
+    // them from here. Its "in flight" is what the workers run (the batch's `inFlight` counts
+    // its jobs in Redis, waiting ones included: up to the window).
+    let running = 0;
+    let last: Progress | undefined;
+    const report = (progress: Progress) => {
+      last = progress;
+      run.onProgress({ ...progress, inFlight: Math.min(running, progress.inFlight) });
+    };
     const poll = setInterval(() => {
       void refreshRetries(redis, keys.retries, run.retries);
+      void redis
+        .hvals(keys.running)
+        .then((counts) => {
+          running = counts.reduce((sum, count) => sum + Number(count), 0);
+          if (last !== undefined) report(last);
+        })
+        .catch(() => undefined);
     }, 200);
     let settled: PromiseSettledResult<PricedOrder>[] | undefined;
     try {
       settled = await queue.mapSettled(run.records, {
         signal: run.signal,
         window: Math.max(run.concurrency * 4, 64),
-        onProgress: run.onProgress,
+        onProgress: report,
       });
     } catch (error) {
       if (error !== run.signal.reason) throw error;
@@ -135,15 +185,10 @@ export async function runDistributed(run: DistributedRun): Promise<DistributedRe
     return { settled, timings, collected };
   } finally {
     await Promise.all(children.map((child) => stop(child)));
-    await redis.del(keys.retries, keys.timings).catch(() => undefined);
+    await redis.del(keys.retries, keys.timings, keys.running).catch(() => undefined);
     redis.disconnect();
     await server?.stop();
   }
-}
-
-function connectionOf(url: string): { host: string; port: number } {
-  const parsed = new URL(url);
-  return { host: parsed.hostname, port: Number(parsed.port || 6379) };
 }
 
 async function refreshRetries(redis: Redis, key: string, retries: Tally): Promise<void> {

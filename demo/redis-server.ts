@@ -1,6 +1,7 @@
 /**
- * A real, throwaway `redis-server` (Debian's package) on a free loopback port, persistence off,
- * stopped by its PID: for `npm run demo -- --workers N` and the BullMQ tests' global setup.
+ * A real, throwaway `redis-server` (Debian's package) on a free loopback port, persistence off
+ * unless asked for, stopped by its PID: for `npm run demo -- --workers N`, the BullMQ tests'
+ * global setup, and the fault tests (which pause, kill and restart it on the same port).
  * `ensureRedisServer` (the tests) installs a missing binary with apt-get when root, and
  * otherwise fails saying how to get it.
  */
@@ -11,7 +12,27 @@ export interface RedisServer {
   readonly url: string;
   readonly port: number;
   readonly pid: number;
+  /** Resolves once the process has exited (by `stop()` or by a signal sent to `pid`). */
+  readonly exited: Promise<void>;
   stop(): Promise<void>;
+}
+
+/** How to run a server: all optional. */
+export interface RedisServerOptions {
+  /** The port (a free one when not given): to restart a server where it was. */
+  readonly port?: number | undefined;
+  /**
+   * Append-only persistence in this directory, every write synced (`appendfsync always`), so
+   * that a server killed and restarted on the same directory has lost nothing.
+   */
+  readonly persistIn?: string | undefined;
+  /** `maxmemory`, in bytes, with `maxmemory-policy noeviction`. */
+  readonly maxmemory?: number | undefined;
+  /**
+   * A process group of its own (`detached`), so that a terminal's Ctrl-C (SIGINT to the
+   * foreground group) does not stop it: its starter stops it, after what still needs it.
+   */
+  readonly detached?: boolean | undefined;
 }
 
 /** True when a `redis-server` binary is on the PATH. */
@@ -64,14 +85,19 @@ function accepting(port: number): Promise<boolean> {
   });
 }
 
-/** Starts redis-server on a free port and resolves once it accepts connections. */
-export async function startRedisServer(): Promise<RedisServer> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    { stdio: "ignore" },
-  );
+/** Starts redis-server (on a free port by default) and resolves once it accepts connections. */
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
+  const port = options.port ?? (await freePort());
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", ""];
+  if (options.persistIn === undefined) args.push("--appendonly", "no");
+  else args.push("--appendonly", "yes", "--appendfsync", "always", "--dir", options.persistIn);
+  if (options.maxmemory !== undefined) {
+    args.push("--maxmemory", String(options.maxmemory), "--maxmemory-policy", "noeviction");
+  }
+  const child: ChildProcess = spawn("redis-server", args, {
+    stdio: "ignore",
+    detached: options.detached === true,
+  });
   const pid = child.pid;
   if (pid === undefined) throw new Error("redis-server did not start");
   const exited = new Promise<void>((resolve) =>
@@ -90,8 +116,13 @@ export async function startRedisServer(): Promise<RedisServer> {
     url: `redis://127.0.0.1:${String(port)}`,
     port,
     pid,
+    exited,
     async stop() {
-      if (child.exitCode === null) process.kill(pid, "SIGTERM");
+      if (child.exitCode === null && child.signalCode === null) {
+        // A paused server (SIGSTOP) would not act on SIGTERM.
+        process.kill(pid, "SIGCONT");
+        process.kill(pid, "SIGTERM");
+      }
       await exited;
     },
   };

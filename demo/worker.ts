@@ -1,7 +1,9 @@
 /**
  * A worker process of `npm run demo -- --workers N`: runs the demo pipeline for the jobs of the
- * demo's queue, counts retries in Redis (so the producer's progress line shows them live), and
- * on SIGTERM finishes its jobs, leaves its stage durations in Redis, and exits.
+ * demo's queue, counts retries and the records it runs in Redis (so the producer's progress
+ * line shows them live), and on SIGTERM finishes its jobs, leaves its stage durations in Redis,
+ * and exits. It runs in a process group of its own (a terminal's Ctrl-C does not reach it: the
+ * demo stops it, in order), and exits should the demo die (their IPC channel closes).
  *
  * Environment: REDIS_URL, DEMO_QUEUE, DEMO_SERVER (the quote service), DEMO_CONCURRENCY.
  */
@@ -34,25 +36,51 @@ const keepTiming: Middleware<object> = async (next, stageName, value, context) =
   }
 };
 
+/** How many records run here now: a record is inside one of its stages while it runs. */
+let running = 0;
+const counting: Middleware<object> = async (next, _stageName, value) => {
+  running++;
+  try {
+    return await next(value);
+  } finally {
+    running--;
+  }
+};
+
 const pipeline = makePipeline({
   baseUrl: required("DEMO_SERVER"),
   onRetry: ({ error }) => {
     redis.hincrby(keys.retries, describeError(error), 1).catch(() => undefined);
   },
   collect: () => undefined,
-  outer: [keepTiming],
+  outer: [counting, keepTiming],
 });
 const worker = new PipelineWorker(pipeline, {
   queueName,
   connection: redis,
   concurrency: Number(env.DEMO_CONCURRENCY ?? 1),
 });
+const field = String(process.pid);
+let reported = -1;
+const reporting = setInterval(() => {
+  if (running === reported) return;
+  reported = running;
+  redis.hset(keys.running, field, running).catch(() => undefined);
+}, 100);
 await worker.waitUntilReady();
 process.stdout.write("ready\n");
-process.once("SIGTERM", () => {
-  void (async () => {
-    await worker.close();
-    await redis.rpush(keys.timings, JSON.stringify(timings));
-    await redis.quit();
-  })();
-});
+
+let stopping = false;
+async function stop(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(reporting);
+  await worker.close();
+  await redis.hdel(keys.running, field).catch(() => undefined);
+  await redis.rpush(keys.timings, JSON.stringify(timings)).catch(() => undefined);
+  await redis.quit().catch(() => undefined);
+  process.exit(code);
+}
+process.once("SIGTERM", () => void stop(0));
+// The demo died without stopping this worker: stop anyway.
+process.once("disconnect", () => void stop(1));

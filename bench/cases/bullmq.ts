@@ -1,8 +1,9 @@
 /**
- * Case 6: distributed batches. Jobs per second through `PipelineQueue.map` with one and with
- * two worker processes, against a hand-written BullMQ floor doing the same trivial job
+ * Case 7: distributed batches. Jobs per second through `PipelineQueue.map` with one, two and
+ * four worker processes, against a hand-written BullMQ floor doing the same trivial job
  * (`Queue.addBulk`, a `Worker` that returns `value + 1`, results collected from `QueueEvents`),
- * on a local redis-server started for the group; and Redis memory per outstanding job and per
+ * one group per worker count (its own child process, redis-server and worker processes, ours
+ * and the floor's interleaved round by round); and Redis memory per outstanding job and per
  * stored result (`INFO memory`).
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -20,13 +21,16 @@ import {
   formatRate,
   formatRatioRange,
   formatSpread,
+  score,
   type Settings,
   type Table,
 } from "../report.js";
 import { defineCase } from "../suite.js";
 
 const WORKER = fileURLToPath(new URL("../bullmq-worker.ts", import.meta.url));
-const GROUP = "jobs through Redis";
+/** The worker-process counts measured, one group each. */
+const WORKER_COUNTS = [1, 2, 4] as const;
+const groupId = (workers: number) => `jobs through Redis, ${String(workers)} worker processes`;
 const ours = (workers: number) =>
   `${OURS} PipelineQueue.map, ${String(workers)} worker process${workers > 1 ? "es" : ""}`;
 const floor = (workers: number) =>
@@ -101,7 +105,8 @@ function items(settings: { quick: boolean }): number[] {
   return Array.from({ length: settings.quick ? 200 : 2_000 }, (_, index) => index);
 }
 
-async function contenders(settings: { quick: boolean }): Promise<Contender[]> {
+/** Ours and the floor, each on `workers` worker processes of its own, on one redis-server. */
+async function contenders(settings: { quick: boolean }, workers: number): Promise<Contender[]> {
   const server = await startRedisServer();
   const children: ChildProcess[] = [];
   killOnExit(server, children);
@@ -111,25 +116,21 @@ async function contenders(settings: { quick: boolean }): Promise<Contender[]> {
     Array.isArray(output) &&
     output.length === input.length &&
     output.every((value, index) => value === index + 1);
-  const result: Contender[] = [];
-  for (const workers of [1, 2]) {
-    const ourQueue = `ours-${String(workers)}`;
-    const floorQueue = `floor-${String(workers)}`;
-    for (let index = 0; index < workers; index++) {
-      children.push(await startWorker("pipeline", ourQueue, server.url));
-      children.push(await startWorker("floor", floorQueue, server.url));
-    }
-    const queue = new PipelineQueue(pipeline(), {
-      queueName: ourQueue,
-      connection: { port: server.port, host: "127.0.0.1" },
-    });
-    const hand = handWritten(floorQueue, server.url);
-    result.push(
-      { name: ours(workers), op: () => queue.map(input, { window: input.length }), check },
-      { name: floor(workers), op: () => hand.op(input), check },
-    );
+  const ourQueue = `ours-${String(workers)}`;
+  const floorQueue = `floor-${String(workers)}`;
+  for (let index = 0; index < workers; index++) {
+    children.push(await startWorker("pipeline", ourQueue, server.url));
+    children.push(await startWorker("floor", floorQueue, server.url));
   }
-  return result;
+  const queue = new PipelineQueue(pipeline(), {
+    queueName: ourQueue,
+    connection: { port: server.port, host: "127.0.0.1" },
+  });
+  const hand = handWritten(floorQueue, server.url);
+  return [
+    { name: ours(workers), op: () => queue.map(input, { window: input.length }), check },
+    { name: floor(workers), op: () => hand.op(input), check },
+  ];
 }
 
 /** Redis memory per outstanding job (no worker takes them) and per stored result. */
@@ -180,31 +181,31 @@ function input(count: number): number[] {
 }
 
 export default defineCase({
-  groups: (settings) => [
-    {
-      id: GROUP,
+  groups: (settings) =>
+    WORKER_COUNTS.map((workers) => ({
+      id: groupId(workers),
       options: {
         rounds: settings.quick ? 2 : 10,
         sampleMs: settings.quick ? 10 : 300,
         warmupMs: settings.quick ? 0 : 1_000,
         unitsPerOp: items(settings).length,
       },
-      contenders: () => contenders(settings),
-    },
-  ],
+      contenders: () => contenders(settings, workers),
+    })),
   section: async (settings, measure) => {
-    const measurement: Measurement = await measure(GROUP);
+    const measurements = new Map<number, Measurement>();
+    for (const workers of WORKER_COUNTS) measurements.set(workers, await measure(groupId(workers)));
     const count = items(settings).length;
-    const rows = measurement.results.map((entry) => {
-      const workers = entry.name.includes("2 worker") ? 2 : 1;
-      return [
+    const rows = WORKER_COUNTS.flatMap((workers) => {
+      const measurement = measurements.get(workers)!;
+      return measurement.results.map((entry) => [
         entry.name,
         formatSpread(entry.ns, formatNs),
         formatRate(entry.ns.median),
         entry.name.startsWith(OURS)
           ? formatRatioRange(ratio(measurement, entry.name, floor(workers)))
           : "—",
-      ];
+      ]);
     });
     const table: Table = {
       caption: `map of ${String(count)} trivial jobs through a local Redis, 16 concurrency per worker process`,
@@ -218,14 +219,18 @@ export default defineCase({
       rows,
     };
     const { perJob, perResult, count: stored } = await memory(settings);
-    const vs1 = ratio(measurement, ours(1), floor(1));
-    const vs2 = ratio(measurement, ours(2), floor(2));
+    const versus = WORKER_COUNTS.map((workers) => ({
+      workers,
+      ratio: ratio(measurements.get(workers)!, ours(workers), floor(workers)),
+    }));
     return {
       title: "7. Distributed batches (async-pipeline/bullmq)",
       intro: [
         "Jobs per second through `PipelineQueue.map` against a hand-written BullMQ floor (`Queue.addBulk`,",
-        "a `Worker` returning `value + 1`, results from `QueueEvents`), on a redis-server started for the run;",
-        "the producer, the workers and Redis share the machine. Goal: ≤ 1.15× the floor.",
+        "a `Worker` returning `value + 1`, results from `QueueEvents`, the same window), with 1, 2 and 4",
+        "worker processes: one group each, in a child process of its own with its own redis-server and",
+        "worker processes, the two contenders interleaved round by round. The producer, the workers and",
+        "Redis share the machine. Goal: ≤ 1.15× the floor at every worker count.",
       ],
       tables: [
         table,
@@ -242,8 +247,21 @@ export default defineCase({
       notes: [],
       charts: [],
       headlines: [
-        `bullmq: PipelineQueue.map ${formatRatioRange(vs1)} × the BullMQ floor with 1 worker process, ${formatRatioRange(vs2)} with 2; ${formatBytes(perJob)} of Redis per outstanding job, ${formatBytes(perResult)} per stored result`,
+        `bullmq: PipelineQueue.map ${versus
+          .map(({ workers, ratio: range }) => `${formatRatioRange(range)} with ${String(workers)}`)
+          .join(
+            ", ",
+          )} worker processes, × the BullMQ floor; ${formatBytes(perJob)} of Redis per outstanding job, ${formatBytes(perResult)} per stored result`,
       ],
+      scores: WORKER_COUNTS.map((workers) =>
+        score(measurements.get(workers)!, {
+          id: `bullmq-${String(workers)}-vs-floor`,
+          label: `\`PipelineQueue.map\`, ${String(workers)} worker process${workers > 1 ? "es" : ""} ÷ BullMQ floor`,
+          ours: ours(workers),
+          reference: floor(workers),
+          goal: 1.15,
+        }),
+      ),
     };
   },
 });

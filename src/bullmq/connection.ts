@@ -4,46 +4,13 @@
  * error instead of waiting forever for a Redis that is not there.
  */
 import { Redis, type RedisOptions } from "ioredis";
-import { PipelineError } from "../index.js";
-import { brandClass } from "../errors/brand.js";
-
-/** ioredis options, or an ioredis instance (which the library then never closes). */
-export type Connection = RedisOptions | Redis;
+import { RedisUnavailableError } from "./errors.js";
 
 /**
- * Redis could not be reached within `connectTimeout` ms.
- *
- * @example
- * ```ts
- * import { RedisUnavailableError } from "async-pipeline/bullmq";
- *
- * function explain(error: unknown): string {
- *   return error instanceof RedisUnavailableError ? `no Redis at ${error.address}` : String(error);
- * }
- * ```
+ * ioredis options, an ioredis instance (which the library then never closes), or a
+ * `redis://` / `rediss://` URL.
  */
-export class RedisUnavailableError extends PipelineError {
-  /** Always `"RedisUnavailableError"`. */
-  override name = "RedisUnavailableError" as const;
-
-  /** The address tried, such as `127.0.0.1:6379` or a socket path. */
-  readonly address: string;
-
-  /** How long the library waited, in ms. */
-  readonly timeout: number;
-
-  constructor(address: string, timeout: number, cause: unknown) {
-    const reason = cause instanceof Error ? `: ${cause.message}` : "";
-    super(`Could not connect to Redis at ${address} within ${String(timeout)} ms${reason}`, {
-      cause,
-    });
-    this.address = address;
-    this.timeout = timeout;
-  }
-}
-
-// `instanceof RedisUnavailableError` holds for an instance made by either build.
-brandClass(RedisUnavailableError, "RedisUnavailableError");
+export type Connection = RedisOptions | Redis | string;
 
 /** A client the library owns (closes) or borrows (leaves open). */
 export interface Client {
@@ -51,22 +18,40 @@ export interface Client {
   readonly owned: boolean;
 }
 
-/** The one shape both sides need: a connected client, and how to make more like it. */
-export function openClient(connection: unknown, name: string): Client {
+/**
+ * The one shape both sides need: a client, and how to make more like it. `onError` hears the
+ * errors of a client the library opens (an ioredis client without an `error` listener prints
+ * each one as "Unhandled error event"); a borrowed instance keeps its owner's listeners.
+ */
+export function openClient(
+  connection: unknown,
+  name: string,
+  onError: (error: unknown) => void,
+): Client {
   if (connection instanceof Redis) return { redis: connection as Redis, owned: false };
-  if (typeof connection !== "object" || connection === null) {
-    throw new TypeError(`${name} must be ioredis options or an ioredis instance`);
-  }
   // BullMQ needs commands to wait for a reconnection rather than fail after a few retries.
-  const options: RedisOptions = { ...(connection as RedisOptions), maxRetriesPerRequest: null };
-  // ioredis's own overloads reject its RedisOptions under exactOptionalPropertyTypes.
-  const RedisClient = Redis as unknown as new (options: RedisOptions) => Redis;
-  return { redis: new RedisClient(options), owned: true };
+  let redis: Redis;
+  if (typeof connection === "string" && /^rediss?:\/\//i.test(connection)) {
+    redis = new Redis(connection, { maxRetriesPerRequest: null });
+  } else if (typeof connection === "object" && connection !== null) {
+    const options: RedisOptions = { ...(connection as RedisOptions), maxRetriesPerRequest: null };
+    // ioredis's own overloads reject its RedisOptions under exactOptionalPropertyTypes.
+    const RedisClient = Redis as unknown as new (options: RedisOptions) => Redis;
+    redis = new RedisClient(options);
+  } else {
+    throw new TypeError(
+      `${name} must be ioredis options, an ioredis instance, or a redis:// or rediss:// URL`,
+    );
+  }
+  redis.on("error", onError);
+  return { redis, owned: true };
 }
 
 /** A second connection to the same server (for blocking reads and subscriptions). */
-export function duplicate(client: Client): Client {
-  return { redis: client.redis.duplicate({ maxRetriesPerRequest: null }), owned: true };
+export function duplicate(client: Client, onError: (error: unknown) => void): Client {
+  const redis = client.redis.duplicate({ maxRetriesPerRequest: null });
+  redis.on("error", onError);
+  return { redis, owned: true };
 }
 
 /**
@@ -76,16 +61,18 @@ export function duplicate(client: Client): Client {
  */
 export class ConnectionPool {
   readonly #base: Client;
+  readonly #onError: (error: unknown) => void;
   readonly #idle: Client[] = [];
   #closed = false;
 
-  constructor(base: Client) {
+  constructor(base: Client, onError: (error: unknown) => void) {
     this.#base = base;
+    this.#onError = onError;
   }
 
   /** An idle connection, or a new one. */
   take(): Client {
-    return this.#idle.pop() ?? duplicate(this.#base);
+    return this.#idle.pop() ?? duplicate(this.#base, this.#onError);
   }
 
   /** Gives a connection back: kept when it is ready and the pool open, else closed. */
@@ -101,19 +88,37 @@ export class ConnectionPool {
   }
 }
 
-/** Closes a client the library opened. */
-export async function closeClient(client: Client): Promise<void> {
+/**
+ * Closes a client the library opened: `QUIT` (pending replies first), or at once when it is not
+ * connected or Redis does not answer within `patience` ms (a paused Redis never would).
+ */
+export async function closeClient(client: Client, patience = 1_000): Promise<void> {
   if (!client.owned) return;
-  if (client.redis.status === "ready") {
-    await client.redis.quit().catch(() => {
-      client.redis.disconnect();
-    });
-  } else {
-    client.redis.disconnect();
-  }
+  const redis = client.redis;
+  if (redis.status === "ready") await within(redis.quit(), patience);
+  redis.disconnect();
 }
 
-function address(redis: Redis): string {
+/**
+ * Waits for `promise` (its failure ignored), but no longer than `ms`: for the closing steps
+ * that wait on Redis, which a paused Redis would never answer. True when it settled in time.
+ */
+export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(resolve, ms, false);
+  });
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  const inTime = await Promise.race([settled, late]);
+  clearTimeout(timer);
+  return inTime;
+}
+
+/** Where `redis` connects, for messages: `host:port` or a socket path. */
+export function address(redis: Redis): string {
   const options = redis.options;
   if (typeof options.path === "string" && options.path !== "") return options.path;
   return `${options.host ?? "localhost"}:${String(options.port ?? 6379)}`;

@@ -17,10 +17,10 @@ export type {
   DistributedMapOptions,
   DistributedStreamOptions,
   PipelineQueueOptions,
-} from "./queue.js";
+} from "./queue-options.js";
 export { PipelineWorker } from "./worker.js";
-export type { PipelineWorkerOptions } from "./worker.js";
-export { RedisUnavailableError } from "./connection.js";
+export type { PipelineWorkerOptions } from "./worker-options.js";
+export { BatchInUseError, PipelineMismatchError, RedisUnavailableError } from "./errors.js";
 export type { Connection } from "./connection.js";
 export type { Context, Pipeline, Progress } from "../index.js";
 // Not exported on purpose: the wire format (job payloads, result records, key names) and the

@@ -45,6 +45,12 @@ export function optionalCount<F extends number | undefined>(
   return value;
 }
 
+/** `version`: a string, or `undefined` when not given. */
+export function optionalVersion(value: unknown): string | undefined {
+  if (value === undefined || typeof value === "string") return value;
+  throw new TypeError(`version must be a string, got ${show(value)}`);
+}
+
 /** `connectTimeout`: ms to wait for Redis, 10 s by default. */
 export function connectTimeoutOf(value: unknown): number {
   return optionalCount("connectTimeout", value, 10_000);

@@ -1,6 +1,8 @@
-import type { OptionKeys } from "../internal/known-keys.js";
 import { Queue } from "bullmq";
-import type { Context, Pipeline, Progress } from "../index.js";
+import type { Context, Pipeline } from "../index.js";
+import { PipelineError } from "../index.js";
+import { jsonProblem } from "../internal/json.js";
+import { ResultStream } from "../internal/result-stream.js";
 import {
   optionalBoolean,
   optionalContext,
@@ -8,183 +10,49 @@ import {
   optionalSignal,
   optionsObject,
 } from "../internal/validate.js";
-import { Batch, type Backend, type BatchSettings } from "./batch.js";
+import { Batch, type Backend, type BatchSettings, type Consumer } from "./batch.js";
 import {
+  address,
   closeClient,
   ConnectionPool,
   openClient,
   whenReady,
+  within,
   type Client,
-  type Connection,
 } from "./connection.js";
-import { batchIdOf, connectTimeoutOf, optionalCount, prefixOf, queueNameOf } from "./options.js";
-import { jsonProblem, Keys, type JobPayload } from "./wire.js";
+import { BatchInUseError, RedisUnavailableError } from "./errors.js";
+import { Keys, randomBatchId } from "./keys.js";
+import {
+  batchIdOf,
+  connectTimeoutOf,
+  optionalCount,
+  optionalVersion,
+  prefixOf,
+  queueNameOf,
+} from "./options.js";
+import {
+  mapOptionKeys,
+  queueOptionKeys,
+  streamOptionKeys,
+  type DistributedMapOptions,
+  type DistributedStreamOptions,
+  type PipelineQueueOptions,
+} from "./queue-options.js";
+import { producerScripts } from "./scripts.js";
+import { StreamFeed } from "./stream-feed.js";
+import type { JobData } from "./wire.js";
 
-/**
- * Options of {@link PipelineQueue}.
- *
- * @example
- * ```ts
- * import type { PipelineQueueOptions } from "async-pipeline/bullmq";
- *
- * const options: PipelineQueueOptions = { queueName: "pricing", connection: { port: 6379 } };
- * ```
- */
-export interface PipelineQueueOptions {
-  /**
-   * The BullMQ queue the workers take jobs from (their `queueName`).
-   * @example
-   * ```ts
-   * const options = { queueName: "pricing" };
-   * ```
-   */
-  queueName: string;
-  /**
-   * ioredis options, or an ioredis instance (left open by `close()`).
-   * @example
-   * ```ts
-   * const options = { connection: { host: "redis.internal", port: 6379 } };
-   * ```
-   */
-  connection: Connection;
-  /**
-   * BullMQ's key prefix (the workers' `prefix`).
-   * @default "bull"
-   * @example
-   * ```ts
-   * const options = { prefix: "pricing-app" };
-   * ```
-   */
-  prefix?: string | undefined;
-  /**
-   * ms to wait for Redis before a batch rejects with a `RedisUnavailableError`.
-   * @default 10_000
-   * @example
-   * ```ts
-   * const options = { connectTimeout: 2_000 };
-   * ```
-   */
-  connectTimeout?: number | undefined;
+/** The defaults of the per-batch options that the queue's options set. */
+const DEFAULT_KEEP_FOR = 7 * 24 * 3_600_000;
+const DEFAULT_OUTAGE_TIMEOUT = 60_000;
+const DEFAULT_MAX_ITEM_BYTES = 16 * 1024 * 1024;
+const DEFAULT_LOCK_DURATION = 30_000;
+
+interface BatchDefaults {
+  readonly keepFor: number;
+  readonly outageTimeout: number;
+  readonly maxItemBytes: number;
 }
-
-const queueOptionKeys = {
-  queueName: true,
-  connection: true,
-  prefix: true,
-  connectTimeout: true,
-} as const satisfies OptionKeys<PipelineQueueOptions>;
-
-/**
- * Options of {@link PipelineQueue.map} and {@link PipelineQueue.mapSettled}.
- *
- * @example
- * ```ts
- * import type { DistributedMapOptions } from "async-pipeline/bullmq";
- *
- * const options: DistributedMapOptions = { window: 500, batchId: "nightly-2026-12-01" };
- * ```
- */
-export interface DistributedMapOptions<C extends object = Context> {
-  /**
-   * A template sent with every job (as JSON); each item's run on a worker gets its own copy.
-   * @default a new empty object per item
-   * @example
-   * ```ts
-   * const options = { context: { tenant: "acme" } };
-   * ```
-   */
-  context?: C | undefined;
-  /**
-   * Aborts the batch: the promise rejects with `signal.reason`, waiting jobs are removed and
-   * running ones cancelled (their `call.signal` aborts on the worker).
-   * @default undefined
-   * @example
-   * ```ts
-   * const options = { signal: AbortSignal.timeout(3_600_000) };
-   * ```
-   */
-  signal?: AbortSignal | undefined;
-  /**
-   * Called with a frozen `{ done, failed, inFlight, total }` after results arrive, and once
-   * more before the batch settles. `inFlight` counts the batch's jobs in Redis. Its failures
-   * are ignored.
-   * @default undefined
-   * @example
-   * ```ts
-   * const options = { onProgress: ({ done, total }: { done: number; total?: number | undefined }) => console.log(done, total) };
-   * ```
-   */
-  onProgress?: ((progress: Progress) => unknown) | undefined;
-  /**
-   * At most this many jobs of the batch exist in Redis at once (waiting, running, or finished
-   * and not yet collected); the input is read no further ahead.
-   * @default 1_000
-   * @example
-   * ```ts
-   * const options = { window: 10_000 };
-   * ```
-   */
-  window?: number | undefined;
-  /**
-   * Names the batch. A producer started again with the same `batchId` and the same input
-   * (after the first one died) collects the results already in Redis and runs only the rest.
-   * No `:` allowed.
-   * @default a random id
-   * @example
-   * ```ts
-   * const options = { batchId: "nightly-2026-12-01" };
-   * ```
-   */
-  batchId?: string | undefined;
-}
-
-const mapOptionKeys = {
-  context: true,
-  signal: true,
-  onProgress: true,
-  window: true,
-  batchId: true,
-} as const satisfies OptionKeys<DistributedMapOptions>;
-
-/**
- * Options of {@link PipelineQueue.stream}: those of `map`, plus how results are delivered.
- *
- * @example
- * ```ts
- * import type { DistributedStreamOptions } from "async-pipeline/bullmq";
- *
- * const options: DistributedStreamOptions = { ordered: false, settled: true };
- * ```
- */
-export interface DistributedStreamOptions<
-  C extends object = Context,
-> extends DistributedMapOptions<C> {
-  /**
-   * `true`: results in input order. `false`: as workers finish them.
-   * @default true
-   * @example
-   * ```ts
-   * const options = { ordered: false };
-   * ```
-   */
-  ordered?: boolean | undefined;
-  /**
-   * `true`: yield a `PromiseSettledResult` per item and go on after failures. `false`: end
-   * the stream with the first failure, like `map`.
-   * @default false
-   * @example
-   * ```ts
-   * const options = { settled: true };
-   * ```
-   */
-  settled?: boolean | undefined;
-}
-
-const streamOptionKeys = {
-  ...mapOptionKeys,
-  ordered: true,
-  settled: true,
-} as const satisfies OptionKeys<DistributedStreamOptions>;
 
 /**
  * The batch forms of a pipeline, run by {@link PipelineWorker}s in other processes or on other
@@ -202,7 +70,7 @@ const streamOptionKeys = {
  * const pipeline = new Pipeline([new Stage("double", (value: number) => value * 2)]);
  * const queue = new PipelineQueue(pipeline, {
  *   queueName: "doubling",
- *   connection: { host: "127.0.0.1", port: 6379 },
+ *   connection: "redis://127.0.0.1:6379",
  * });
  * const doubled = await queue.map([1, 2, 3]); // [2, 4, 6], computed by the workers
  * await queue.close();
@@ -214,46 +82,69 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
   readonly #client: Client;
   readonly #backend: Backend;
   readonly #blocking: ConnectionPool;
+  readonly #defaults: BatchDefaults;
+  /** The batches running, and those whose cleanup goes on after they settled. */
+  readonly #running = new Set<Batch>();
+  #lastError: unknown = undefined;
   #closing: Promise<void> | undefined;
 
   /**
    * @param pipeline - the pipeline the workers run (only its stage names are used here)
-   * @param options - `queueName`, `connection`, `prefix`, `connectTimeout`
+   * @param options - `queueName`, `connection`, `prefix`, `version`, timeouts and defaults
    * @throws TypeError or RangeError for a bad option
    */
   constructor(pipeline: Pipeline<I, O, C>, options: PipelineQueueOptions) {
     const queueName = queueNameOf(options, queueOptionKeys);
     const prefix = prefixOf(options.prefix);
     const connectTimeout = connectTimeoutOf(options.connectTimeout);
-    this.#client = openClient(options.connection, "connection");
-    const queue = new Queue<JobPayload>(queueName, { connection: this.#client.redis, prefix });
-    this.queue = queue;
-    // Errors surface through the batches (RedisUnavailableError); BullMQ's are repeats of them.
-    this.queue.on("error", () => undefined);
-    this.#client.redis.on("error", () => undefined);
+    const lockDuration = optionalCount(
+      "lockDuration",
+      options.lockDuration,
+      DEFAULT_LOCK_DURATION,
+      100,
+    );
+    const version = optionalVersion(options.version);
+    this.#defaults = {
+      keepFor: optionalCount("keepFor", options.keepFor, DEFAULT_KEEP_FOR),
+      outageTimeout: optionalCount("outageTimeout", options.outageTimeout, DEFAULT_OUTAGE_TIMEOUT),
+      maxItemBytes: optionalCount("maxItemBytes", options.maxItemBytes, DEFAULT_MAX_ITEM_BYTES),
+    };
+    // Errors surface through the batches (RedisUnavailableError); the last one is their cause.
+    const remember = (error: unknown) => {
+      this.#lastError = error;
+    };
+    this.#client = openClient(options.connection, "connection", remember);
     const client = this.#client;
-    this.#blocking = new ConnectionPool(client);
+    const queue = new Queue<JobData>(queueName, { connection: client.redis, prefix });
+    this.queue = queue;
+    queue.on("error", remember);
+    this.#blocking = new ConnectionPool(client, remember);
     this.#backend = {
       queue,
       client,
       blocking: this.#blocking,
       keys: new Keys(prefix, queueName),
+      scripts: producerScripts(client.redis),
       stageNames: pipeline.stages.map((stage) => stage.name),
+      version,
       connectTimeout,
+      lockDuration,
       async ready() {
         await whenReady(client.redis, connectTimeout);
         await queue.waitUntilReady();
       },
+      outage: (timeout) =>
+        new RedisUnavailableError(address(client.redis), timeout, this.#lastError, "outage"),
     };
   }
 
   /**
    * Runs every item on the workers and resolves with the outputs in input order. Fails fast:
-   * on the first failure the batch stops everywhere (waiting jobs removed, running ones
-   * cancelled) and the promise rejects with that item's error.
+   * on the first failure the batch stops everywhere (announced first, then waiting jobs
+   * removed, running ones cancelled) and the promise rejects with that item's error.
    *
    * @param items - the inputs, JSON-safe: any `Iterable` or `AsyncIterable`, read lazily
-   * @param options - `window`, `batchId`, `context`, `signal`, `onProgress`
+   * @param options - `window`, `batchId`, `context`, `signal`, `onProgress`, `keepFor`, …
    * @returns the outputs, in input order
    * @example
    * ```ts
@@ -264,17 +155,18 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedMapOptions<C>,
   ): Promise<O[]> {
-    const { batch, size } = this.#batch(items, options, mapOptionKeys);
+    const settings = this.#settings(items, options, mapOptionKeys, true, false);
     const outputs: O[] = [];
-    let count = 0;
-    for await (const settled of batch.run(items)) {
-      for (const { index, result } of settled) {
-        if (result?.status === "rejected") throw result.reason;
-        if (result !== undefined) outputs[index] = result.value as O;
-        count = Math.max(count, index + 1);
-      }
-    }
-    outputs.length = size ?? count;
+    let arrived = 0;
+    const batch = this.#start(settings, {
+      arrive(index, result) {
+        outputs[index] = (result as PromiseFulfilledResult<O>).value;
+        arrived++;
+      },
+      handed: () => arrived,
+    });
+    await batch.run(items);
+    outputs.length = settings.total ?? batch.taken;
     return outputs;
   }
 
@@ -284,7 +176,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
    * `StageExecutionError` rebuilt from the worker's.
    *
    * @param items - the inputs, JSON-safe
-   * @param options - `window`, `batchId`, `context`, `signal`, `onProgress`
+   * @param options - `window`, `batchId`, `context`, `signal`, `onProgress`, `keepFor`, …
    * @returns `{ status: "fulfilled", value }` or `{ status: "rejected", reason }` per item
    * @example
    * ```ts
@@ -296,16 +188,18 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedMapOptions<C>,
   ): Promise<PromiseSettledResult<O>[]> {
-    const { batch, size } = this.#batch(items, options, mapOptionKeys);
+    const settings = this.#settings(items, options, mapOptionKeys, false, false);
     const results: PromiseSettledResult<O>[] = [];
-    let count = 0;
-    for await (const settled of batch.run(items)) {
-      for (const { index, result } of settled) {
-        if (result !== undefined) results[index] = result as PromiseSettledResult<O>;
-        count = Math.max(count, index + 1);
-      }
-    }
-    results.length = size ?? count;
+    let arrived = 0;
+    const batch = this.#start(settings, {
+      arrive(index, result) {
+        results[index] = result as PromiseSettledResult<O>;
+        arrived++;
+      },
+      handed: () => arrived,
+    });
+    await batch.run(items);
+    results.length = settings.total ?? batch.taken;
     return results;
   }
 
@@ -313,10 +207,11 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
    * Runs every item on the workers and yields the outputs as they arrive: in input order
    * (`ordered: true`, the default) or as workers finish them. Fails fast unless `settled` is
    * set. A yielded result leaves Redis at once, so an endless input runs in bounded memory;
-   * leaving the loop early stops the batch everywhere.
+   * results held behind a slow item count in `window`. Leaving the loop early (`break`,
+   * `return()`, even with a `next()` pending) stops the batch everywhere.
    *
    * @param items - the inputs, JSON-safe
-   * @param options - `ordered`, `settled`, `window`, `batchId`, `context`, `signal`, `onProgress`
+   * @param options - `ordered`, `settled`, `window`, `batchId`, `context`, `signal`, …
    * @returns an async generator of outputs (or of settled results)
    * @example
    * ```ts
@@ -335,40 +230,77 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedStreamOptions<C>,
   ): AsyncGenerator<O | PromiseSettledResult<O>, void, undefined>;
-  async *stream(
+  stream(
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedStreamOptions<C>,
   ): AsyncGenerator<unknown, void, undefined> {
-    const { batch } = this.#batch(items, options, streamOptionKeys);
-    const ordered = optionalBoolean("ordered", options?.ordered, true);
-    const settledMode = optionalBoolean("settled", options?.settled, false);
-    const ready = new Map<number, PromiseSettledResult<unknown> | undefined>();
-    let next = 0;
-    const deliver = (index: number, result: PromiseSettledResult<unknown>): unknown => {
-      if (!settledMode && result.status === "rejected") throw result.reason;
-      batch.forget(index);
-      return settledMode ? result : (result as PromiseFulfilledResult<unknown>).value;
-    };
-    for await (const settled of batch.run(items)) {
-      for (const { index, result } of settled) {
-        if (!ordered) {
-          if (result !== undefined) yield deliver(index, result);
-          continue;
-        }
-        ready.set(index, result);
-        while (ready.has(next)) {
-          const entry = ready.get(next);
-          ready.delete(next);
-          next++;
-          if (entry !== undefined) yield deliver(next - 1, entry);
-        }
-      }
-    }
+    return new ResultStream((stream) => {
+      const ordered = optionalBoolean("ordered", options?.ordered, true);
+      const settled = optionalBoolean("settled", options?.settled, false);
+      const settings = this.#settings(items, options, streamOptionKeys, !settled, true);
+      const feed = new StreamFeed(stream, ordered, settled);
+      const batch = this.#start(settings, feed);
+      feed.attach(batch);
+      return {
+        source: {
+          start() {
+            batch.run(items).then(
+              () => {
+                stream.end(undefined);
+              },
+              (error: unknown) => {
+                stream.end({ error });
+              },
+            );
+          },
+          resume() {
+            feed.resume();
+          },
+          // A consumer that leaves is done with the batch: nothing is kept to resume.
+          stop: (reason) => batch.stop(reason, false),
+        },
+        // An abort is the batch's own to handle (it keeps the resume state in Redis): the
+        // stream does not wait for it.
+        stopsBeforeAbort: false,
+        ordered,
+        spread: settings.window,
+        signal: settings.signal,
+      };
+    });
   }
 
   /**
-   * Closes the BullMQ queue and the connections it opened (an ioredis instance passed as
-   * `connection` stays open). Calling it again returns the same promise.
+   * Deletes what Redis holds of a named batch that is not running: its resume state (the
+   * results an interrupted batch kept) and its stop flag. A job of it still waiting (its
+   * producer died) then runs nothing. Rejects with a `BatchInUseError` while a producer runs
+   * the batch.
+   *
+   * @param batchId - the batch's id
+   * @example
+   * ```ts
+   * await queue.discard("nightly-2026-12-01"); // start tonight's batch from scratch
+   * ```
+   */
+  async discard(batchId: string): Promise<void> {
+    const id = batchIdOf(batchId);
+    if (id === undefined) throw new TypeError("batchId must be a non-empty string");
+    this.#open();
+    await this.#backend.ready();
+    const keys = this.#backend.keys.batch(id);
+    const deleted = await this.#backend.scripts.end(
+      keys.hold,
+      [keys.meta, keys.results, keys.done, keys.stop, keys.yielded],
+      "",
+    );
+    if (!deleted) throw new BatchInUseError(id);
+  }
+
+  /**
+   * Closes the queue. Batches still running reject with a `PipelineError` saying the queue
+   * was closed and are stopped as an abort would stop them (a named one keeps its resume
+   * state); once that cleanup is over (and that of batches aborted before), the BullMQ queue
+   * and the connections it opened are closed (an ioredis instance passed as `connection`
+   * stays open). Calling it again returns the same promise.
    *
    * @example
    * ```ts
@@ -377,18 +309,38 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await this.queue.close();
+      const closed = new PipelineError(
+        "The queue was closed while the batch ran: its jobs were stopped",
+      );
+      const running = [...this.#running];
+      await Promise.all(running.map((batch) => batch.stop(closed, true)));
+      await within(this.queue.close(), 1_000);
       await this.#blocking.close();
       await closeClient(this.#client);
     })();
     return this.#closing;
   }
 
-  #batch(
+  #open(): void {
+    if (this.#closing !== undefined) throw new PipelineError("The queue is closed");
+  }
+
+  /** A batch, tracked until its cleanup is over. */
+  #start(settings: BatchSettings, consumer: Consumer): Batch {
+    const batch = new Batch(this.#backend, settings, consumer);
+    this.#running.add(batch);
+    void batch.finished.then(() => this.#running.delete(batch));
+    return batch;
+  }
+
+  #settings(
     items: unknown,
     options: DistributedStreamOptions<C> | undefined,
     known: object,
-  ): { batch: Batch; size: number | undefined } {
+    failFast: boolean,
+    streams: boolean,
+  ): BatchSettings {
+    this.#open();
     const opts = optionsObject<DistributedStreamOptions<C>>("options", options, known) ?? {};
     const context = optionalContext(opts.context);
     if (context !== undefined) {
@@ -398,16 +350,21 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
       }
     }
     const given = batchIdOf(opts.batchId);
-    const settings: BatchSettings = {
-      batchId: given ?? globalThis.crypto.randomUUID(),
-      resumable: given !== undefined,
+    const defaults = this.#defaults;
+    return {
+      batchId: given ?? randomBatchId(),
+      named: given !== undefined,
       window: optionalCount("window", opts.window, 1_000),
-      context,
+      context: context === undefined ? undefined : JSON.stringify(context),
       signal: optionalSignal(opts.signal),
       onProgress: optionalFunction("onProgress", opts.onProgress),
       total: sizeOf(items),
+      failFast,
+      streams,
+      keepFor: optionalCount("keepFor", opts.keepFor, defaults.keepFor),
+      outageTimeout: optionalCount("outageTimeout", opts.outageTimeout, defaults.outageTimeout),
+      maxItemBytes: optionalCount("maxItemBytes", opts.maxItemBytes, defaults.maxItemBytes),
     };
-    return { batch: new Batch(this.#backend, settings), size: settings.total };
   }
 }
 

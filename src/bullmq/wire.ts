@@ -1,40 +1,85 @@
 /**
  * The wire format shared by the producer ({@link PipelineQueue}) and the workers
- * ({@link PipelineWorker}): key names, job payloads, result records, the JSON-safety check and
- * the round trip of errors. Both sides import this one file, so they cannot drift apart.
+ * ({@link PipelineWorker}): job payloads, a batch's meta record, result records, done-list
+ * entries and stop announcements. Both sides import this one file, so they cannot drift apart.
  */
 import { StageExecutionError } from "../index.js";
 import { errorFromRecord, errorToRecord, type ErrorRecord } from "../internal/error-json.js";
-import { jsonProblem } from "../internal/json.js";
+import { PipelineMismatchError } from "./errors.js";
 
-export { jsonProblem };
+/**
+ * What a job carries: the item, as its data. Its batch and index are in its id (see
+ * `jobId`), what the batch shares in the batch's meta record.
+ */
+export type JobData = unknown;
 
-/** What a job carries: the batch, the item's index and value, the context template, the stages. */
-export interface JobPayload {
-  /** The batch id. */
-  readonly b: string;
-  /** The item's index in the input. */
-  readonly i: number;
-  /** The item. */
-  readonly v: unknown;
-  /** The context template, when the batch has one. */
-  readonly c?: object | undefined;
+/** What every job of a batch shares, written once per run in the batch's meta hash. */
+export interface BatchMeta {
+  /** The run's id: a producer that starts (or resumes) the batch writes a new one. */
+  readonly run: string;
   /** The producer's stage names, in order. */
-  readonly s: readonly string[];
-  /**
-   * `1` for a batch named by the caller (resumable): another producer of it may have enqueued
-   * the item before, so the worker checks Redis for its result before every run.
-   */
-  readonly r?: 1 | undefined;
+  readonly stages: readonly string[];
+  /** The producer's `version`. */
+  readonly version: string | undefined;
+  /** The context template as JSON, when the batch has one. */
+  readonly context: string | undefined;
+  /** `map` and a stream without `settled`: the first failure stops the batch. */
+  readonly failFast: boolean;
+  /** Named by the caller (resumable): a job's result may be in Redis before it runs. */
+  readonly named: boolean;
 }
 
-/** An error as it travels: the parts that survive JSON (see `ErrorRecord`). */
-export type WireError = ErrorRecord;
+/** The meta hash's fields for `meta` (the order {@link metaFromFields} reads them in). */
+export function metaFields(meta: BatchMeta): string[] {
+  return [
+    "g",
+    meta.run,
+    "s",
+    JSON.stringify(meta.stages),
+    "v",
+    meta.version ?? "",
+    "x",
+    meta.version === undefined ? "0" : "1",
+    "c",
+    meta.context ?? "",
+    "f",
+    meta.failFast ? "1" : "0",
+    "n",
+    meta.named ? "1" : "0",
+  ];
+}
+
+/** The meta hash's field names, in the order {@link metaFromFields} takes their values. */
+export const META_FIELDS = ["g", "s", "v", "x", "c", "f", "n"] as const;
+
+/** The meta record from the values of {@link META_FIELDS}, as `HMGET` returns them. */
+export function metaFromFields(values: readonly (string | null)[]): BatchMeta {
+  const [run, stages, version, hasVersion, context, failFast, named] = values;
+  return {
+    run: run ?? "",
+    stages: JSON.parse(stages ?? "[]") as string[],
+    version: hasVersion === "1" ? (version ?? "") : undefined,
+    context: context === null || context === undefined || context === "" ? undefined : context,
+    failFast: failFast === "1",
+    named: named === "1",
+  };
+}
+
+/** A stop announcement: the batch and the run it stops. */
+export function stopMessage(batchId: string, run: string): string {
+  return `${batchId}:${run}`;
+}
+
+/** The batch and run of a stop announcement. */
+export function parseStopMessage(message: string): { batchId: string; run: string } {
+  const at = message.indexOf(":");
+  return { batchId: message.slice(0, at), run: message.slice(at + 1) };
+}
 
 /**
  * One item's outcome, stored in the batch's results hash under the item's index: a value
  * (`ok`), a stage failure (`stage`), or another failure (`error`: a middleware, an output that is
- * not JSON-safe, a pipeline with other stage names).
+ * not JSON-safe, a pipeline that is not the producer's).
  */
 export type ResultRecord =
   | { readonly ok: unknown }
@@ -42,63 +87,14 @@ export type ResultRecord =
       readonly stage: {
         readonly name: string;
         readonly attempts: number;
-        readonly error: WireError;
+        readonly error: ErrorRecord;
       };
     }
-  | { readonly error: WireError };
+  | { readonly error: ErrorRecord };
 
-/** The Redis keys of one queue and of one batch in it, under BullMQ's prefix. */
-export class Keys {
-  readonly #base: string;
-
-  constructor(prefix: string, queueName: string) {
-    this.#base = `${prefix}:${queueName}`;
-  }
-
-  /** The pub/sub channel on which producers announce stopped batches (message: the batch id). */
-  get stopChannel(): string {
-    return `${this.#base}:pipeline:stop`;
-  }
-
-  /** The hash of a batch's results: item index → {@link ResultRecord} as JSON. */
-  results(batchId: string): string {
-    return `${this.#base}:pipeline:${batchId}:results`;
-  }
-
-  /** The list on which workers push the index of each item they settled (or cancelled). */
-  done(batchId: string): string {
-    return `${this.#base}:pipeline:${batchId}:done`;
-  }
-
-  /** Set while a batch is stopping (failed fast or aborted): no job of it may start. */
-  stop(batchId: string): string {
-    return `${this.#base}:pipeline:${batchId}:stop`;
-  }
-
-  /** Bit `index` set: a streamed result that was yielded and then deleted (resume skips it). */
-  yielded(batchId: string): string {
-    return `${this.#base}:pipeline:${batchId}:yielded`;
-  }
-
-  /** BullMQ's hash of one job. */
-  job(batchId: string, index: number): string {
-    return `${this.#base}:${jobId(batchId, index)}`;
-  }
-
-  /** BullMQ's set of failed jobs of the queue. */
-  get failed(): string {
-    return `${this.#base}:failed`;
-  }
-
-  /** Every key of one batch that this library writes (BullMQ's job keys are removed by BullMQ). */
-  batch(batchId: string): string[] {
-    return [this.results(batchId), this.done(batchId), this.stop(batchId), this.yielded(batchId)];
-  }
-}
-
-/** The BullMQ job id of an item: unique per batch and index, so a resumed batch reuses it. */
-export function jobId(batchId: string, index: number): string {
-  return `${batchId}-${String(index)}`;
+/** True when `record` is a failure. */
+export function isFailure(record: ResultRecord): boolean {
+  return !("ok" in record);
 }
 
 /** What a worker pushes on the done list for an item it cancelled instead of settling. */
@@ -119,9 +115,6 @@ export function notJsonSafe(what: string, index: number, problem: string): TypeE
   );
 }
 
-/** The parts of a thrown value that travel. */
-export const toWireError: (error: unknown) => WireError = errorToRecord;
-
 /** The record of an item that failed with `error` on a worker. */
 export function failureRecord(error: unknown): ResultRecord {
   if (error instanceof StageExecutionError) {
@@ -129,15 +122,30 @@ export function failureRecord(error: unknown): ResultRecord {
       stage: {
         name: error.stageName,
         attempts: error.attempts,
-        error: toWireError(error.originalError),
+        error: errorToRecord(error.originalError),
       },
     };
   }
-  return { error: toWireError(error) };
+  return { error: errorToRecord(error) };
 }
 
-/** A remote error rebuilt as an `Error` (a built-in subclass when its name is one). */
-export const fromWireError: (wire: WireError) => Error = errorFromRecord;
+/**
+ * A remote error rebuilt: the library's own classes as themselves (so that `instanceof`
+ * works), any other as an `Error` (see `errorFromRecord`).
+ */
+export function fromErrorRecord(record: ErrorRecord): Error {
+  const error = errorFromRecord(record);
+  if (record.name !== "PipelineMismatchError") return error;
+  const fields = (record.fields ?? {}) as Partial<PipelineMismatchError>;
+  const rebuilt = new PipelineMismatchError(
+    { stages: fields.producerStages ?? [], version: fields.producerVersion },
+    { stages: fields.workerStages ?? [], version: fields.workerVersion },
+  );
+  rebuilt.message = record.message;
+  if (record.stack === undefined) delete rebuilt.stack;
+  else rebuilt.stack = record.stack;
+  return rebuilt;
+}
 
 /** The settled result a record stands for on the producer. */
 export function settle(record: ResultRecord): PromiseSettledResult<unknown> {
@@ -146,22 +154,10 @@ export function settle(record: ResultRecord): PromiseSettledResult<unknown> {
     const { name, attempts, error } = record.stage;
     return {
       status: "rejected",
-      reason: new StageExecutionError(name, fromWireError(error), attempts),
+      reason: new StageExecutionError(name, fromErrorRecord(error), attempts),
     };
   }
-  return { status: "rejected", reason: fromWireError(record.error) };
-}
-
-/** Why a worker refuses a job enqueued for a pipeline with other stage names. */
-export function stageMismatch(
-  workerStages: readonly string[],
-  jobStages: readonly string[],
-): Error {
-  const error = new Error(
-    `The job was enqueued for a pipeline with stages ${JSON.stringify(jobStages)}, but this worker runs ${JSON.stringify(workerStages)}: run the same pipeline on the producer and the workers`,
-  );
-  error.name = "PipelineMismatchError";
-  return error;
+  return { status: "rejected", reason: fromErrorRecord(record.error) };
 }
 
 /** True when the worker's stage names are the job's, in the same order. */

@@ -1,156 +1,51 @@
-import type { OptionKeys } from "../internal/known-keys.js";
 import { Worker, type Job } from "bullmq";
 import type { Context, Pipeline } from "../index.js";
+import { jsonProblem } from "../internal/json.js";
 import {
   closeClient,
   duplicate,
   openClient,
   whenReady,
+  within,
   type Client,
-  type Connection,
 } from "./connection.js";
-import { scriptsOn, type Begin, type Scripts } from "./scripts.js";
-import { StopNotices } from "./stops.js";
-import { connectTimeoutOf, queueNameOf, prefixOf, optionalCount } from "./options.js";
+import { Keys, parseJobId, type BatchKeys } from "./keys.js";
+import { KnownBatch, KnownBatches } from "./known-batches.js";
+import {
+  connectTimeoutOf,
+  optionalCount,
+  optionalVersion,
+  prefixOf,
+  queueNameOf,
+} from "./options.js";
+import { ErrorReporter, printError } from "./report.js";
+import { workerScripts, type WorkerScripts } from "./scripts.js";
+import { StopChannel } from "./stops.js";
+import { workerOptionKeys, type PipelineWorkerOptions } from "./worker-options.js";
+import { ResultWriter } from "./writer.js";
 import {
   cancelledEntry,
   failureRecord,
-  jsonProblem,
-  Keys,
   notJsonSafe,
-  sameStages,
-  stageMismatch,
-  toWireError,
-  type JobPayload,
+  stopMessage,
+  type JobData,
   type ResultRecord,
 } from "./wire.js";
 
-/**
- * Options of {@link PipelineWorker}.
- *
- * @example
- * ```ts
- * import type { PipelineWorkerOptions } from "async-pipeline/bullmq";
- *
- * const options: PipelineWorkerOptions = {
- *   queueName: "pricing",
- *   connection: { host: "127.0.0.1", port: 6379 },
- *   concurrency: 16,
- * };
- * ```
- */
-export interface PipelineWorkerOptions {
-  /**
-   * The BullMQ queue to take jobs from: the producer's `queueName`.
-   * @example
-   * ```ts
-   * const options = { queueName: "pricing" };
-   * ```
-   */
-  queueName: string;
-  /**
-   * ioredis options, or an ioredis instance (left open by `close()`). The library sets
-   * `maxRetriesPerRequest: null`, which BullMQ requires, on the connections it opens.
-   * @example
-   * ```ts
-   * const options = { connection: { host: "redis.internal", port: 6379 } };
-   * ```
-   */
-  connection: Connection;
-  /**
-   * BullMQ's key prefix: the producer's `prefix`.
-   * @default "bull"
-   * @example
-   * ```ts
-   * const options = { prefix: "pricing-app" };
-   * ```
-   */
-  prefix?: string | undefined;
-  /**
-   * How many jobs this worker runs at once.
-   * @default 1
-   * @example
-   * ```ts
-   * const options = { concurrency: 16 };
-   * ```
-   */
-  concurrency?: number | undefined;
-  /**
-   * BullMQ's `lockDuration`: ms a job's lock lasts without renewal; a worker that died is
-   * noticed after at most about this long.
-   * @default 30_000 (BullMQ's default)
-   * @example
-   * ```ts
-   * const options = { lockDuration: 5_000, stalledInterval: 2_000 };
-   * ```
-   */
-  lockDuration?: number | undefined;
-  /**
-   * BullMQ's `stalledInterval`: ms between checks for jobs whose worker died.
-   * @default 30_000 (BullMQ's default)
-   * @example
-   * ```ts
-   * const options = { stalledInterval: 2_000 };
-   * ```
-   */
-  stalledInterval?: number | undefined;
-  /**
-   * BullMQ's `maxStalledCount`: how many times a job may be taken over after its worker died
-   * before it fails (the producer then gets that failure for the item).
-   * @default 1 (BullMQ's default)
-   * @example
-   * ```ts
-   * const options = { maxStalledCount: 3 };
-   * ```
-   */
-  maxStalledCount?: number | undefined;
-  /**
-   * ms to wait for Redis before `waitUntilReady()` rejects with a `RedisUnavailableError`.
-   * @default 10_000
-   * @example
-   * ```ts
-   * const options = { connectTimeout: 2_000 };
-   * ```
-   */
-  connectTimeout?: number | undefined;
-  /**
-   * Called with the errors BullMQ and Redis report while the worker runs (a lost connection,
-   * a failed lock renewal). Its failures are ignored.
-   * @default console.error
-   * @example
-   * ```ts
-   * const options = { onError: (error: unknown) => console.warn("worker:", error) };
-   * ```
-   */
-  onError?: ((error: unknown) => unknown) | undefined;
-}
-
-const workerOptionKeys = {
-  queueName: true,
-  connection: true,
-  prefix: true,
-  concurrency: true,
-  lockDuration: true,
-  stalledInterval: true,
-  maxStalledCount: true,
-  connectTimeout: true,
-  onError: true,
-} as const satisfies OptionKeys<PipelineWorkerOptions>;
-
-/** The reason an item's `call.signal` aborts with when its batch stops. */
-function batchStopped(): Error {
-  const error = new Error("The batch was stopped: an item failed or the producer aborted");
-  error.name = "AbortError";
-  return error;
+/** The reason running items' `call.signal` aborts with when `close()` gives up waiting. */
+function workerClosed(): Error {
+  return new DOMException("The worker was closed before the item finished", "AbortError");
 }
 
 /**
  * Runs a pipeline for the jobs that {@link PipelineQueue} enqueues on the same queue: one
  * pipeline run per job, `concurrency` at once, with the stage's own timeouts and retries.
  *
- * Jobs whose batch stopped (an item failed in `map`, or the producer aborted) are not started,
- * and those running are cancelled: their `call.signal` aborts. A job whose worker died is
- * taken over by another worker once BullMQ sees it stalled.
+ * Jobs whose batch stopped (an item failed in `map`, or the producer stopped it) are not
+ * started, and those running are cancelled: their `call.signal` aborts. In a fail-fast batch
+ * the worker whose item failed stops the batch itself, everywhere. A job whose worker died is
+ * taken over by another worker once BullMQ sees it stalled. A job of a batch that has settled
+ * runs nothing and writes nothing.
  *
  * @typeParam I - the pipeline's input type
  * @typeParam O - the pipeline's output type
@@ -163,7 +58,7 @@ function batchStopped(): Error {
  * const pipeline = new Pipeline([new Stage("double", (value: number) => value * 2)]);
  * const worker = new PipelineWorker(pipeline, {
  *   queueName: "doubling",
- *   connection: { host: "127.0.0.1", port: 6379 },
+ *   connection: "redis://127.0.0.1:6379",
  *   concurrency: 8,
  * });
  * process.once("SIGTERM", () => void worker.close());
@@ -173,24 +68,24 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   /** The BullMQ `Worker` underneath (its jobs' data is the library's own wire format). */
   readonly worker: Worker;
   readonly #pipeline: Pipeline<I, O, C>;
-  readonly #stageNames: readonly string[];
+  readonly #self: { readonly stages: readonly string[]; readonly version: string | undefined };
   readonly #keys: Keys;
   readonly #client: Client;
   readonly #subscriber: Client;
-  readonly #scripts: Scripts;
-  readonly #stops: StopNotices;
+  readonly #scripts: WorkerScripts;
+  readonly #writer: ResultWriter;
+  readonly #stops: StopChannel;
+  readonly #batches = new KnownBatches();
   readonly #connectTimeout: number;
-  readonly #onError: (error: unknown) => unknown;
-  /**
-   * One controller per batch with jobs running here, and how many: a stop aborts them all
-   * (one signal shared by the batch's runs costs less than one controller per job).
-   */
-  readonly #running = new Map<string, { controller: AbortController; jobs: number }>();
+  readonly #closeTimeout: number;
+  readonly #report: (error: unknown) => void;
   #closing: Promise<void> | undefined;
+  /** `close()` gave up waiting: what runs is abandoned to another worker. */
+  #abandoned = false;
 
   /**
    * @param pipeline - the pipeline to run: the producer's, with the same stage names
-   * @param options - `queueName`, `connection`, `concurrency`, stall settings
+   * @param options - `queueName`, `connection`, `concurrency`, `version`, stall settings, …
    * @throws TypeError or RangeError for a bad option
    */
   constructor(pipeline: Pipeline<I, O, C>, options: PipelineWorkerOptions) {
@@ -203,28 +98,37 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
       maxStalledCount: optionalCount("maxStalledCount", options.maxStalledCount, undefined, 0),
     };
     this.#connectTimeout = connectTimeoutOf(options.connectTimeout);
-    const onError = options.onError ?? console.error;
+    this.#closeTimeout = optionalCount("closeTimeout", options.closeTimeout, 30_000, 0);
+    const onError = options.onError ?? printError(queueName);
     if (typeof onError !== "function") throw new TypeError("onError must be a function");
-    this.#onError = onError;
+    const reporter = new ErrorReporter(onError);
+    // Once it abandoned its connections, a closing worker's errors are its own doing.
+    this.#report = (error) => {
+      if (!this.#abandoned) reporter.report(error);
+    };
     this.#pipeline = pipeline;
-    this.#stageNames = pipeline.stages.map((stage) => stage.name);
+    this.#self = {
+      stages: pipeline.stages.map((stage) => stage.name),
+      version: optionalVersion(options.version),
+    };
     this.#keys = new Keys(prefix, queueName);
-    this.#client = openClient(options.connection, "connection");
-    this.#scripts = scriptsOn(this.#client.redis);
-    this.#subscriber = duplicate(this.#client);
-    this.#subscriber.redis.on("error", this.#report);
-    this.#stops = new StopNotices(
+    this.#client = openClient(options.connection, "connection", this.#report);
+    this.#scripts = workerScripts(this.#client.redis);
+    this.#writer = new ResultWriter(this.#scripts, this.#keys.stopChannel, this.#report);
+    this.#subscriber = duplicate(this.#client, this.#report);
+    this.#stops = new StopChannel(
       this.#subscriber.redis,
       this.#keys.stopChannel,
-      (batchId) => {
-        this.#stopBatch(batchId);
+      (batchId, run) => {
+        const batch = this.#batches.get(batchId);
+        if (batch?.meta.run === run) batch.stop();
       },
       this.#report,
     );
     const defined = Object.fromEntries(
       Object.entries(stall).filter(([, value]) => value !== undefined),
     );
-    this.worker = new Worker<JobPayload, void>(queueName, (job) => this.#process(job), {
+    this.worker = new Worker<JobData, void>(queueName, (job) => this.#process(job), {
       connection: this.#client.redis,
       prefix,
       concurrency,
@@ -250,8 +154,10 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
   }
 
   /**
-   * Stops taking jobs, waits for the running ones to finish, and closes the connections the
-   * worker opened. Calling it again returns the same promise.
+   * Stops taking jobs, waits (up to `closeTimeout` ms) for the ones it holds to finish, and
+   * closes the connections the worker opened. When Redis cannot be reached, or the jobs take
+   * longer, it aborts them and returns: another worker takes them over once their lock
+   * expires. Calling it again returns the same promise.
    *
    * @example
    * ```ts
@@ -259,106 +165,116 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
    * ```
    */
   close(): Promise<void> {
-    this.#closing ??= (async () => {
-      // Without a connection there is no job to finish, and BullMQ would wait for one.
-      await this.worker.close(this.#client.redis.status !== "ready");
-      await closeClient(this.#subscriber);
-      await closeClient(this.#client);
-    })();
+    this.#closing ??= this.#close();
     return this.#closing;
   }
 
-  readonly #report = (error: unknown): void => {
-    try {
-      this.#onError(error);
-    } catch {
-      // Documented as ignored.
+  async #close(): Promise<void> {
+    const redis = this.#client.redis;
+    // Without a connection there is no job to finish, and BullMQ would wait for one.
+    const graceful = this.worker.close(redis.status !== "ready");
+    graceful.catch(this.#report);
+    const finished = await within(graceful, this.#closeTimeout);
+    if (!finished) {
+      // Abandon what runs: abort it, and drop the connections under BullMQ's pending calls.
+      this.#abandoned = true;
+      for (const batch of this.#batches.values()) batch.stop(workerClosed());
+      void this.worker.close(true).catch(() => undefined);
     }
-  };
-
-  #stopBatch(batchId: string): void {
-    this.#running.get(batchId)?.controller.abort(batchStopped());
+    await closeClient(this.#subscriber, finished ? 1_000 : 0);
+    await closeClient(this.#client, finished ? 1_000 : 0);
   }
 
-  async #process(job: Job<JobPayload, void>): Promise<void> {
-    const { b: batchId, i: index, v: item, c: context, s: stages } = job.data;
-    const keys = this.#keys;
-    const results = keys.results(batchId);
-    const done = keys.done(batchId);
+  async #process(job: Job<JobData, void>): Promise<void> {
+    const located = parseJobId(job.id);
+    if (located === undefined) {
+      throw new Error(`Job ${String(job.id)} was not enqueued by a PipelineQueue`);
+    }
+    const { batchId, index } = located;
     const field = String(index);
-    // Registered before the check, so a stop announced while it runs still cancels the item.
-    let running = this.#running.get(batchId);
-    // An aborted controller belongs to a stop of the batch; a resumed batch gets a fresh one.
-    if (running === undefined || running.controller.signal.aborted) {
-      running = { controller: new AbortController(), jobs: 0 };
-      this.#running.set(batchId, running);
+    let batch = this.#batches.get(batchId);
+    if (
+      batch === undefined ||
+      batch.meta.named ||
+      job.attemptsStarted > 1 ||
+      batch.checkedIn !== this.#stops.generation
+    ) {
+      // Not known well enough to start the item without asking Redis: a job taken over may
+      // have its result there already, as may any job of a named batch (another run of it
+      // may have run the item); and a stop announced before this worker listened is missed.
+      batch = await this.#check(batchId, batch?.keys ?? this.#keys.batch(batchId), field, batch);
+      if (batch === undefined) return;
     }
-    running.jobs++;
-    const signal = running.controller.signal;
     let record: ResultRecord | undefined;
-    try {
-      const begin = await this.#begin(job, results, done, field);
-      // Settled already (by a worker that died before BullMQ saw the job finish): run nothing.
-      if (begin === "settled") return;
-      // A stopped batch's item runs nothing: it is recorded as cancelled (no `record`).
-      if (begin === "run" && !signal.aborted) {
-        record = sameStages(this.#stageNames, stages)
-          ? await this.#run(item, context, index, signal)
-          : { error: toWireError(stageMismatch(this.#stageNames, stages)) };
-      }
-    } finally {
-      running.jobs--;
-      if (running.jobs === 0 && this.#running.get(batchId) === running) {
-        this.#running.delete(batchId);
-      }
+    if (!batch.stopped) {
+      record =
+        batch.mismatch === undefined
+          ? await this.#run(job.data, index, batch)
+          : failureRecord(batch.mismatch);
     }
-    // Not awaited: BullMQ completes the job on the same connection right after, so Redis runs
-    // this first, and both travel together. Should the write fail (a full Redis), the job is
-    // gone without a done entry, and the producer's sweep notices (see Batch).
-    const written =
-      record === undefined
-        ? this.#scripts.finish(results, done, field, cancelledEntry(index), "")
-        : this.#scripts.finish(results, done, field, field, JSON.stringify(record));
-    written.catch(this.#report);
+    if (record === undefined) {
+      // Abandoned: neither cancelled nor finished, so that the job's lock expires and another
+      // worker takes it over.
+      if (this.#abandoned) return new Promise<never>(() => undefined);
+      const cancelled = { entry: cancelledEntry(index), record: "" };
+      await this.#writer.add(batch, cancelled, "");
+      return;
+    }
+    let stop = "";
+    if (batch.meta.failFast && !("ok" in record)) {
+      // The first failure of a fail-fast batch: this process starts nothing more of it at
+      // once, and the write that records the failure announces the stop everywhere.
+      batch.stop();
+      stop = stopMessage(batchId, batch.meta.run);
+    }
+    await this.#writer.add(batch, { entry: field, record: JSON.stringify(record) }, stop);
   }
 
   /**
-   * Whether the item may run. Redis is asked (one script) unless the answer is known here: a
-   * job taken for the first time, of a batch that is not resumable and whose stop flag this
-   * worker checked since its subscription to stop announcements was last set up, cannot have a
-   * result yet, and its batch's stop would have been announced to us.
+   * Asks Redis whether the item may run (see `WorkerScripts.begin`): the batch as it is now
+   * (a new run of it replaces the one known), or `undefined` when the item must not run and
+   * nothing is to be written (the batch settled, or the item's result is in Redis).
    */
-  async #begin(
-    job: Job<JobPayload, void>,
-    results: string,
-    done: string,
+  async #check(
+    batchId: string,
+    keys: BatchKeys,
     field: string,
-  ): Promise<Begin> {
-    const batchId = job.data.b;
-    if (job.data.r !== 1 && job.attemptsStarted <= 1 && this.#stops.covers(batchId)) {
-      return this.#stops.stopped(batchId) ? "stopped" : "run";
+    known: KnownBatch | undefined,
+  ): Promise<KnownBatch | undefined> {
+    const generation = this.#stops.generation;
+    const begin = await this.#scripts.begin(keys, field, known?.meta.run ?? "");
+    if (begin.status === "gone" || begin.status === "settled") return undefined;
+    let batch = known;
+    if (begin.meta !== undefined) {
+      // Several first jobs of a batch may ask at once: they share one KnownBatch (one signal).
+      const current = this.#batches.get(batchId);
+      if (current?.meta.run === begin.meta.run) batch = current;
+      else {
+        batch = new KnownBatch(keys, begin.meta, this.#self);
+        this.#batches.set(batchId, batch);
+      }
     }
-    const mark = this.#stops.mark();
-    const begin = await this.#scripts.begin(this.#keys.stop(batchId), results, done, field);
-    this.#stops.checked(batchId, mark);
-    return begin;
+    // The run passed was the batch's, so a reply without meta means the known one.
+    if (batch === undefined) return undefined;
+    if (generation !== undefined && generation === this.#stops.generation) {
+      batch.checkedIn = generation;
+    }
+    if (begin.status === "stopped") batch.stop();
+    return batch;
   }
 
   /** Runs the pipeline on one item; `undefined` when the batch stopped while it ran. */
-  async #run(
-    item: unknown,
-    context: object | undefined,
-    index: number,
-    signal: AbortSignal,
-  ): Promise<ResultRecord | undefined> {
+  async #run(item: JobData, index: number, batch: KnownBatch): Promise<ResultRecord | undefined> {
+    const signal = batch.signal;
+    const context = batch.meta.context;
     try {
-      const output = await this.#pipeline.run(item as I, {
-        ...(context === undefined ? {} : { context: context as C }),
-        signal,
-      });
+      const output = await this.#pipeline.run(
+        item as I,
+        context === undefined ? { signal } : { context: JSON.parse(context) as C, signal },
+      );
       const problem = jsonProblem(output);
       if (problem === undefined) return { ok: output };
-      return { error: toWireError(notJsonSafe("The output of the item", index, problem)) };
+      return failureRecord(notJsonSafe("The output of the item", index, problem));
     } catch (error) {
       return signal.aborted ? undefined : failureRecord(error);
     }

@@ -9,15 +9,23 @@ import { Pipeline, Stage, type StageCall } from "../../src/index.js";
 export interface Step {
   /** The item's id; the output is derived from it. */
   readonly id: number;
-  /** `ok`: finish after `ms`; `fail`: throw a RangeError after `ms`; `hang`: wait for call.signal. */
-  readonly action?: "ok" | "fail" | "hang";
+  /**
+   * `ok`: finish after `ms`; `fail`: throw a RangeError after `ms`; `hang`: wait for
+   * call.signal; `rich`: throw an error with fields of its own and a cause chain; `object`:
+   * throw a plain object.
+   */
+  readonly action?: "ok" | "fail" | "hang" | "rich" | "object";
   readonly ms?: number;
 }
 
 export interface LogEntry {
-  readonly event: "start" | "aborted" | "end";
+  readonly event: "start" | "aborted" | "end" | "failed";
   readonly id: number;
   readonly worker: string;
+  /** When it happened: ms since the epoch, from a monotonic clock (comparable across processes). */
+  readonly at: number;
+  /** The attempt (for `failed`). */
+  readonly attempt?: number | undefined;
 }
 
 /** Appends log entries to the Redis list a job's context names (one connection per process). */
@@ -30,9 +38,16 @@ export class Log {
     this.#worker = worker;
   }
 
-  async write(key: string | undefined, event: LogEntry["event"], id: number): Promise<void> {
+  async write(
+    key: string | undefined,
+    event: LogEntry["event"],
+    id: number,
+    attempt?: number,
+  ): Promise<void> {
     if (key === undefined) return;
-    await this.#redis.rpush(key, JSON.stringify({ event, id, worker: this.#worker }));
+    const at = performance.timeOrigin + performance.now();
+    const entry: LogEntry = { event, id, worker: this.#worker, at, attempt };
+    await this.#redis.rpush(key, JSON.stringify(entry));
   }
 
   close(): void {
@@ -44,6 +59,8 @@ export class Log {
 export interface ScriptContext {
   tag?: string;
   log?: string;
+  /** Items that fail as `fail` does, whatever their action (a failure of one run only). */
+  failIds?: number[];
 }
 
 /** Reads a log written by {@link Log}. */
@@ -80,7 +97,19 @@ export function scripted(log?: Log) {
         try {
           if (step.action === "hang") await sleep(3_600_000, call.signal);
           else await sleep(step.ms ?? 0, call.signal);
-          if (step.action === "fail") throw new RangeError(`bad item ${String(step.id)}`);
+          if (step.action === "rich") {
+            const root = new TypeError("socket hang up", { cause: { errno: -104 } });
+            throw Object.assign(new Error("upstream failed", { cause: root }), {
+              code: "E_UPSTREAM",
+              status: 503,
+              details: { host: "quotes" },
+            });
+          }
+          if (step.action === "object") throw { code: 42 } as unknown as Error;
+          if (step.action === "fail" || context.failIds?.includes(step.id) === true) {
+            void log?.write(context.log, "failed", step.id, call.attempt);
+            throw new RangeError(`bad item ${String(step.id)}`);
+          }
         } catch (error) {
           if (call.signal.aborted) await log?.write(context.log, "aborted", step.id);
           throw error;

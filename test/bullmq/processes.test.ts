@@ -7,20 +7,20 @@
  * processes once: two shared ones (w0, w1: the arithmetic, scripted and stall queues) and one
  * that the stall test kills (victim: the stall queue only).
  */
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StageExecutionError } from "../../src/index.js";
-import { PipelineQueue } from "../../src/bullmq/index.js";
+import { BatchInUseError, PipelineMismatchError, PipelineQueue } from "../../src/bullmq/index.js";
 import { arithmetic, readLog, scripted, type LogEntry, type Step } from "./pipelines.js";
 import {
+  batchState,
   client,
   connection,
   jobKeys,
   keysContaining,
   queueName,
-  redisUrl,
+  RESUME_STATE,
+  startProducer,
   startWorker,
   stopAll,
   until,
@@ -96,6 +96,65 @@ describe("with two worker processes", { timeout: 30_000 }, () => {
     expect(reason.cause).toBe(original);
   });
 
+  it("a remote error keeps its own fields and its cause chain; a thrown object arrives as an Error", async () => {
+    const settled = await scripts.mapSettled([
+      { id: 1, action: "rich" },
+      { id: 2, action: "object" },
+    ]);
+    const [rich, object] = settled.map(
+      (entry) => ((entry as PromiseRejectedResult).reason as StageExecutionError).originalError,
+    ) as [Error & Record<string, unknown>, Error & { value: unknown }];
+    expect(rich.message).toBe("upstream failed");
+    expect(rich.code).toBe("E_UPSTREAM");
+    expect(rich.status).toBe(503);
+    expect(rich.details).toEqual({ host: "quotes" });
+    const root = rich.cause as TypeError;
+    expect(root).toBeInstanceOf(TypeError);
+    expect(root.message).toBe("socket hang up");
+    expect((root.cause as Error & { value: unknown }).value).toEqual({ errno: -104 });
+    expect(object).toBeInstanceOf(Error);
+    expect(object.message).toBe('{"code":42}');
+    expect(object.value).toEqual({ code: 42 });
+  });
+
+  it("a worker of another version fails the job with a PipelineMismatchError naming both", async () => {
+    const other = queueName();
+    const worker = await startWorker(other, ["scripted"], { VERSION: "1.4.0", WORKER_NAME: "old" });
+    const queue = new PipelineQueue(scripted(), {
+      queueName: `${other}-scripted`,
+      connection: connection(),
+      version: "1.5.0",
+    });
+    try {
+      const error = await queue.map([{ id: 1 }]).catch((reason: unknown) => reason);
+      expect(error).toBeInstanceOf(PipelineMismatchError);
+      expect((error as PipelineMismatchError).producerVersion).toBe("1.5.0");
+      expect((error as PipelineMismatchError).workerVersion).toBe("1.4.0");
+      expect((error as Error).message).toMatch(/version "1\.5\.0".*version "1\.4\.0"/);
+    } finally {
+      await queue.close();
+      await stopAll([worker]);
+    }
+  });
+
+  it("an item larger than maxItemBytes fails alone; the workers run the others", async () => {
+    const log = logKey();
+    const items: (Step & { padding?: string })[] = [
+      { id: 0 },
+      { id: 1, padding: "x".repeat(4_096) },
+      { id: 2 },
+    ];
+    const settled = await scripts.mapSettled(items, { maxItemBytes: 1_024, context: { log } });
+    expect(settled.map((entry) => entry.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    const reason = (settled[1] as PromiseRejectedResult).reason as Error;
+    expect(reason).toBeInstanceOf(RangeError);
+    expect(reason.message).toMatch(
+      /^The item at index 1 is \d+ bytes of JSON, more than maxItemBytes \(1024\)$/,
+    );
+    // The oversized item never reached a worker.
+    expect(ids(starts(await readLog(redis, log)))).toEqual([0, 2]);
+  });
+
   it("map fails fast: waiting jobs removed, running ones cancelled, nothing else starts", async () => {
     const log = logKey();
     // Every item hangs until cancelled but the fourth, which fails after a moment.
@@ -107,8 +166,13 @@ describe("with two worker processes", { timeout: 30_000 }, () => {
       .catch((reason: unknown) => reason)) as StageExecutionError;
     expect(error).toBeInstanceOf(StageExecutionError);
     expect(error.message).toBe('Stage "work" failed: bad item 3');
-    // Settled means no job of the batch is left in Redis: none can start any more.
+    // Settled means no job of the batch is left in Redis: none can start any more. The named
+    // batch keeps its resume state, until discarded.
     expect(await jobKeys(redis, `${base}-scripted`, batchId)).toEqual([]);
+    expect((await batchState(redis, batchId)).every((part) => RESUME_STATE.includes(part))).toBe(
+      true,
+    );
+    await scripts.discard(batchId);
     expect(await keysContaining(redis, batchId)).toEqual([]);
     const entries = await readLog(redis, log);
     const started = starts(entries);
@@ -133,7 +197,15 @@ describe("with two worker processes", { timeout: 30_000 }, () => {
     const reason = new Error("operator stopped the batch");
     controller.abort(reason);
     expect(await outcome).toBe(reason);
-    expect(await keysContaining(redis, batchId)).toEqual([]);
+    // The abort settles the batch at once; the cleanup follows: the running items are
+    // cancelled and the waiting jobs removed, the resume state kept.
+    await until(async () =>
+      (await batchState(redis, batchId)).every((part) => RESUME_STATE.includes(part)),
+    );
+    await until(
+      async () =>
+        (await readLog(redis, log)).filter((entry) => entry.event === "aborted").length === 4,
+    );
     const entries = await readLog(redis, log);
     expect(starts(entries)).toHaveLength(4);
     expect(ids(entries.filter((entry) => entry.event === "aborted"))).toEqual(ids(starts(entries)));
@@ -189,34 +261,35 @@ describe("a producer killed mid-batch", () => {
     const log = logKey();
     const batchId = `resume-${randomUUID()}`;
     const count = 30;
-    const producer = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        fileURLToPath(new URL("producer-process.ts", import.meta.url)),
-        `${base}-scripted`,
-        batchId,
-        String(count),
-        log,
-      ],
-      {
-        stdio: ["ignore", "pipe", "inherit"],
-        env: { ...process.env, NODE_OPTIONS: "", REDIS_URL: redisUrl() },
-      },
-    );
-    const exited = new Promise((resolve) => producer.once("exit", resolve));
-    let output = "";
-    producer.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-    await until(() => /progress ([6-9]|1\d)\n/.test(output), 30_000);
-    producer.kill("SIGKILL");
-    await exited;
+    const producer = startProducer(`${base}-scripted`, batchId, count, log, {
+      LOCK_DURATION: "2000",
+    });
+    await until(() => /progress ([6-9]|1\d)\n/.test(producer.stdout()), 30_000);
+    producer.child.kill("SIGKILL");
+    await producer.exited;
     const finished = await redis.hkeys(`bull:${base}-scripted:pipeline:${batchId}:results`);
     expect(finished.length).toBeGreaterThanOrEqual(6);
     expect(finished.length).toBeLessThan(count);
 
     const items: Step[] = Array.from({ length: count }, (_, id) => ({ id, ms: 100 }));
-    const outputs = await scripts.map(items, { batchId, window: 6, context: { log } });
+    // The dead producer holds the batch for at most its lockDuration (2 s): until then a
+    // resume is refused, touching nothing; then it proceeds.
+    const died = performance.now();
+    let refused = 0;
+    let outputs: { id: number }[] | undefined;
+    while (outputs === undefined) {
+      try {
+        outputs = await scripts.map(items, { batchId, window: 6, context: { log } });
+      } catch (error) {
+        expect(error).toBeInstanceOf(BatchInUseError);
+        expect((error as BatchInUseError).batchId).toBe(batchId);
+        refused++;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    expect(refused).toBeGreaterThan(0);
+    // Generous for a loaded machine: the hold lapses 2 s after the last renewal.
+    expect(performance.now() - died).toBeLessThan(2_000 + 8_000);
     expect(outputs.map((entry) => entry.id)).toEqual(items.map(({ id }) => id));
     // No item ran twice: in particular none of those finished before the producer died.
     expect(ids(starts(await readLog(redis, log)))).toEqual(items.map(({ id }) => id));
