@@ -5,20 +5,16 @@
  * by a sweep of the real `Pipeline` here), with at most 2% of the steady state's attempts
  * answered 429. All in virtual time: deterministic, and a few seconds per capacity.
  *
- * Until the pool takes a dynamic limit (phase B), the adaptive batches run through the batch
- * driver of test/support/simulator-batch.ts, which behaves as the pool must; the first test
- * checks that, at a fixed concurrency, it gives the real `Pipeline`'s figures.
+ * The adaptive batches are real ones: `new Pipeline([stage]).mapSettled(items, { concurrency:
+ * controller })`. The batch driver of test/support/simulator-batch.ts runs the algorithms the
+ * guide compares `adaptiveConcurrency` with; the first tests check that it gives the real
+ * pool's figures, at a fixed concurrency and with `adaptiveConcurrency`.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { adaptiveConcurrency } from "../src/index.js";
 import { gaugeOf } from "../src/internal/limits.js";
 import { driveBatch, fixedGauge, measure, pipelineBatch } from "./support/simulator-batch.js";
-import {
-  bestFixed,
-  CAPACITIES,
-  runAlgorithm,
-  steadyScenario,
-} from "./support/simulator-figures.js";
+import { bestFixed, CAPACITIES, runAdaptive, steadyScenario } from "./support/simulator-figures.js";
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -53,6 +49,34 @@ describe("the batch driver", () => {
     expect(driver.stats.rejected).toBeLessThanOrEqual(pipeline.stats.rejected * 1.1 + 1);
     expect(driver.stats.peak).toBe(pipeline.stats.peak);
   });
+
+  it.each([4, 25, 100])(
+    "gives the real pool's figures with adaptiveConcurrency at capacity %i",
+    async (C) => {
+      const scenario = steadyScenario(C);
+      const limits = { pool: [] as number[], driver: [] as number[] };
+      const pool = await measure(
+        scenario,
+        (s, n, r) =>
+          pipelineBatch(s, adaptiveConcurrency({ onChange: (l) => limits.pool.push(l) }), n, r),
+        advance,
+      );
+      const gauge = adaptiveConcurrency({ onChange: (l) => limits.driver.push(l) })[gaugeOf](
+        false,
+        undefined,
+      );
+      const driver = await measure(scenario, (s, n, r) => driveBatch(s, gauge, n, r), advance);
+      // The same decisions, and within 1% on every figure (the order of events due at the same
+      // ms aside).
+      expect(limits.pool.length).toBeGreaterThan(3);
+      expect(limits.pool.slice(0, 20)).toEqual(limits.driver.slice(0, 20));
+      expect(pool.steady / driver.steady).toBeCloseTo(1, 2);
+      expect(pool.stats.attempts / driver.stats.attempts).toBeCloseTo(1, 2);
+      expect(pool.stats.rejected).toBeLessThanOrEqual(driver.stats.rejected * 1.1 + 1);
+      expect(pool.stats.peak).toBe(driver.stats.peak);
+    },
+    TIMEOUT,
+  );
 });
 
 describe.each(CAPACITIES)("against a capacity of %i", (C) => {
@@ -67,12 +91,7 @@ describe.each(CAPACITIES)("against a capacity of %i", (C) => {
           limits.push(limit);
         },
       });
-      const result = await runAlgorithm(
-        scenario,
-        controller[gaugeOf](false, undefined),
-        best,
-        advance,
-      );
+      const result = await runAdaptive(scenario, controller, best, advance);
       const report = `C ${C}: best fixed ${best.concurrency}, throughput ${(100 * result.steadyRatio).toFixed(1)}% of it, 429s ${(100 * result.figures.steadyRejectedShare).toFixed(2)}% (whole batch ${(100 * result.figures.rejectedShare).toFixed(2)}%)`;
       expect(result.steadyRatio, report).toBeGreaterThanOrEqual(0.9);
       expect(result.figures.steadyRejectedShare, report).toBeLessThanOrEqual(0.02);

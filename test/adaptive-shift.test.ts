@@ -1,8 +1,8 @@
 /**
  * The second goal of issue 23: when the capacity halves or doubles in the middle of a batch,
  * the limit follows it, so that over the batch's last third the throughput is at least 85%
- * of the best fixed concurrency's for the new capacity. In virtual time, through the batch
- * driver (see adaptive-convergence.test.ts).
+ * of the best fixed concurrency's for the new capacity. In virtual time, through the real
+ * `Pipeline` (see adaptive-convergence.test.ts).
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { adaptiveOnShift, SHIFTS } from "./support/simulator-figures.js";

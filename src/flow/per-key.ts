@@ -1,7 +1,9 @@
-import { concurrencyLimit, optionalFunction, optionsObject, show } from "../internal/validate.js";
+import { optionalFunction, optionsObject, show } from "../internal/validate.js";
 import type { OptionKeys } from "../internal/known-keys.js";
+import { concurrencyOption } from "../internal/limits.js";
 import { WAIT, type Admission, type Waiting } from "../internal/pool.js";
 import { Queue } from "../internal/queue.js";
+import type { AdaptiveConcurrency } from "./adaptive.js";
 
 /**
  * The `perKey` batch option: at most `concurrency` items whose keys are equal run at once.
@@ -28,14 +30,19 @@ export interface PerKeyOptions<T = unknown> {
   key: (item: T, index: number) => unknown;
   /**
    * How many items of one key may run at once: an integer ≥ 1 (or `Infinity`), within the
-   * batch's overall `concurrency`.
+   * batch's overall `concurrency`; or `adaptiveConcurrency(...)`, one limit per key that each
+   * key's items find (`onChange(limit, key)` names the key).
    * @default no default: required
    * @example
    * ```ts
    * pipeline.map(jobs, { concurrency: 32, perKey: { key: (job) => job.tenant, concurrency: 4 } });
+   * pipeline.map(urls, {
+   *   concurrency: 64,
+   *   perKey: { key: (url) => new URL(url).host, concurrency: adaptiveConcurrency({ max: 16 }) },
+   * });
    * ```
    */
-  concurrency: number;
+  concurrency: number | AdaptiveConcurrency;
 }
 
 interface KeyState<T> {
@@ -60,7 +67,8 @@ export class KeyedAdmission<T> implements Admission<T> {
 
   constructor(options: PerKeyOptions<T>, maxWaiting: number) {
     this.#key = options.key;
-    this.#perKey = options.concurrency;
+    // A number: an adaptive limit per key has an admission of its own (adaptive-admission.ts).
+    this.#perKey = options.concurrency as number;
     this.#maxWaiting = maxWaiting;
   }
 
@@ -120,5 +128,6 @@ export function perKeyOption(value: unknown): PerKeyOptions | undefined {
   if (key === undefined) {
     throw new TypeError(`perKey.key must be a function, got ${show(key)}`);
   }
-  return { key, concurrency: concurrencyLimit(options.concurrency, "perKey.concurrency") };
+  const concurrency = concurrencyOption(options.concurrency, "perKey.concurrency");
+  return { key, concurrency: concurrency as number | AdaptiveConcurrency };
 }

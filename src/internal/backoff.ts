@@ -28,7 +28,9 @@ export function retryDelayFor(policy: DelayPolicy, failure: number): number {
  * `maxRetryDelay`, never jittered), or the backoff when it says `undefined`. When
  * `retryAfter` throws or returns something else than a finite number ≥ 0 or `undefined`,
  * throws `fail(problem, attempt)`, the problem a `TypeError` or `RangeError` whose `cause`
- * is what `retryAfter` threw, or else the attempt's error.
+ * is what `retryAfter` threw, or else the attempt's error. With `told`, tells whether
+ * `retryAfter` returned a number: `told.said` is set to it (before the cap); it is left
+ * alone otherwise. Adaptive limits count that as an overload.
  */
 export function retryAfterWait(
   retryAfter: (error: unknown, attempt: number) => unknown,
@@ -36,6 +38,7 @@ export function retryAfterWait(
   error: unknown,
   attempt: number,
   fail: (error: unknown, attempts: number) => unknown,
+  told?: { said: number | undefined },
 ): number {
   let wait: unknown;
   try {
@@ -60,6 +63,7 @@ export function retryAfterWait(
       attempt,
     );
   }
+  if (told !== undefined) told.said = wait;
   const cap = policy.maxRetryDelay;
   return cap !== undefined && wait > cap ? cap : wait;
 }

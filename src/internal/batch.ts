@@ -1,4 +1,5 @@
 import type { Progress } from "../types.js";
+import type { DynamicLimit } from "./limits.js";
 import { Pool, type Admission, type ItemRunner } from "./pool.js";
 import { knownSize, ProgressReporter } from "./progress.js";
 
@@ -16,7 +17,10 @@ export interface RawBatchOptions {
 
 /** Validated batch settings: what `map`, `mapSettled` and `stream` share. */
 export interface BatchSettings<C> {
+  /** At most this many items at once: the fixed `concurrency`, or Infinity for an adaptive one. */
   readonly concurrency: number;
+  /** An adaptive `concurrency`: the admission holds its places (and `concurrency` is Infinity). */
+  readonly dynamic: DynamicLimit | undefined;
   readonly template: C | undefined;
   readonly signal: AbortSignal | undefined;
   readonly onProgress: ((progress: Progress) => unknown) | undefined;
@@ -38,9 +42,14 @@ function reporterFor(
   settings: BatchSettings<unknown>,
   inFlight: () => number,
 ): ProgressReporter | undefined {
-  return settings.onProgress === undefined
-    ? undefined
-    : new ProgressReporter(settings.onProgress, knownSize(items), inFlight);
+  if (settings.onProgress === undefined) return undefined;
+  const { concurrency, dynamic } = settings;
+  return new ProgressReporter(
+    settings.onProgress,
+    knownSize(items),
+    inFlight,
+    dynamic === undefined ? () => concurrency : () => dynamic.limit,
+  );
 }
 
 /** What a pool task carries besides its own parts: progress and per-key admission. */

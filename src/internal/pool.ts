@@ -1,4 +1,5 @@
 import { untilAborted, whenAborted, type Subscription } from "./abort.js";
+import type { AttemptObserver } from "./limits.js";
 import type { CloseOutcome } from "./result-stream.js";
 import { isThenable, noop } from "./thenable.js";
 
@@ -11,7 +12,11 @@ import { isThenable, noop } from "./thenable.js";
 export interface ItemRunner<T> {
   /** Whether the last `start` or `resume` handed out a thenable to await (else: the output). */
   readonly pending: boolean;
-  start(item: T): unknown;
+  /**
+   * `observer`: told of the item's failed attempts, for an item under adaptive limits (the
+   * admission's key for it, see {@link Admission.bind}); `undefined` otherwise.
+   */
+  start(item: T, observer: AttemptObserver | undefined): unknown;
   /** The thenable handed out last fulfilled with `value`: goes on. */
   resume(value: unknown): unknown;
   /** The thenable handed out last rejected with `error`: what the item fails with. */
@@ -25,14 +30,37 @@ export const WAIT: unique symbol = Symbol("wait for the key");
 export interface Waiting<T> {
   readonly item: T;
   readonly index: number;
+  /**
+   * An admission with {@link Admission.bind} says here the key it runs under (given back to
+   * `leave`); without, it is the key of the item whose place it takes.
+   */
+  readonly key?: unknown;
+}
+
+/** What a pool offers an admission that binds to it ({@link Admission.bind}). */
+export interface AdmissionHost<T> {
+  /** Runs `waiting`, whose places the admission has taken, in a worker of its own, now. */
+  runWaiting(waiting: Waiting<T>): void;
+  /** Items may be taken again: starts workers, as {@link Pool.resume} does. */
+  resume(): void;
 }
 
 /**
  * Per-key admission (`perKey`), as the pool sees it: an item whose key is busy waits in it
  * while the workers go on to other items, and runs when an item of its key finishes.
+ *
+ * An admission under limits that change (adaptive concurrency, src/internal/limits.ts) also
+ * has `bind` and `close`: it takes each item's places (the batch's and its key's) itself, so
+ * that `full` is also "no place under the batch's limit", it may run a waiting item when a
+ * place frees outside this batch (through the {@link AdmissionHost} it was bound to), and the
+ * keys it gives out are the items' {@link AttemptObserver}s.
  */
 export interface Admission<T> {
-  /** Whether as many items wait as allowed: the pool takes no new item until one is handed over. */
+  /**
+   * Whether the pool may take no new item now: as many items wait as allowed (until one is
+   * handed over), or, for an admission with `bind`, no place is free (it then wakes the pool
+   * through its host when one frees).
+   */
   readonly full: boolean;
   /**
    * The item's key when it may run now (given back to `leave` when it finishes), or
@@ -41,6 +69,17 @@ export interface Admission<T> {
   enter(item: T, index: number): unknown;
   /** An item of `key` finished: the key's next waiting item, which runs now, or `undefined`. */
   leave(key: unknown): Waiting<T> | undefined;
+  /**
+   * Called once, by the pool's constructor: the host through which the admission runs items
+   * whose places free outside `leave`. Its presence makes the keys `enter` returns (and
+   * {@link Waiting.key}) the items' attempt observers.
+   */
+  bind?(host: AdmissionHost<T>): void;
+  /**
+   * The batch stopped or ended: nothing more is handed over or run, items waiting are dropped,
+   * and the places of items still running are given back as they `leave`. Called once.
+   */
+  close?(): void;
 }
 
 /**
@@ -114,6 +153,8 @@ export class Pool<T> {
   readonly #limit: number;
   /** The task has a `room` or an admission to ask before each take. */
   readonly #gated: boolean;
+  /** The admission has `bind`: its keys are the items' attempt observers. */
+  readonly #observed: boolean;
   #filling = false;
   #pending: Promise<void> | undefined = undefined;
   #exhausted = false;
@@ -137,6 +178,7 @@ export class Pool<T> {
     this.#task = task;
     this.#limit = task.concurrency;
     this.#gated = task.room !== undefined || task.admission !== undefined;
+    this.#observed = task.admission?.bind !== undefined;
     // Held for the pool's life: the batch signal's registry entry (and its one listener)
     // stays while attempts subscribe and leave one at a time, instead of coming and going.
     this.#hold = whenAborted(this.#controller.signal, noop);
@@ -144,6 +186,7 @@ export class Pool<T> {
       this.#resolve = resolve;
       this.#reject = reject;
     });
+    task.admission?.bind?.(this);
   }
 
   /** Items taken from the input and not yet settled. */
@@ -159,6 +202,15 @@ export class Pool<T> {
   /** Starts workers again, up to the limit, after the task's `room` may have become true. */
   resume(): void {
     this.#fill();
+  }
+
+  /**
+   * Runs `waiting` in a worker of its own: an item the admission ({@link Admission.bind}) let
+   * in, its places taken, when a place freed outside this batch's own `leave`.
+   */
+  runWaiting(waiting: Waiting<T>): void {
+    this.#workers++;
+    this.#work(waiting).then(undefined, this.#crash);
   }
 
   /** Starts pulling. Call once. */
@@ -211,6 +263,7 @@ export class Pool<T> {
   ): Promise<CloseOutcome> {
     if (this.#stopped) return Promise.resolve(undefined);
     this.#stopped = true;
+    this.#task.admission?.close?.();
     this.#subscription?.cancel();
     this.#controller.abort(abortReason);
     const closing =
@@ -251,6 +304,7 @@ export class Pool<T> {
     this.#stopped = true;
     this.#subscription?.cancel();
     this.#hold.cancel();
+    this.#task.admission?.close?.();
     this.#task.onEnd?.();
     this.#resolve();
   }
@@ -301,9 +355,10 @@ export class Pool<T> {
    * keeps little state across its awaits (what an `await` saves and restores): the item is in
    * the worker's {@link Slot}.
    */
-  async #work(): Promise<void> {
+  async #work(first?: Waiting<T>): Promise<void> {
     const runner = this.#task.runner(this.#controller.signal);
     const slot = new Slot<T>();
+    slot.handedOver = first;
     try {
       for (;;) {
         const taken = this.#take(slot);
@@ -313,7 +368,7 @@ export class Pool<T> {
         if (ok) {
           let pending = false;
           try {
-            outcome = runner.start(slot.item);
+            outcome = runner.start(slot.item, slot.observer);
             while (runner.pending) {
               pending = true;
               outcome = await outcome;
@@ -329,8 +384,13 @@ export class Pool<T> {
       }
     } finally {
       this.#workers--;
-      if (this.#workers === 0 && (this.#exhausted || this.#stopped)) this.#finish();
-      else this.#fill();
+      // Items taken and not settled may wait in the admission for a place that frees elsewhere.
+      if (
+        this.#workers === 0 &&
+        ((this.#exhausted && this.#settled === this.#nextIndex) || this.#stopped)
+      ) {
+        this.#finish();
+      } else this.#fill();
     }
   }
 
@@ -347,6 +407,12 @@ export class Pool<T> {
       slot.handedOver = undefined;
       slot.item = handedOver.item;
       slot.index = handedOver.index;
+      if (this.#observed) {
+        slot.key = handedOver.key;
+        slot.observer = handedOver.key as AttemptObserver;
+        // It holds its places: give them back (the admission is closed, so nothing follows).
+        if (this.#stopped) this.#task.admission?.leave(slot.key);
+      }
       if (this.#stopped) return false;
       this.#fill();
       return true;
@@ -442,6 +508,7 @@ export class Pool<T> {
       // The item waits for its key: go on to the next one.
       if (entered === WAIT) return false;
       slot.key = entered;
+      if (this.#observed) slot.observer = entered as AttemptObserver | undefined;
     }
     // Another worker may take the next item now (a synchronous input was offered to every
     // free worker when the pool filled; an async one is pulled by one worker at a time).
@@ -450,22 +517,25 @@ export class Pool<T> {
   }
 
   /**
-   * The item in `slot` settled: hands its key over to the key's next waiting item (which this
-   * worker runs next), reports the outcome, and stops the pool on a fail-fast. `false` when
-   * the worker ends.
+   * The item in `slot` settled: reports the outcome, stops the pool on a fail-fast, and hands
+   * its key over to the key's next waiting item (which this worker runs next). The outcome
+   * comes first: an admission under adaptive limits may start other items as places free, and
+   * none may start after a failure that stops the batch. `false` when the worker ends.
    */
   #settleItem(slot: Slot<T>, ok: boolean, outcome: unknown): boolean {
     const task = this.#task;
+    this.#settled++;
+    let going = !this.#stopped;
+    if (going && task.settle(slot.index, ok, outcome)) {
+      // The other items are aborted with an AbortError, not with this item's error, so that
+      // their hooks and handlers do not report another item's failure as their own.
+      void this.stop(outcome, true, failedElsewhere());
+      going = false;
+    }
     if (task.admission !== undefined && !slot.refused) {
       slot.handedOver = task.admission.leave(slot.key);
     }
-    this.#settled++;
-    if (this.#stopped) return false;
-    if (!task.settle(slot.index, ok, outcome)) return true;
-    // The other items are aborted with an AbortError, not with this item's error, so that
-    // their hooks and handlers do not report another item's failure as their own.
-    void this.stop(outcome, true, failedElsewhere());
-    return false;
+    return going;
   }
 }
 
@@ -478,6 +548,8 @@ class Slot<T> {
   index = 0;
   /** Its key under per-key admission, given back when it finishes. */
   key: unknown = undefined;
+  /** Told of its failed attempts, under adaptive limits (its key, then). */
+  observer: AttemptObserver | undefined = undefined;
   /** Its key could not be found (`key` threw): it fails with `error` without running. */
   refused = false;
   error: unknown = undefined;

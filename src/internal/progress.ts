@@ -32,6 +32,8 @@ export class ProgressReporter {
   readonly #callback: (progress: Progress) => unknown;
   readonly #total: number | undefined;
   readonly #inFlight: () => number;
+  /** The batch's limit now. */
+  readonly #concurrency: () => number;
   #done = 0;
   #failed = 0;
   #scheduled: TurnHandle | undefined;
@@ -40,10 +42,12 @@ export class ProgressReporter {
     callback: (progress: Progress) => unknown,
     total: number | undefined,
     inFlight: () => number,
+    concurrency: () => number,
   ) {
     this.#callback = callback;
     this.#total = total;
     this.#inFlight = inFlight;
+    this.#concurrency = concurrency;
   }
 
   /** One item settled. */
@@ -67,6 +71,7 @@ export class ProgressReporter {
       failed: this.#failed,
       inFlight: this.#inFlight(),
       total: this.#total,
+      concurrency: this.#concurrency(),
     });
     callIgnoringErrors(() => this.#callback(progress));
   };

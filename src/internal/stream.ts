@@ -6,7 +6,8 @@ import { countOrInfinity, optionalBoolean } from "./validate.js";
 
 /** Stream-only options, validated. */
 interface StreamShape {
-  readonly buffer: number;
+  /** `undefined`: as large as the concurrency (under an adaptive one, its limit now). */
+  readonly buffer: number | undefined;
   readonly ordered: boolean;
   readonly settled: boolean;
 }
@@ -14,7 +15,7 @@ interface StreamShape {
 function streamShape(settings: BatchSettings<unknown>): StreamShape {
   const { buffer, ordered, settled } = settings.options;
   return {
-    buffer: buffer === undefined ? settings.concurrency : countOrInfinity("buffer", buffer),
+    buffer: buffer === undefined ? undefined : countOrInfinity("buffer", buffer),
     ordered: optionalBoolean("ordered", ordered, true),
     settled: optionalBoolean("settled", settled, false),
   };
@@ -26,7 +27,8 @@ function streamShape(settings: BatchSettings<unknown>): StreamShape {
  * yet read. Results come in input order (`ordered`) or as they settle; a failure ends the
  * stream with that error after the results ready before it (unless `settled`), and stops the
  * pool (fail-fast). Backpressure holds nothing: the pool's workers end when the window is
- * full, and a read starts them again.
+ * full, and a read starts them again. Under an adaptive concurrency the window follows its
+ * limit: `limit + buffer`, `buffer` being the limit too unless given (so at most 2 × `max`).
  *
  * The arguments are validated on the first `next()` (as a generator's body would be), so that
  * a bad option surfaces where the stream is read.
@@ -41,7 +43,9 @@ export function pipelineStream(
     const shape = streamShape(settings);
     const runner = runnerFor(settings);
     const hooks = batchHooks(items, settings, () => pool.inFlight);
-    const window = settings.concurrency + shape.buffer;
+    const { buffer } = shape;
+    const { dynamic } = settings;
+    const window = settings.concurrency + (buffer ?? settings.concurrency);
     const { settled } = shape;
     // Annotated: the callbacks below read `pool`, which TypeScript cannot infer through.
     // eslint-disable-next-line @typescript-eslint/consistent-generic-constructors
@@ -65,7 +69,10 @@ export function pipelineStream(
       }, hooks.progress),
       // `reserved` counts the pulls under way too, so that workers pulling from an async input
       // at the same time cannot overshoot the window.
-      room: () => pool.reserved - stream.read < window,
+      room:
+        dynamic === undefined
+          ? () => pool.reserved - stream.read < window
+          : () => pool.reserved - stream.read < dynamic.limit + (buffer ?? dynamic.limit),
       onEnd: hooks.onEnd,
       admission: hooks.admission,
     });
@@ -90,7 +97,7 @@ export function pipelineStream(
         stop: (reason) => untilAborted(pool.stop(reason, true), settings.signal),
       },
       ordered: shape.ordered,
-      spread: window,
+      spread: dynamic === undefined ? window : dynamic.limit + (buffer ?? dynamic.limit),
       signal: settings.signal,
     };
   });

@@ -1,13 +1,16 @@
+import { AdaptiveAdmission } from "../flow/adaptive-admission.js";
+import type { AdaptiveConcurrency } from "../flow/adaptive.js";
 import { KeyedAdmission, perKeyOption, type PerKeyOptions } from "../flow/per-key.js";
 import type { BatchSettings, RawBatchOptions } from "../internal/batch.js";
+import type { Admission } from "../internal/pool.js";
 import type { KeyHints, OptionKeys } from "../internal/known-keys.js";
+import { concurrencyOption, isDynamicLimit, type DynamicLimit } from "../internal/limits.js";
 import {
   mapOptionHints,
   mapSettledOptionHints,
   streamOptionHints,
 } from "../internal/option-hints.js";
 import {
-  concurrencyLimit,
   optionalContext,
   optionalFunction,
   optionalSignal,
@@ -17,6 +20,12 @@ import type { Context, Progress } from "../types.js";
 
 /** The default `concurrency` of `map`, `mapSettled` and `stream`. */
 export const DEFAULT_CONCURRENCY = 5;
+
+/**
+ * At most this many items wait for their keys under `perKey` when the batch's `concurrency` is
+ * adaptive (a fixed one bounds them by itself).
+ */
+export const ADAPTIVE_MAX_WAITING = 1_000;
 
 /**
  * Options of {@link Pipeline.map} and {@link Pipeline.mapSettled}.
@@ -29,15 +38,17 @@ export const DEFAULT_CONCURRENCY = 5;
  */
 export interface MapOptions<C extends object = Context, I = unknown> {
   /**
-   * How many items run at once: an integer of at least 1, or `Infinity`. A positional
-   * `concurrency` argument wins over this one.
+   * How many items run at once: an integer of at least 1, or `Infinity`, or a limit the batch
+   * finds itself, `adaptiveConcurrency(...)` (batches given the same one share it; see the
+   * guide docs/adaptive-concurrency.md). A positional `concurrency` argument wins over this one.
    * @default 5
    * @example
    * ```ts
    * await pipeline.map(items, { concurrency: 16 });
+   * await pipeline.map(items, { concurrency: adaptiveConcurrency({ max: 256 }) });
    * ```
    */
-  concurrency?: number | undefined;
+  concurrency?: number | AdaptiveConcurrency | undefined;
   /**
    * A template: each item's run gets its own shallow copy (prototype kept), so concurrent
    * items never share one object and the template's own properties never change.
@@ -59,10 +70,11 @@ export interface MapOptions<C extends object = Context, I = unknown> {
    */
   signal?: AbortSignal | undefined;
   /**
-   * Called with a frozen `{ done, failed, inFlight, total }` after items settle: at most once
-   * per turn of the event loop when many settle together, and once more, at the latest,
-   * before the batch settles. `total` is the input's size when known (an array, a `Set`, a
-   * `Map`), else `undefined`. Its failures are ignored.
+   * Called with a frozen `{ done, failed, inFlight, total, concurrency }` after items settle:
+   * at most once per turn of the event loop when many settle together, and once more, at the
+   * latest, before the batch settles. `total` is the input's size when known (an array, a
+   * `Set`, a `Map`), else `undefined`; `concurrency` is the limit in force (an adaptive one's
+   * value then). Its failures are ignored.
    * @default undefined
    * @example
    * ```ts
@@ -77,8 +89,9 @@ export interface MapOptions<C extends object = Context, I = unknown> {
    * `perKey.key(item, index)` are equal (`SameValueZero`) run at once, for example two per
    * host. An item waiting for its key does not hold up items of other keys: the batch reads
    * ahead past it, keeping at most `concurrency` such items waiting (so at most
-   * 2 × `concurrency` items are taken and not finished). Results keep input order. A `key`
-   * that throws fails its item as a stage failure would.
+   * 2 × `concurrency` items are taken and not finished; 1,000 waiting with an adaptive
+   * `concurrency`). Results keep input order. A `key` that throws fails its item as a stage
+   * failure would.
    * @default undefined (no bound per key)
    * @example
    * ```ts
@@ -111,8 +124,9 @@ export interface StreamOptions<C extends object = Context, I = unknown> extends 
   /**
    * How many finished results may wait to be read beyond the `concurrency` in flight: no item
    * is taken from the input while `concurrency + buffer` are taken and not yet read. An integer
-   * ≥ 0, or `Infinity` for no backpressure.
-   * @default concurrency
+   * ≥ 0, or `Infinity` for no backpressure. With an adaptive `concurrency`, both follow its
+   * limit as it changes: by default `2 × limit` are read ahead at most.
+   * @default concurrency (its limit now, when adaptive)
    * @example
    * ```ts
    * pipeline.stream(items, { concurrency: 4, buffer: 0 }); // never more than 4 items ahead
@@ -172,28 +186,51 @@ export function batchSettings<C>(
   }
   let options: RawBatchOptions;
   let concurrency: unknown;
-  if (typeof concurrencyOrOptions === "object" && concurrencyOrOptions !== null) {
+  if (
+    typeof concurrencyOrOptions === "object" &&
+    concurrencyOrOptions !== null &&
+    !isDynamicLimit(concurrencyOrOptions)
+  ) {
     options = optionsObject<RawBatchOptions>("options", concurrencyOrOptions, known, hints) ?? {};
     concurrency = options.concurrency;
   } else {
     options = optionsObject<RawBatchOptions>("options", maybeOptions, known, hints) ?? {};
     concurrency = concurrencyOrOptions === undefined ? options.concurrency : concurrencyOrOptions;
   }
-  const limit = concurrency === undefined ? DEFAULT_CONCURRENCY : concurrencyLimit(concurrency);
+  const limit = concurrency === undefined ? DEFAULT_CONCURRENCY : concurrencyOption(concurrency);
   const perKey = perKeyOption(options.perKey);
   return {
-    concurrency: limit,
+    // An adaptive limit is the admission's to hold: the pool then starts workers without one.
+    concurrency: typeof limit === "number" ? limit : Infinity,
+    dynamic: typeof limit === "number" ? undefined : limit,
     template: optionalContext(options.context as C | undefined),
     signal: optionalSignal(options.signal),
     onProgress: optionalFunction(
       "onProgress",
       options.onProgress as ((progress: Progress) => unknown) | undefined,
     ),
-    // At most `concurrency` items wait for their keys, so at most 2 × `concurrency` items are
-    // taken and not finished.
-    admission: perKey === undefined ? undefined : () => new KeyedAdmission(perKey, limit),
+    admission: admissionFor(limit, perKey),
     options,
   };
+}
+
+/** The batch's admission: per key, and under adaptive limits; `undefined` when neither. */
+function admissionFor(
+  limit: number | DynamicLimit,
+  perKey: PerKeyOptions | undefined,
+): (() => Admission<unknown>) | undefined {
+  if (typeof limit !== "number" || (perKey !== undefined && isDynamicLimit(perKey.concurrency))) {
+    return () =>
+      new AdaptiveAdmission({
+        concurrency: limit,
+        perKey,
+        maxWaiting: typeof limit === "number" ? limit : ADAPTIVE_MAX_WAITING,
+      });
+  }
+  if (perKey === undefined) return undefined;
+  // At most `concurrency` items wait for their keys, so at most 2 × `concurrency` items are
+  // taken and not finished.
+  return () => new KeyedAdmission(perKey, limit);
 }
 
 /** What one batch form accepts: its option keys, and the hints for a key it does not know. */
