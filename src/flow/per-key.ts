@@ -67,7 +67,7 @@ export class KeyedAdmission<T> implements Admission<T> {
 
   constructor(options: PerKeyOptions<T>, maxWaiting: number) {
     this.#key = options.key;
-    // A number: an adaptive limit per key has an admission of its own (adaptive-admission.ts).
+    // A number: an adaptive limit per key has an admission of its own (adaptive-keys.ts).
     this.#perKey = options.concurrency as number;
     this.#maxWaiting = maxWaiting;
   }

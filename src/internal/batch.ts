@@ -121,6 +121,7 @@ export function collect(
     room: undefined,
     onEnd: hooks.onEnd,
     admission: hooks.admission,
+    dynamic: settings.dynamic,
   });
   pool.start();
   return pool.done.then(() => results);

@@ -1,5 +1,6 @@
 import { untilAborted, whenAborted, type Subscription } from "./abort.js";
-import type { AttemptObserver } from "./limits.js";
+import { gaugeOf, type AttemptObserver, type DynamicLimit, type LimitGauge } from "./limits.js";
+import { Queue } from "./queue.js";
 import type { CloseOutcome } from "./result-stream.js";
 import { isThenable, noop } from "./thenable.js";
 
@@ -13,8 +14,8 @@ export interface ItemRunner<T> {
   /** Whether the last `start` or `resume` handed out a thenable to await (else: the output). */
   readonly pending: boolean;
   /**
-   * `observer`: told of the item's failed attempts, for an item under adaptive limits (the
-   * admission's key for it, see {@link Admission.bind}); `undefined` otherwise.
+   * `observer`: told of the item's failed attempts when the item runs under adaptive limits
+   * (see src/internal/limits.ts); `undefined` otherwise.
    */
   start(item: T, observer: AttemptObserver | undefined): unknown;
   /** The thenable handed out last fulfilled with `value`: goes on. */
@@ -31,36 +32,29 @@ export interface Waiting<T> {
   readonly item: T;
   readonly index: number;
   /**
-   * An admission with {@link Admission.bind} says here the key it runs under (given back to
-   * `leave`); without, it is the key of the item whose place it takes.
+   * The key to give back to `leave` once it ran. Without it, the item takes the place of an
+   * item of its key and runs under that item's key: an admission with `bind` always says it.
    */
   readonly key?: unknown;
 }
 
 /** What a pool offers an admission that binds to it ({@link Admission.bind}). */
 export interface AdmissionHost<T> {
-  /** Runs `waiting`, whose places the admission has taken, in a worker of its own, now. */
+  /** The batch's gauge, when its `concurrency` is adaptive: told of attempts too. */
+  readonly gauge: LimitGauge | undefined;
+  /**
+   * Runs `waiting` (its key's place taken) in a worker of its own, or, when the batch has no
+   * place for it now, as soon as it has one.
+   */
   runWaiting(waiting: Waiting<T>): void;
-  /** Items may be taken again: starts workers, as {@link Pool.resume} does. */
-  resume(): void;
 }
 
 /**
  * Per-key admission (`perKey`), as the pool sees it: an item whose key is busy waits in it
  * while the workers go on to other items, and runs when an item of its key finishes.
- *
- * An admission under limits that change (adaptive concurrency, src/internal/limits.ts) also
- * has `bind` and `close`: it takes each item's places (the batch's and its key's) itself, so
- * that `full` is also "no place under the batch's limit", it may run a waiting item when a
- * place frees outside this batch (through the {@link AdmissionHost} it was bound to), and the
- * keys it gives out are the items' {@link AttemptObserver}s.
  */
 export interface Admission<T> {
-  /**
-   * Whether the pool may take no new item now: as many items wait as allowed (until one is
-   * handed over), or, for an admission with `bind`, no place is free (it then wakes the pool
-   * through its host when one frees).
-   */
+  /** Whether as many items wait as allowed: the pool takes no new item until one is handed over. */
   readonly full: boolean;
   /**
    * The item's key when it may run now (given back to `leave` when it finishes), or
@@ -70,9 +64,10 @@ export interface Admission<T> {
   /** An item of `key` finished: the key's next waiting item, which runs now, or `undefined`. */
   leave(key: unknown): Waiting<T> | undefined;
   /**
-   * Called once, by the pool's constructor: the host through which the admission runs items
-   * whose places free outside `leave`. Its presence makes the keys `enter` returns (and
-   * {@link Waiting.key}) the items' attempt observers.
+   * An admission under limits that change (an adaptive `perKey.concurrency`) has `bind` and
+   * `close`. The pool's constructor binds it, once: it may then run a waiting item whose key's
+   * place freed outside this batch (through `host.runWaiting`), and the keys it gives out (from
+   * `enter`, and as {@link Waiting.key}) are the items' {@link AttemptObserver}s.
    */
   bind?(host: AdmissionHost<T>): void;
   /**
@@ -111,6 +106,11 @@ export interface PoolTask<T> {
   readonly room: (() => boolean) | undefined;
   /** Told once when the pool ends, whichever way, before `done` settles. */
   readonly onEnd: (() => void) | undefined;
+  /**
+   * An adaptive `concurrency` (`concurrency` is then Infinity): the pool holds a place under
+   * its gauge for each item it runs, as src/internal/limits.ts says.
+   */
+  readonly dynamic: DynamicLimit | undefined;
   /** Per-key admission: see {@link Admission}. */
   readonly admission: Admission<T> | undefined;
 }
@@ -139,6 +139,13 @@ const arrayValues = Array.prototype[Symbol.iterator];
  * When the pool stops early (fail-fast, the caller's signal, or {@link Pool.stop}) it starts
  * nothing new, aborts the batch's signal (which every item's stages and `call.signal`s watch),
  * and closes the input with `return()`, awaiting it before `done` settles.
+ *
+ * Under an adaptive `concurrency` (the task's `dynamic`), an item takes a place under the
+ * batch's gauge when it starts and leaves it when it settles, and the pool takes an item only
+ * while the gauge has room. With no room, it waits on the gauge (which wakes it when a place
+ * frees in any batch sharing it, or the limit rises) unless one of its own items finishing
+ * will look again. Items the admission let in that find no place are parked, and run first
+ * when one frees.
  */
 export class Pool<T> {
   readonly #task: PoolTask<T>;
@@ -151,10 +158,21 @@ export class Pool<T> {
   #workers = 0;
   /** The task's concurrency: at most this many workers. */
   readonly #limit: number;
-  /** The task has a `room` or an admission to ask before each take. */
+  /** The task has a `room`, an admission or a gauge to ask before each take. */
   readonly #gated: boolean;
-  /** The admission has `bind`: its keys are the items' attempt observers. */
+  /** The batch's gauge, under an adaptive `concurrency`. */
+  readonly #gauge: LimitGauge | undefined;
+  /** The admission has `bind`: the keys it gives out are the items' attempt observers. */
   readonly #observed: boolean;
+  /** Items let in by the admission that wait for a place under the gauge (or for a worker). */
+  #parked: Queue<Waiting<T>> | undefined = undefined;
+  /** Items of this batch holding a place under the gauge. */
+  #placed = 0;
+  /** The pool's `#wake` is with the gauge. */
+  #blocked = false;
+  /** Within this pool's own `gauge.finished()`: a wake then is left to the worker that finished. */
+  #finishing = false;
+  #released = false;
   #filling = false;
   #pending: Promise<void> | undefined = undefined;
   #exhausted = false;
@@ -170,6 +188,13 @@ export class Pool<T> {
   readonly #crash = (error: unknown): void => {
     void this.stop(error, true);
   };
+  /** Given to the gauge to wait for a place: runs parked items, then takes from the input. */
+  readonly #wake = (): void => {
+    this.#blocked = false;
+    if (this.#stopped || this.#finishing) return;
+    this.#runParked(0);
+    this.#fill();
+  };
 
   /** Settles when every item has settled, or rejects with the reason the pool stopped. */
   readonly done: Promise<void>;
@@ -177,7 +202,10 @@ export class Pool<T> {
   constructor(task: PoolTask<T>) {
     this.#task = task;
     this.#limit = task.concurrency;
-    this.#gated = task.room !== undefined || task.admission !== undefined;
+    // One gauge per batch, held until the batch's last item has left its place.
+    this.#gauge = task.dynamic?.[gaugeOf](false, undefined);
+    this.#gated =
+      task.room !== undefined || task.admission !== undefined || this.#gauge !== undefined;
     this.#observed = task.admission?.bind !== undefined;
     // Held for the pool's life: the batch signal's registry entry (and its one listener)
     // stays while attempts subscribe and leave one at a time, instead of coming and going.
@@ -187,6 +215,11 @@ export class Pool<T> {
       this.#reject = reject;
     });
     task.admission?.bind?.(this);
+  }
+
+  /** See {@link AdmissionHost.gauge}. */
+  get gauge(): LimitGauge | undefined {
+    return this.#gauge;
   }
 
   /** Items taken from the input and not yet settled. */
@@ -204,11 +237,18 @@ export class Pool<T> {
     this.#fill();
   }
 
-  /**
-   * Runs `waiting` in a worker of its own: an item the admission ({@link Admission.bind}) let
-   * in, its places taken, when a place freed outside this batch's own `leave`.
-   */
+  /** See {@link AdmissionHost.runWaiting}: the admission's key wake calls it. */
   runWaiting(waiting: Waiting<T>): void {
+    if (this.#stopped) {
+      this.#giveBack(waiting);
+      return;
+    }
+    // A fixed concurrency: the item needs a worker of its own. Under a gauge, the worker looks
+    // for a place (and parks the item when there is none).
+    if (this.#gauge === undefined && this.#workers >= this.#limit) {
+      this.#park(waiting);
+      return;
+    }
     this.#workers++;
     this.#work(waiting).then(undefined, this.#crash);
   }
@@ -264,6 +304,8 @@ export class Pool<T> {
     if (this.#stopped) return Promise.resolve(undefined);
     this.#stopped = true;
     this.#task.admission?.close?.();
+    this.#dropParked();
+    if (this.#gauge !== undefined) this.#stopPlaces(this.#gauge);
     this.#subscription?.cancel();
     this.#controller.abort(abortReason);
     const closing =
@@ -305,28 +347,42 @@ export class Pool<T> {
     this.#subscription?.cancel();
     this.#hold.cancel();
     this.#task.admission?.close?.();
+    if (this.#gauge !== undefined) this.#stopPlaces(this.#gauge);
     this.#task.onEnd?.();
     this.#resolve();
   }
 
-  /** Whether an item may be taken now: the task's `room` and the per-key admission agree. */
+  /**
+   * Whether an item may be taken now: the task's `room`, the per-key admission and the gauge
+   * agree. A pull under way counts as a place taken.
+   */
   #canTake(): boolean {
     const { room, admission } = this.#task;
-    return (room === undefined || room()) && admission?.full !== true;
+    return (
+      (room === undefined || room()) &&
+      admission?.full !== true &&
+      (this.#gauge === undefined || this.#hasPlace(this.#gauge, this.#pulling))
+    );
   }
 
-  /** Starts workers while there are items to take, room for them, and places under the limit. */
-  #fill(): void {
+  /**
+   * Starts workers (at most `count`) while there are items to take, room for them, and
+   * places under the limit.
+   */
+  #fill(count = Infinity): void {
     // The common case first: every worker is busy.
     if (this.#workers >= this.#limit || this.#filling) return;
     this.#filling = true;
+    let started = 0;
     while (
+      started < count &&
       !this.#stopped &&
       !this.#exhausted &&
       this.#workers < this.#limit &&
       (this.#sync || this.#pending === undefined) &&
       (!this.#gated || this.#canTake())
     ) {
+      started++;
       this.#workers++;
       // #work handles every failure it expects; anything else stops the pool rather than
       // becoming an unhandled rejection.
@@ -359,6 +415,9 @@ export class Pool<T> {
     const runner = this.#task.runner(this.#controller.signal);
     const slot = new Slot<T>();
     slot.handedOver = first;
+    // The batch's gauge hears of every item's failed attempts (under an admission with
+    // `bind`, the item's key tells it, with the key's gauge).
+    slot.observer = this.#gauge;
     try {
       for (;;) {
         const taken = this.#take(slot);
@@ -384,7 +443,8 @@ export class Pool<T> {
       }
     } finally {
       this.#workers--;
-      // Items taken and not settled may wait in the admission for a place that frees elsewhere.
+      // Items taken and not settled may be parked, or wait in the admission for a place that
+      // frees in another batch.
       if (
         this.#workers === 0 &&
         ((this.#exhausted && this.#settled === this.#nextIndex) || this.#stopped)
@@ -407,13 +467,13 @@ export class Pool<T> {
       slot.handedOver = undefined;
       slot.item = handedOver.item;
       slot.index = handedOver.index;
-      if (this.#observed) {
-        slot.key = handedOver.key;
-        slot.observer = handedOver.key as AttemptObserver;
-        // It holds its places: give them back (the admission is closed, so nothing follows).
-        if (this.#stopped) this.#task.admission?.leave(slot.key);
+      if ("key" in handedOver) slot.key = handedOver.key;
+      if (this.#observed) slot.observer = slot.key as AttemptObserver;
+      if (this.#stopped) {
+        this.#giveBack(handedOver);
+        return false;
       }
-      if (this.#stopped) return false;
+      if (this.#gauge !== undefined && !this.#place(this.#gauge, slot)) return false;
       this.#fill();
       return true;
     }
@@ -510,6 +570,11 @@ export class Pool<T> {
       slot.key = entered;
       if (this.#observed) slot.observer = entered as AttemptObserver | undefined;
     }
+    // Under a gauge: the place it was taken for may be gone (an async input's pull let
+    // another batch take it, or the limit fell): it is parked.
+    if (this.#gauge !== undefined && !slot.refused && !this.#place(this.#gauge, slot)) {
+      return false;
+    }
     // Another worker may take the next item now (a synchronous input was offered to every
     // free worker when the pool filled; an async one is pulled by one worker at a time).
     if (!this.#sync) this.#fill();
@@ -517,10 +582,11 @@ export class Pool<T> {
   }
 
   /**
-   * The item in `slot` settled: reports the outcome, stops the pool on a fail-fast, and hands
-   * its key over to the key's next waiting item (which this worker runs next). The outcome
-   * comes first: an admission under adaptive limits may start other items as places free, and
-   * none may start after a failure that stops the batch. `false` when the worker ends.
+   * The item in `slot` settled: reports the outcome, stops the pool on a fail-fast, leaves its
+   * place under the gauge, and hands its key over to the key's next waiting item (or a parked
+   * one), which this worker runs next. The outcome comes first: places that free may start
+   * other items, and none may start after a failure that stops the batch. `false` when the
+   * worker ends.
    */
   #settleItem(slot: Slot<T>, ok: boolean, outcome: unknown): boolean {
     const task = this.#task;
@@ -532,10 +598,121 @@ export class Pool<T> {
       void this.stop(outcome, true, failedElsewhere());
       going = false;
     }
+    const gauge = this.#gauge;
+    if (gauge !== undefined && !slot.refused) this.#leavePlace(gauge);
     if (task.admission !== undefined && !slot.refused) {
       slot.handedOver = task.admission.leave(slot.key);
     }
+    slot.handedOver ??= this.#nextParked();
+    // Parked items left: those the gauge has places for beyond this worker's next item run
+    // now; the others wait for a place (a wake this pool's own finish consumed is gone).
+    if (going && gauge !== undefined && this.#parked !== undefined && this.#parked.length > 0) {
+      this.#runParked(1);
+      if (this.#parked.length > 0) this.#waitForPlace(gauge);
+    }
     return going;
+  }
+
+  /** A parked item, when there is one and a place for it (the worker that asks is one). */
+  #nextParked(): Waiting<T> | undefined {
+    const parked = this.#parked;
+    if (parked === undefined || parked.length === 0 || this.#stopped) return undefined;
+    const gauge = this.#gauge;
+    return gauge === undefined || gauge.inFlight < gauge.limit ? parked.shift() : undefined;
+  }
+
+  /**
+   * Takes a place under `gauge` for the item in `slot`, when there is one; else parks the
+   * item (its key's place kept) and waits for one.
+   */
+  #place(gauge: LimitGauge, slot: Slot<T>): boolean {
+    if (gauge.inFlight < gauge.limit) {
+      gauge.started();
+      this.#placed++;
+      return true;
+    }
+    this.#park({ item: slot.item, index: slot.index, key: slot.key });
+    return false;
+  }
+
+  /** Whether `gauge` has a place beyond `reserved` ones; if not, waits for one. */
+  #hasPlace(gauge: LimitGauge, reserved: number): boolean {
+    if (gauge.inFlight + reserved < gauge.limit) return true;
+    this.#waitForPlace(gauge);
+    return false;
+  }
+
+  #waitForPlace(gauge: LimitGauge): void {
+    if (this.#blocked || this.#stopped) return;
+    this.#blocked = true;
+    gauge.wait(this.#wake);
+  }
+
+  /** An item let in by the admission waits for a place in the batch (a gauge's, or a worker). */
+  #park(waiting: Waiting<T>): void {
+    (this.#parked ??= new Queue()).push(waiting);
+    if (this.#gauge !== undefined) this.#waitForPlace(this.#gauge);
+  }
+
+  /**
+   * Runs parked items in workers of their own while the gauge has more than `reserved` places
+   * free (a fixed concurrency's parked items run as workers finish, see `#settleItem`).
+   */
+  #runParked(reserved: number): void {
+    const gauge = this.#gauge as LimitGauge;
+    const parked = this.#parked;
+    while (parked !== undefined && parked.length > 0 && gauge.inFlight + reserved < gauge.limit) {
+      this.runWaiting(parked.shift() as Waiting<T>);
+    }
+  }
+
+  /**
+   * An item leaves its place under `gauge`. A wake the gauge gives this pool meanwhile is
+   * left to the worker, which takes the place with its next item; when the limit rose, other
+   * workers take the places beyond that one.
+   */
+  #leavePlace(gauge: LimitGauge): void {
+    const before = gauge.limit;
+    this.#placed--;
+    this.#finishing = true;
+    gauge.finished();
+    this.#finishing = false;
+    if (this.#stopped) {
+      this.#releaseWhenIdle(gauge);
+    } else if (gauge.limit > before) {
+      this.#runParked(1);
+      this.#fill(gauge.limit - gauge.inFlight - 1);
+    }
+  }
+
+  /** The batch stopped or ended: it waits no more, and gives its parked items' keys back. */
+  #stopPlaces(gauge: LimitGauge): void {
+    if (this.#blocked) {
+      this.#blocked = false;
+      gauge.cancelWait(this.#wake);
+    }
+    this.#releaseWhenIdle(gauge);
+  }
+
+  /** Once stopped or ended, and its last item has left its place: the gauge is given back. */
+  #releaseWhenIdle(gauge: LimitGauge): void {
+    if (this.#released || this.#placed > 0) return;
+    this.#released = true;
+    gauge.release();
+  }
+
+  /**
+   * A stopped pool was handed an item that holds its key's place: an admission with `bind`
+   * (closed, so nothing follows) takes the place back.
+   */
+  #giveBack(waiting: Waiting<T>): void {
+    if (this.#observed) this.#task.admission?.leave(waiting.key);
+  }
+
+  /** The pool stopped: its parked items will not run. */
+  #dropParked(): void {
+    const parked = this.#parked;
+    while (parked !== undefined && parked.length > 0) this.#giveBack(parked.shift() as Waiting<T>);
   }
 }
 
@@ -548,7 +725,7 @@ class Slot<T> {
   index = 0;
   /** Its key under per-key admission, given back when it finishes. */
   key: unknown = undefined;
-  /** Told of its failed attempts, under adaptive limits (its key, then). */
+  /** Told of its failed attempts, under adaptive limits. */
   observer: AttemptObserver | undefined = undefined;
   /** Its key could not be found (`key` threw): it fails with `error` without running. */
   refused = false;

@@ -75,6 +75,7 @@ export function pipelineStream(
           : () => pool.reserved - stream.read < dynamic.limit + (buffer ?? dynamic.limit),
       onEnd: hooks.onEnd,
       admission: hooks.admission,
+      dynamic: settings.dynamic,
     });
     pool.done.then(
       () => {

@@ -1,4 +1,4 @@
-import { AdaptiveAdmission } from "../flow/adaptive-admission.js";
+import { AdaptiveKeys } from "../flow/adaptive-keys.js";
 import type { AdaptiveConcurrency } from "../flow/adaptive.js";
 import { KeyedAdmission, perKeyOption, type PerKeyOptions } from "../flow/per-key.js";
 import type { BatchSettings, RawBatchOptions } from "../internal/batch.js";
@@ -23,7 +23,7 @@ export const DEFAULT_CONCURRENCY = 5;
 
 /**
  * At most this many items wait for their keys under `perKey` when the batch's `concurrency` is
- * adaptive (a fixed one bounds them by itself).
+ * adaptive (a fixed one is the bound).
  */
 export const ADAPTIVE_MAX_WAITING = 1_000;
 
@@ -214,23 +214,20 @@ export function batchSettings<C>(
   };
 }
 
-/** The batch's admission: per key, and under adaptive limits; `undefined` when neither. */
+/** The batch's per-key admission (`perKey`), one per batch; `undefined` for none. */
 function admissionFor(
   limit: number | DynamicLimit,
   perKey: PerKeyOptions | undefined,
 ): (() => Admission<unknown>) | undefined {
-  if (typeof limit !== "number" || (perKey !== undefined && isDynamicLimit(perKey.concurrency))) {
-    return () =>
-      new AdaptiveAdmission({
-        concurrency: limit,
-        perKey,
-        maxWaiting: typeof limit === "number" ? limit : ADAPTIVE_MAX_WAITING,
-      });
-  }
   if (perKey === undefined) return undefined;
   // At most `concurrency` items wait for their keys, so at most 2 × `concurrency` items are
   // taken and not finished.
-  return () => new KeyedAdmission(perKey, limit);
+  const maxWaiting = typeof limit === "number" ? limit : ADAPTIVE_MAX_WAITING;
+  const { key, concurrency } = perKey;
+  if (isDynamicLimit(concurrency)) {
+    return () => new AdaptiveKeys({ key, concurrency, maxWaiting });
+  }
+  return () => new KeyedAdmission(perKey, maxWaiting);
 }
 
 /** What one batch form accepts: its option keys, and the hints for a key it does not know. */
