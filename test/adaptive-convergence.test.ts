@@ -14,7 +14,13 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { adaptiveConcurrency } from "../src/index.js";
 import { gaugeOf } from "../src/internal/limits.js";
 import { driveBatch, fixedGauge, measure, pipelineBatch } from "./support/simulator-batch.js";
-import { bestFixed, CAPACITIES, runAdaptive, steadyScenario } from "./support/simulator-figures.js";
+import {
+  bestFixed,
+  CAPACITIES,
+  runAdaptive,
+  steadyScenario,
+  type BestFixed,
+} from "./support/simulator-figures.js";
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -79,12 +85,24 @@ describe("the batch driver", () => {
   );
 });
 
+/** The sweep's result per capacity, found once for the tests of both forms. */
+const bests = new Map<number, BestFixed>();
+
+async function bestFor(C: number): Promise<BestFixed> {
+  let best = bests.get(C);
+  if (best === undefined) {
+    best = await bestFixed(steadyScenario(C), advance);
+    bests.set(C, best);
+  }
+  return best;
+}
+
 describe.each(CAPACITIES)("against a capacity of %i", (C) => {
   it(
     "reaches ≥ 90% of the best fixed concurrency's throughput, ≤ 2% of attempts answered 429",
     async () => {
       const scenario = steadyScenario(C);
-      const best = await bestFixed(scenario, advance);
+      const best = await bestFor(C);
       const limits: number[] = [];
       const controller = adaptiveConcurrency({
         onChange: (limit) => {
@@ -99,6 +117,28 @@ describe.each(CAPACITIES)("against a capacity of %i", (C) => {
       expect(Math.min(...limits)).toBeGreaterThanOrEqual(1);
       expect(Math.max(...limits)).toBeLessThanOrEqual(1_000);
       // The controller sets no timer, and the batch leaves none.
+      expect(vi.getTimerCount()).toBe(0);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    "does as well as perKey.concurrency, the service's one key",
+    async () => {
+      const best = await bestFor(C);
+      const keys = new Set<unknown>();
+      const controller = adaptiveConcurrency({
+        onChange: (_limit, key) => {
+          keys.add(key);
+        },
+      });
+      const result = await runAdaptive(steadyScenario(C), controller, best, advance, true);
+      const report = `C ${C}, per key: best fixed ${best.concurrency}, throughput ${(100 * result.steadyRatio).toFixed(1)}% of it, 429s ${(100 * result.figures.steadyRejectedShare).toFixed(2)}%`;
+      expect(result.steadyRatio, report).toBeGreaterThanOrEqual(0.9);
+      expect(result.figures.steadyRejectedShare, report).toBeLessThanOrEqual(0.02);
+      expect(result.figures.failed).toBe(0);
+      expect([...keys]).toEqual(["service"]);
+      expect(controller.limitFor("service")).toBeGreaterThan(1);
       expect(vi.getTimerCount()).toBe(0);
     },
     TIMEOUT,

@@ -32,3 +32,19 @@ describe.each(SHIFTS)("when the capacity goes from %i to %i mid-batch", (from, t
     TIMEOUT,
   );
 });
+
+describe.each([
+  [20, 10],
+  [50, 100],
+] as const)("as perKey.concurrency, when the capacity goes from %i to %i mid-batch", (from, to) => {
+  it(
+    "follows it as well (the service's one key)",
+    async () => {
+      const { best, result, controller } = await adaptiveOnShift(from, to, advance, true);
+      const report = `${from} → ${to}, per key: best fixed ${best.concurrency}, last third ${(100 * result.lastThirdRatio).toFixed(1)}% of it, limit at the end ${controller.limitFor("service")}`;
+      expect(result.lastThirdRatio, report).toBeGreaterThanOrEqual(0.85);
+      expect(result.figures.failed).toBe(0);
+    },
+    TIMEOUT,
+  );
+});

@@ -190,17 +190,24 @@ export function driveBatch(
 
 /**
  * Runs `items` items through the real `Pipeline` (`mapSettled`) at `concurrency`: a fixed one,
- * or an `adaptiveConcurrency(...)`.
+ * or an `adaptiveConcurrency(...)`. `keyed`: the limit is given as `perKey.concurrency`
+ * instead (every item of one key, the service's; the batch's own `concurrency` unbounded).
  */
 export async function pipelineBatch(
   service: SimulatedService,
   concurrency: number | AdaptiveConcurrency,
   items: number,
   retry: RetrySettings = RETRY,
+  keyed = false,
 ): Promise<BatchOutcome> {
   const stage = new Stage("call", () => service.call(), { ...retry });
   const inputs = Array.from({ length: items }, (_, index) => index);
-  const settled = await new Pipeline([stage]).mapSettled(inputs, { concurrency });
+  const settled = await new Pipeline([stage]).mapSettled(
+    inputs,
+    keyed
+      ? { concurrency: Infinity, perKey: { key: () => "service", concurrency } }
+      : { concurrency },
+  );
   return { failed: settled.filter((entry) => entry.status === "rejected").length };
 }
 

@@ -131,18 +131,19 @@ export async function runAlgorithm(
 }
 
 /**
- * Runs the real `Pipeline` on `scenario` with `controller` as its `concurrency` and compares
- * with `best`.
+ * Runs the real `Pipeline` on `scenario` with `controller` as its `concurrency` (`keyed`: as
+ * its `perKey.concurrency`, see {@link pipelineBatch}) and compares with `best`.
  */
 export async function runAdaptive(
   scenario: Scenario,
   controller: AdaptiveConcurrency,
   best: BestFixed,
   advance: Advance,
+  keyed = false,
 ): Promise<AlgorithmFigures> {
   const figures = await measure(
     scenario,
-    (simulated, items, retry) => pipelineBatch(simulated, controller, items, retry),
+    (simulated, items, retry) => pipelineBatch(simulated, controller, items, retry, keyed),
     advance,
   );
   return compare(scenario, figures, best);
@@ -162,15 +163,19 @@ function compare(scenario: Scenario, figures: BatchFigures, best: BestFixed): Al
   };
 }
 
-/** `adaptiveConcurrency()`'s figures on the capacity change `from` → `to`, and its controller. */
+/**
+ * `adaptiveConcurrency()`'s figures on the capacity change `from` → `to`, and its controller
+ * (`keyed`: as `perKey.concurrency`).
+ */
 export async function adaptiveOnShift(
   from: number,
   to: number,
   advance: Advance,
+  keyed = false,
 ): Promise<{ best: BestFixed; result: AlgorithmFigures; controller: AdaptiveConcurrency }> {
   const scenario = shiftScenario(from, to);
   const best = await bestFixed(scenario, advance);
   const controller = adaptiveConcurrency();
-  const result = await runAdaptive(scenario, controller, best, advance);
+  const result = await runAdaptive(scenario, controller, best, advance, keyed);
   return { best, result, controller };
 }
