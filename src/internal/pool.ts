@@ -570,10 +570,15 @@ export class Pool<T> {
       slot.key = entered;
       if (this.#observed) slot.observer = entered as AttemptObserver | undefined;
     }
-    // Under a gauge: the place it was taken for may be gone (an async input's pull let
-    // another batch take it, or the limit fell): it is parked.
-    if (this.#gauge !== undefined && !slot.refused && !this.#place(this.#gauge, slot)) {
-      return false;
+    // Under a gauge: the place it was taken for may be gone (an async input's pull, or the
+    // code of an iterator or a key, let another batch take it or the limit fall): it is
+    // parked. An array item with no key to find ran no code since `#take` saw the place.
+    const gauge = this.#gauge;
+    if (gauge !== undefined && !slot.refused) {
+      if (this.#array !== undefined && admission === undefined) {
+        gauge.started();
+        this.#placed++;
+      } else if (!this.#place(gauge, slot)) return false;
     }
     // Another worker may take the next item now (a synchronous input was offered to every
     // free worker when the pool filled; an async one is pulled by one worker at a time).

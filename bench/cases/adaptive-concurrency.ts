@@ -1,0 +1,140 @@
+/**
+ * Case 9: what `adaptiveConcurrency` costs a batch (issue 23's goal: at most 1.1× the time of a
+ * fixed concurrency on trivial items). `map` with `adaptiveConcurrency({ min: 16, max: 16 })`,
+ * a limit that cannot move, against `map` at a fixed 16: the same places, so the figure is the
+ * controller's own cost per item (its gauge's bookkeeping, a window and a clock read about once
+ * per 16 items, the pool's places under it). And `map` with `adaptiveConcurrency()` as it
+ * comes, which starts at 1 and finds its own limit for trivial items, against the same fixed 16.
+ * The goals against a service whose capacity is unknown are the simulator's
+ * (docs/adaptive-concurrency.md), not this case's.
+ */
+import type { Measurement } from "../harness.js";
+import { ratio } from "../harness.js";
+import { library, Pipeline, Stage } from "../lib.js";
+import {
+  OURS,
+  formatNs,
+  formatRatioRange,
+  formatSpread,
+  type Section,
+  type Settings,
+  type Table,
+} from "../report.js";
+import { defineCase, type ChildSettings, type Group } from "../suite.js";
+import { mapped, measureVariants, variantGroups, type Variant } from "../variants.js";
+
+const CONCURRENCY = 16;
+
+const increment = async (value: number): Promise<number> => value + 1;
+
+function itemCount(settings: ChildSettings): number {
+  return settings.quick ? 10_000 : 200_000;
+}
+
+const FIXED = `\`map\`, concurrency ${String(CONCURRENCY)}`;
+
+function adaptiveVariant(
+  id: string,
+  title: string,
+  make: () => InstanceType<typeof library.AdaptiveConcurrency>,
+  goal: number | undefined,
+): Variant {
+  return {
+    id,
+    title,
+    floor: FIXED,
+    rows: [
+      {
+        id: `map-${id}-vs-fixed`,
+        label: `\`map\` + ${title} ÷ \`map\` at a fixed ${String(CONCURRENCY)}`,
+        reference: FIXED,
+        ...(goal === undefined ? {} : { goal }),
+      },
+    ],
+    contenders: (count) => {
+      const items = Array.from({ length: count }, (_, index) => index);
+      const check = mapped(count);
+      const pipeline = new Pipeline([new Stage("increment", increment)]);
+      // One controller for every batch of the group, as a user keeps one: it keeps its limit.
+      const controller = make();
+      return [
+        { name: FIXED, op: () => pipeline.map(items, CONCURRENCY), check },
+        { name: OURS, op: () => pipeline.map(items, { concurrency: controller }), check },
+      ];
+    },
+  };
+}
+
+const VARIANTS: readonly Variant[] = [
+  adaptiveVariant(
+    "adaptive-pinned-16",
+    `\`adaptiveConcurrency({ min: ${String(CONCURRENCY)}, max: ${String(CONCURRENCY)} })\``,
+    () => library.adaptiveConcurrency({ min: CONCURRENCY, max: CONCURRENCY }),
+    1.1,
+  ),
+  adaptiveVariant(
+    "adaptive-free",
+    "`adaptiveConcurrency()`",
+    () => library.adaptiveConcurrency(),
+    undefined,
+  ),
+];
+
+function table(variant: Variant, count: number, measurement: Measurement): Table {
+  return {
+    caption: `${variant.title}, ${count.toLocaleString("en-US")} items`,
+    headers: [
+      "implementation",
+      "wall time per item (median ±IQR/2)",
+      "CPU time per item",
+      "time ÷ reference",
+    ],
+    align: ["l", "r", "r", "r"],
+    rows: measurement.results.map((result) => [
+      result.name === variant.floor ? `${result.name} (reference)` : result.name,
+      formatSpread(result.wall, formatNs),
+      formatNs(result.cpu.median),
+      formatRatioRange(ratio(measurement, result.name, variant.floor)),
+    ]),
+  };
+}
+
+export default defineCase({
+  groups: (settings): Group[] => variantGroups(VARIANTS, settings.quick, () => itemCount(settings)),
+  section: adaptiveConcurrencyCase,
+});
+
+async function adaptiveConcurrencyCase(
+  settings: Settings,
+  measureGroup: (id: string) => Promise<Measurement>,
+): Promise<Section> {
+  const count = itemCount(settings);
+  const { tables, headlines, scores, groups } = await measureVariants(VARIANTS, measureGroup, {
+    count: () => count,
+    table,
+    versus: (variant) => variant.rows.map((row) => row.reference),
+  });
+  return {
+    title: "9. Adaptive concurrency: what the controller costs",
+    intro: [
+      `${count.toLocaleString("en-US")} items, a one-stage pipeline whose handler is`,
+      "`async (n) => n + 1`; one operation is one whole batch. `adaptiveConcurrency` pinned at",
+      `${String(CONCURRENCY)} (\`min\` = \`max\`) against a fixed concurrency of ${String(CONCURRENCY)}: the same`,
+      "places, so the ratio is the controller's own cost per item (goal: at most 1.1×). Then",
+      "`adaptiveConcurrency()` as it comes (from 1, finding its own limit for trivial items; one",
+      "controller for the whole group, so it keeps what it learned) against the same fixed 16.",
+    ],
+    tables,
+    notes: [],
+    charts: [
+      {
+        title: `9. adaptive concurrency, ${count.toLocaleString("en-US")} items: wall time per item (shorter is faster)`,
+        unit: "ns per item",
+        groups,
+        scale: "linear",
+      },
+    ],
+    headlines,
+    scores,
+  };
+}
