@@ -8,20 +8,10 @@
  * The goals against a service whose capacity is unknown are the simulator's
  * (docs/adaptive-concurrency.md), not this case's.
  */
-import type { Measurement } from "../harness.js";
-import { ratio } from "../harness.js";
 import { library, Pipeline, Stage } from "../lib.js";
-import {
-  OURS,
-  formatNs,
-  formatRatioRange,
-  formatSpread,
-  type Section,
-  type Settings,
-  type Table,
-} from "../report.js";
-import { defineCase, type ChildSettings, type Group } from "../suite.js";
-import { mapped, measureVariants, variantGroups, type Variant } from "../variants.js";
+import { OURS } from "../report.js";
+import type { ChildSettings } from "../suite.js";
+import { mapped, referenceCase, type Variant } from "../variants.js";
 
 const CONCURRENCY = 16;
 
@@ -80,61 +70,18 @@ const VARIANTS: readonly Variant[] = [
   ),
 ];
 
-function table(variant: Variant, count: number, measurement: Measurement): Table {
-  return {
-    caption: `${variant.title}, ${count.toLocaleString("en-US")} items`,
-    headers: [
-      "implementation",
-      "wall time per item (median ±IQR/2)",
-      "CPU time per item",
-      "time ÷ reference",
-    ],
-    align: ["l", "r", "r", "r"],
-    rows: measurement.results.map((result) => [
-      result.name === variant.floor ? `${result.name} (reference)` : result.name,
-      formatSpread(result.wall, formatNs),
-      formatNs(result.cpu.median),
-      formatRatioRange(ratio(measurement, result.name, variant.floor)),
-    ]),
-  };
-}
-
-export default defineCase({
-  groups: (settings): Group[] => variantGroups(VARIANTS, settings.quick, () => itemCount(settings)),
-  section: adaptiveConcurrencyCase,
+export default referenceCase({
+  variants: VARIANTS,
+  items: itemCount,
+  title: "9. Adaptive concurrency: what the controller costs",
+  intro: (count) => [
+    `${count.toLocaleString("en-US")} items, a one-stage pipeline whose handler is`,
+    "`async (n) => n + 1`; one operation is one whole batch. `adaptiveConcurrency` pinned at",
+    `${String(CONCURRENCY)} (\`min\` = \`max\`) against a fixed concurrency of ${String(CONCURRENCY)}: the same`,
+    "places, so the ratio is the controller's own cost per item (goal: at most 1.1×). Then",
+    "`adaptiveConcurrency()` as it comes (from 1, finding its own limit for trivial items; one",
+    "controller for the whole group, so it keeps what it learned) against the same fixed 16.",
+  ],
+  chart: (count) =>
+    `9. adaptive concurrency, ${count.toLocaleString("en-US")} items: wall time per item (shorter is faster)`,
 });
-
-async function adaptiveConcurrencyCase(
-  settings: Settings,
-  measureGroup: (id: string) => Promise<Measurement>,
-): Promise<Section> {
-  const count = itemCount(settings);
-  const { tables, headlines, scores, groups } = await measureVariants(VARIANTS, measureGroup, {
-    count: () => count,
-    table,
-    versus: (variant) => variant.rows.map((row) => row.reference),
-  });
-  return {
-    title: "9. Adaptive concurrency: what the controller costs",
-    intro: [
-      `${count.toLocaleString("en-US")} items, a one-stage pipeline whose handler is`,
-      "`async (n) => n + 1`; one operation is one whole batch. `adaptiveConcurrency` pinned at",
-      `${String(CONCURRENCY)} (\`min\` = \`max\`) against a fixed concurrency of ${String(CONCURRENCY)}: the same`,
-      "places, so the ratio is the controller's own cost per item (goal: at most 1.1×). Then",
-      "`adaptiveConcurrency()` as it comes (from 1, finding its own limit for trivial items; one",
-      "controller for the whole group, so it keeps what it learned) against the same fixed 16.",
-    ],
-    tables,
-    notes: [],
-    charts: [
-      {
-        title: `9. adaptive concurrency, ${count.toLocaleString("en-US")} items: wall time per item (shorter is faster)`,
-        unit: "ns per item",
-        groups,
-        scale: "linear",
-      },
-    ],
-    headlines,
-    scores,
-  };
-}
