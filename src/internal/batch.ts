@@ -19,7 +19,7 @@ export interface RawBatchOptions {
 export interface BatchSettings<C> {
   /** At most this many items at once: the fixed `concurrency`, or Infinity for an adaptive one. */
   readonly concurrency: number;
-  /** An adaptive `concurrency`: the admission holds its places (and `concurrency` is Infinity). */
+  /** An adaptive `concurrency`: the pool holds its places (and `concurrency` is Infinity). */
   readonly dynamic: DynamicLimit | undefined;
   readonly template: C | undefined;
   readonly signal: AbortSignal | undefined;

@@ -200,7 +200,7 @@ export function batchSettings<C>(
   const limit = concurrency === undefined ? DEFAULT_CONCURRENCY : concurrencyOption(concurrency);
   const perKey = perKeyOption(options.perKey);
   return {
-    // An adaptive limit is the admission's to hold: the pool then starts workers without one.
+    // An adaptive limit is the pool's gauge to hold: the workers themselves are then unbounded.
     concurrency: typeof limit === "number" ? limit : Infinity,
     dynamic: typeof limit === "number" ? undefined : limit,
     template: optionalContext(options.context as C | undefined),
