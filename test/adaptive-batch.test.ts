@@ -34,8 +34,10 @@ function tracked(fail?: (item: Job) => boolean) {
   let peak = 0;
   const perKey = new Map<string, number>();
   const peakPerKey = new Map<string, number>();
+  const started: number[] = [];
   const pipeline = new Pipeline([
     new Stage("call", async (item: Job) => {
+      started.push(item.id);
       running++;
       peak = Math.max(peak, running);
       const now = (perKey.get(item.key) ?? 0) + 1;
@@ -51,7 +53,7 @@ function tracked(fail?: (item: Job) => boolean) {
       }
     }),
   ]);
-  return { pipeline, peak: () => peak, peakPerKey };
+  return { pipeline, peak: () => peak, peakPerKey, started };
 }
 
 /** An async input that takes `ms` per pull. */
@@ -108,6 +110,33 @@ describe("a batch under adaptiveConcurrency", () => {
     expect(((await failure) as Error).message).toContain("item 1 failed");
     expect(controller[gaugeOf](false, undefined).inFlight).toBe(0);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("stops while it waits for places another batch holds: takes its waits back, starts nothing", async () => {
+    const batch = pinned(1);
+    const keys = pinned(1);
+    const { pipeline, started } = tracked();
+    const options = {
+      concurrency: batch,
+      perKey: { key: (item: Job) => item.key, concurrency: keys },
+    };
+    const first = pipeline.map([job(0, "a", 100)], options);
+    const controller = new AbortController();
+    // Item 1 waits for key a; item 2 has key b's place but none in the batch: it is parked.
+    const second = pipeline.map([job(1, "a"), job(2, "b")], {
+      ...options,
+      signal: controller.signal,
+    });
+    const stopped = rejectionOf(second);
+    await vi.advanceTimersByTimeAsync(10);
+    controller.abort(new Error("enough"));
+    expect(((await stopped) as Error).message).toBe("enough");
+    await vi.advanceTimersByTimeAsync(200);
+    await expect(first).resolves.toEqual([0]);
+    expect(started).toEqual([0]);
+    expect(batch[gaugeOf](false, undefined).inFlight).toBe(0);
+    expect(keys[gaugeOf](true, "a").inFlight).toBe(0);
+    expect(keys[gaugeOf](true, "b").inFlight).toBe(0);
   });
 
   it("reports the current limit as onProgress's concurrency", async () => {
