@@ -39,7 +39,7 @@ const CASES = [
   "flow-control", // 6. a rate-limited map, perKey
   "bullmq", // 7. distributed batches: jobs/s through Redis, memory per job
   "repeated-batches", // 8. 12 batches with a full GC between: slowest ÷ fastest
-  "adaptive-concurrency", // 9. map with adaptiveConcurrency ÷ a fixed concurrency
+  "adaptive-concurrency", // 10. map with adaptiveConcurrency ÷ a fixed concurrency
 ] as const;
 
 /** The short names `--only` took before the cases were named by file. */

@@ -1,5 +1,5 @@
 /**
- * Case 9: what `adaptiveConcurrency` costs a batch (issue 23's goal: at most 1.1× the time of a
+ * Case 10: what `adaptiveConcurrency` costs a batch (issue 23's goal: at most 1.1× the time of a
  * fixed concurrency on trivial items). `map` with `adaptiveConcurrency({ min: 16, max: 16 })`,
  * a limit that cannot move, against `map` at a fixed 16: the same places, so the figure is the
  * controller's own cost per item (its gauge's bookkeeping, a window and a clock read about once
@@ -73,7 +73,7 @@ const VARIANTS: readonly Variant[] = [
 export default referenceCase({
   variants: VARIANTS,
   items: itemCount,
-  title: "9. Adaptive concurrency: what the controller costs",
+  title: "10. Adaptive concurrency: what the controller costs",
   intro: (count) => [
     `${count.toLocaleString("en-US")} items, a one-stage pipeline whose handler is`,
     "`async (n) => n + 1`; one operation is one whole batch. `adaptiveConcurrency` pinned at",
@@ -83,5 +83,5 @@ export default referenceCase({
     "controller for the whole group, so it keeps what it learned) against the same fixed 16.",
   ],
   chart: (count) =>
-    `9. adaptive concurrency, ${count.toLocaleString("en-US")} items: wall time per item (shorter is faster)`,
+    `10. adaptive concurrency, ${count.toLocaleString("en-US")} items: wall time per item (shorter is faster)`,
 });
