@@ -9,13 +9,13 @@
  * best fixed concurrency's, 429s, convergence), `adaptiveConcurrency` against three shapes
  * of latency, and `adaptiveConcurrency` when the capacity halves or doubles mid-batch.
  *
- * Phase A of issue 23: until the pool takes a dynamic limit, the adaptive batches run through
- * the batch driver (test/support/simulator-batch.ts), the fixed ones through the real
- * `Pipeline`. Not a case of `npm run bench` (bench/run.ts): it measures no time of this
- * machine's.
+ * `adaptiveConcurrency` and the fixed concurrencies run through the real `Pipeline` (as a
+ * batch's `concurrency`, and as the one key's `perKey.concurrency`); the other algorithms,
+ * which are gauges and nothing more, through the batch driver (test/support/simulator-batch.ts).
+ * Not a case of `npm run bench` (bench/run.ts): it measures no time of this machine's.
  */
 import { adaptiveConcurrency } from "../src/index.js";
-import { gaugeOf, type LimitGauge } from "../src/internal/limits.js";
+import type { LimitGauge } from "../src/internal/limits.js";
 import { curves, type LatencyCurve } from "../test/support/simulator.js";
 import { Aimd, Gradient2, Vegas, Windowed } from "../test/support/simulator-candidates.js";
 import { VirtualClock } from "../test/support/simulator-clock.js";
@@ -23,6 +23,7 @@ import {
   adaptiveOnShift,
   bestFixed,
   CAPACITIES,
+  runAdaptive,
   runAlgorithm,
   SHIFTS,
   steadyScenario,
@@ -34,9 +35,8 @@ const quick = process.argv.includes("--quick");
 const clock = new VirtualClock();
 const advance = (ms: number): Promise<void> => clock.advance(ms);
 
-/** The algorithms compared, each a fresh gauge per batch. */
+/** The algorithms `adaptiveConcurrency` is compared with, each a fresh gauge per batch. */
 const ALGORITHMS: readonly { readonly name: string; readonly gauge: () => LimitGauge }[] = [
-  { name: "`adaptiveConcurrency`", gauge: () => adaptiveConcurrency()[gaugeOf](false, undefined) },
   { name: "AIMD", gauge: () => new Aimd() },
   { name: "Vegas", gauge: () => new Vegas() },
   { name: "Gradient2", gauge: () => new Gradient2() },
@@ -45,7 +45,7 @@ const ALGORITHMS: readonly { readonly name: string; readonly gauge: () => LimitG
 ];
 
 const capacities: readonly number[] = quick ? [4, 25, 100] : CAPACITIES;
-const algorithms = quick ? ALGORITHMS.slice(0, 2) : ALGORITHMS;
+const algorithms = quick ? ALGORITHMS.slice(0, 1) : ALGORITHMS;
 
 function percent(value: number): string {
   return Number.isFinite(value) ? `${(100 * value).toFixed(1)}%` : "–";
@@ -65,20 +65,25 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 async function comparison(): Promise<string> {
   const rows: string[][] = algorithms.map((algorithm) => [algorithm.name]);
   const bestRow = ["best fixed concurrency"];
+  const oursRow = ["`adaptiveConcurrency`"];
   const wholeRow = ["`adaptiveConcurrency`: 429s over the whole batch, ramp included"];
+  const keyedRow = ["`adaptiveConcurrency` as `perKey.concurrency` (one key)"];
   for (const capacity of capacities) {
     const scenario = steadyScenario(capacity);
     const best = await bestFixed(scenario, advance);
     bestRow.push(String(best.concurrency));
+    const ours = await runAdaptive(scenario, adaptiveConcurrency(), best, advance);
+    oursRow.push(cell(ours));
+    wholeRow.push(percent(ours.figures.rejectedShare));
+    keyedRow.push(cell(await runAdaptive(scenario, adaptiveConcurrency(), best, advance, true)));
     for (const [index, algorithm] of algorithms.entries()) {
       const result = await runAlgorithm(scenario, algorithm.gauge(), best, advance);
       (rows[index] as string[]).push(cell(result));
-      if (index === 0) wholeRow.push(percent(result.figures.rejectedShare));
     }
   }
   return table(
     ["algorithm", ...capacities.map((capacity) => `C = ${String(capacity)}`)],
-    [bestRow, ...rows.slice(0, 1), wholeRow, ...rows.slice(1)],
+    [bestRow, oursRow, wholeRow, keyedRow, ...rows],
   );
 }
 
@@ -94,8 +99,7 @@ async function shapes(): Promise<string> {
     for (const capacity of capacities) {
       const scenario = steadyScenario(capacity, curve);
       const best = await bestFixed(scenario, advance);
-      const gauge = adaptiveConcurrency()[gaugeOf](false, undefined);
-      row.push(cell(await runAlgorithm(scenario, gauge, best, advance)));
+      row.push(cell(await runAdaptive(scenario, adaptiveConcurrency(), best, advance)));
     }
     rows.push(row);
   }

@@ -40,6 +40,7 @@ const CASES = [
   "bullmq", // 7. distributed batches: jobs/s through Redis, memory per job
   "repeated-batches", // 8. 12 batches with a full GC between: slowest ÷ fastest
   "checkpoint", // 9. a checkpointed map: I/O-bound ÷ plain, trivial ÷ JSON-lines floor, memory
+  "adaptive-concurrency", // 10. map with adaptiveConcurrency ÷ a fixed concurrency
 ] as const;
 
 /** The short names `--only` took before the cases were named by file. */

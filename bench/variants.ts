@@ -10,12 +10,15 @@ import {
   OURS,
   formatNs,
   formatRatio,
+  formatRatioRange,
+  formatSpread,
   score,
   type ChartPanel,
   type Score,
+  type Section,
   type Table,
 } from "./report.js";
-import type { Group } from "./suite.js";
+import { defineCase, type BenchCase, type ChildSettings, type Group } from "./suite.js";
 
 /** One group of contenders, timed per item over one whole batch of `count` items. */
 export interface Variant {
@@ -91,4 +94,69 @@ export async function measureVariants<V extends Variant>(
     });
   }
   return results;
+}
+
+/**
+ * A variant's table with one reference (its `floor`): per contender, the wall time per item
+ * (median ± half the IQR), the CPU time per item, and the time ÷ the reference's.
+ */
+export function referenceTable(variant: Variant, count: number, measurement: Measurement): Table {
+  return {
+    caption: `${variant.title}, ${count.toLocaleString("en-US")} items`,
+    headers: [
+      "implementation",
+      "wall time per item (median ±IQR/2)",
+      "CPU time per item",
+      "time ÷ reference",
+    ],
+    align: ["l", "r", "r", "r"],
+    rows: measurement.results.map((result) => [
+      result.name === variant.floor ? `${result.name} (reference)` : result.name,
+      formatSpread(result.wall, formatNs),
+      formatNs(result.cpu.median),
+      formatRatioRange(ratio(measurement, result.name, variant.floor)),
+    ]),
+  };
+}
+
+/**
+ * A case made of variants measured against one reference each ({@link referenceTable}), all of
+ * `items(settings)` items: its groups, and a section with one table per variant, a chart of
+ * their medians titled `chart(count)`, and their headlines and scorecard rows.
+ */
+export function referenceCase(options: {
+  readonly variants: readonly Variant[];
+  readonly items: (settings: ChildSettings) => number;
+  readonly title: string;
+  readonly intro: (count: number) => string[];
+  readonly chart: (count: number) => string;
+}): BenchCase {
+  const { variants, items } = options;
+  return defineCase({
+    groups: (settings) => variantGroups(variants, settings.quick, () => items(settings)),
+    section: async (settings, measureGroup): Promise<Section> => {
+      const count = items(settings);
+      const { tables, headlines, scores, groups } = await measureVariants(variants, measureGroup, {
+        count: () => count,
+        table: referenceTable,
+        versus: (variant) => variant.rows.map((row) => row.reference),
+      });
+      return {
+        title: options.title,
+        intro: options.intro(count),
+        tables,
+        notes: [],
+        charts: [
+          {
+            title: options.chart(count),
+            unit: "ns per item",
+            groups,
+            scale: "linear",
+          },
+        ],
+        headlines,
+        scores,
+      };
+    },
+  });
 }

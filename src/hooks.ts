@@ -1,5 +1,6 @@
 import { throwIfAborted, untilAborted } from "./internal/abort.js";
 import { failureOf, type Execution } from "./internal/execution.js";
+import type { AttemptObserver } from "./internal/limits.js";
 import { handled, isThenable } from "./internal/thenable.js";
 import type { Context } from "./types.js";
 
@@ -68,6 +69,7 @@ export function withHooks<C extends object>(
     value: unknown,
     context: unknown,
     signal: AbortSignal | undefined,
+    observer?: AttemptObserver,
   ): Promise<unknown> => {
     let output: unknown;
     let error: unknown;
@@ -89,10 +91,10 @@ export function withHooks<C extends object>(
       }
       throwIfAborted(signal);
       try {
-        output = inner.run(value, context, signal);
+        output = inner.run(value, context, signal, observer);
         if (isThenable(output)) output = await untilAborted(output, signal);
       } catch (caught) {
-        throw failureOf(inner, caught, signal);
+        throw failureOf(inner, caught, signal, observer);
       }
     } catch (caught) {
       failed = true;

@@ -1,5 +1,6 @@
 import { untilAborted } from "./internal/abort.js";
 import { runMapped, type Execution } from "./internal/execution.js";
+import type { AttemptObserver } from "./internal/limits.js";
 import { linkSignals } from "./internal/link.js";
 import { optionalSignal } from "./internal/validate.js";
 import type { Context } from "./types.js";
@@ -53,8 +54,16 @@ export type Middleware<C extends object = Context> = (
 /** A signal that never aborts: what middlewares get when the run has none. */
 const NEVER_ABORTED = new AbortController().signal;
 
-/** One link of a middleware chain: the rest of the chain, then the stage. */
-type Link = (value: unknown, context: unknown, signal: AbortSignal) => Promise<unknown>;
+/**
+ * One link of a middleware chain: the rest of the chain, then the stage, whose failed attempts
+ * are told to `observer` (an item under adaptive limits).
+ */
+type Link = (
+  value: unknown,
+  context: unknown,
+  signal: AbortSignal,
+  observer: AttemptObserver | undefined,
+) => Promise<unknown>;
 
 /**
  * `inner` (a stage's execution) inside the middlewares, first = outermost: one execution,
@@ -67,11 +76,11 @@ export function withMiddlewares<C extends object>(
   stageName: string,
   middlewares: readonly Middleware<C>[],
 ): Execution {
-  let chain: Link = (value, context, signal) => {
+  let chain: Link = (value, context, signal, observer) => {
     try {
       // `next(value, signal)` with a signal that has aborted already runs nothing.
       if (signal.aborted) throw signal.reason;
-      const result = runMapped(inner, value, context, signal);
+      const result = runMapped(inner, value, context, signal, observer);
       return signal === NEVER_ABORTED
         ? Promise.resolve(result)
         : untilAborted(Promise.resolve(result), signal);
@@ -82,7 +91,7 @@ export function withMiddlewares<C extends object>(
   for (let index = middlewares.length - 1; index >= 0; index--) {
     const middleware = middlewares[index] as Middleware<C>;
     const rest = chain;
-    chain = (value, context, signal) => {
+    chain = (value, context, signal, observer) => {
       const next: Next = (nextValue, nextSignal) => {
         let extra: AbortSignal | undefined;
         try {
@@ -90,9 +99,9 @@ export function withMiddlewares<C extends object>(
         } catch (error) {
           return Promise.reject(error);
         }
-        if (extra === undefined) return rest(nextValue, context, signal);
+        if (extra === undefined) return rest(nextValue, context, signal, observer);
         const linked = linkSignals(signal, extra);
-        const result = rest(nextValue, context, linked.signal);
+        const result = rest(nextValue, context, linked.signal, observer);
         result.then(linked.dispose, linked.dispose);
         return result;
       };
@@ -106,7 +115,8 @@ export function withMiddlewares<C extends object>(
   const outer = chain;
   return {
     // Middlewares always get a signal: one that never aborts when the run has none.
-    run: (value, context, signal) => outer(value, context, signal ?? NEVER_ABORTED),
+    run: (value, context, signal, observer) =>
+      outer(value, context, signal ?? NEVER_ABORTED, observer),
     failure: undefined,
     readsContext: true,
   };

@@ -5,10 +5,12 @@ import type {
   PipelineOutput,
   ValidStages,
 } from "./chain.js";
+import type { AdaptiveConcurrency } from "./flow/adaptive.js";
 import { withHooks } from "./hooks.js";
 import { collect, type RunnerFactory } from "./internal/batch.js";
 import { copyContext } from "./internal/context.js";
 import { executionOf, type Execution } from "./internal/execution.js";
+import type { AttemptObserver } from "./internal/limits.js";
 import type { ItemRunner } from "./internal/pool.js";
 import { RunLoop, runOnce } from "./internal/run-loop.js";
 import { pipelineStream } from "./internal/stream.js";
@@ -154,7 +156,8 @@ class PipelineImpl<I, O, C extends object = Context> {
    * only what is not recorded (see {@link MapOptions.checkpoint}).
    *
    * @param items - the inputs
-   * @param concurrency - items run at once: an integer ≥ 1 or `Infinity` (default 5)
+   * @param concurrency - items run at once: an integer ≥ 1, `Infinity`, or an
+   *   `adaptiveConcurrency(...)` (default 5)
    * @param options - `context` template, `signal`, `onProgress`, `perKey`, `checkpoint`
    *   (with `itemKey`, `retryFailed`, `version`)
    * @returns the outputs, in input order
@@ -167,13 +170,13 @@ class PipelineImpl<I, O, C extends object = Context> {
    */
   map(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrency?: number,
+    concurrency?: number | AdaptiveConcurrency,
     options?: MapOptions<C, I>,
   ): Promise<O[]>;
   map(items: Iterable<I> | AsyncIterable<I>, options?: MapOptions<C, I>): Promise<O[]>;
   map(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrencyOrOptions?: number | MapOptions<C, I>,
+    concurrencyOrOptions?: number | AdaptiveConcurrency | MapOptions<C, I>,
     options?: MapOptions<C, I>,
   ): Promise<O[]> {
     return this.#batch(items, concurrencyOrOptions, options, false) as Promise<O[]>;
@@ -185,7 +188,8 @@ class PipelineImpl<I, O, C extends object = Context> {
    * iterable that throws, or the caller's signal.
    *
    * @param items - the inputs
-   * @param concurrency - items run at once: an integer ≥ 1 or `Infinity` (default 5)
+   * @param concurrency - items run at once: an integer ≥ 1, `Infinity`, or an
+   *   `adaptiveConcurrency(...)` (default 5)
    * @param options - `context` template, `signal`, `onProgress`, `perKey`, `checkpoint`
    *   (with `itemKey`, `retryFailed`, `version`)
    * @returns `{ status: "fulfilled", value }` or `{ status: "rejected", reason }` per item
@@ -197,7 +201,7 @@ class PipelineImpl<I, O, C extends object = Context> {
    */
   mapSettled(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrency?: number,
+    concurrency?: number | AdaptiveConcurrency,
     options?: MapOptions<C, I>,
   ): Promise<PromiseSettledResult<O>[]>;
   mapSettled(
@@ -206,7 +210,7 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): Promise<PromiseSettledResult<O>[]>;
   mapSettled(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrencyOrOptions?: number | MapOptions<C, I>,
+    concurrencyOrOptions?: number | AdaptiveConcurrency | MapOptions<C, I>,
     options?: MapOptions<C, I>,
   ): Promise<PromiseSettledResult<O>[]> {
     return this.#batch(items, concurrencyOrOptions, options, true) as Promise<
@@ -227,7 +231,8 @@ class PipelineImpl<I, O, C extends object = Context> {
    * in-flight items' signals, starts nothing new, and closes the input.
    *
    * @param items - the inputs: any `Iterable` or `AsyncIterable`
-   * @param concurrency - items run at once: an integer ≥ 1 or `Infinity` (default 5)
+   * @param concurrency - items run at once: an integer ≥ 1, `Infinity`, or an
+   *   `adaptiveConcurrency(...)` (default 5)
    * @param options - `buffer`, `ordered`, `settled`, `context`, `signal`, `onProgress`,
    *   `perKey`, `checkpoint` (with `itemKey`, `retryFailed`, `version`): a resumed stream
    *   yields the recorded outputs in their places, fetching each when its turn comes
@@ -245,7 +250,7 @@ class PipelineImpl<I, O, C extends object = Context> {
    */
   stream(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrency: number | undefined,
+    concurrency: number | AdaptiveConcurrency | undefined,
     options: StreamOptions<C, I> & { settled: true },
   ): AsyncGenerator<PromiseSettledResult<O>, void, undefined>;
   stream(
@@ -254,7 +259,7 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): AsyncGenerator<PromiseSettledResult<O>, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrency?: number,
+    concurrency?: number | AdaptiveConcurrency,
     options?: StreamOptions<C, I> & { settled?: false | undefined },
   ): AsyncGenerator<O, void, undefined>;
   stream(
@@ -263,7 +268,7 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): AsyncGenerator<O, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrency?: number,
+    concurrency?: number | AdaptiveConcurrency,
     options?: StreamOptions<C, I>,
   ): AsyncGenerator<O | PromiseSettledResult<O>, void, undefined>;
   stream(
@@ -272,7 +277,7 @@ class PipelineImpl<I, O, C extends object = Context> {
   ): AsyncGenerator<O | PromiseSettledResult<O>, void, undefined>;
   stream(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrencyOrOptions?: number | StreamOptions<C, I>,
+    concurrencyOrOptions?: number | AdaptiveConcurrency | StreamOptions<C, I>,
     options?: StreamOptions<C, I>,
   ): AsyncGenerator<unknown, void, undefined> {
     return pipelineStream(
@@ -285,7 +290,7 @@ class PipelineImpl<I, O, C extends object = Context> {
 
   #batch(
     items: Iterable<I> | AsyncIterable<I>,
-    concurrencyOrOptions: number | MapOptions<C, I> | undefined,
+    concurrencyOrOptions: number | AdaptiveConcurrency | MapOptions<C, I> | undefined,
     options: MapOptions<C, I> | undefined,
     settled: boolean,
   ): Promise<unknown[]> {
@@ -303,9 +308,14 @@ class PipelineImpl<I, O, C extends object = Context> {
     return collect(items, settings, this.#runners(settings.template), settled, this.#stageNames);
   }
 
-  /** One run of the stages on `input`, as a promise. */
-  #runOnce(input: unknown, context: C, signal: AbortSignal | undefined): Promise<unknown> {
-    return runOnce(new RunLoop(this.#steps, () => context, signal), input, signal);
+  /** One run of the stages on `input`, as a promise; `observer` as {@link RunLoop.start}'s. */
+  #runOnce(
+    input: unknown,
+    context: C,
+    signal: AbortSignal | undefined,
+    observer?: AttemptObserver,
+  ): Promise<unknown> {
+    return runOnce(new RunLoop(this.#steps, () => context, signal), input, signal, observer);
   }
 
   /**
@@ -325,7 +335,7 @@ class PipelineImpl<I, O, C extends object = Context> {
     return (signal) =>
       new AroundRun(
         around,
-        (input, context) => this.#runOnce(input, context, signal),
+        (input, context, observer) => this.#runOnce(input, context, signal, observer),
         newContext,
         signal,
       );
@@ -339,14 +349,18 @@ class PipelineImpl<I, O, C extends object = Context> {
 /** A batch item of a pipeline with `aroundRun`: the whole run inside it, as one step. */
 class AroundRun<C extends object> implements ItemRunner<unknown> {
   readonly #around: RunWrapper<C>;
-  readonly #run: (input: unknown, context: C) => Promise<unknown>;
+  readonly #run: (
+    input: unknown,
+    context: C,
+    observer: AttemptObserver | undefined,
+  ) => Promise<unknown>;
   readonly #newContext: () => C;
   readonly #signal: AbortSignal;
   pending = false;
 
   constructor(
     around: RunWrapper<C>,
-    run: (input: unknown, context: C) => Promise<unknown>,
+    run: (input: unknown, context: C, observer: AttemptObserver | undefined) => Promise<unknown>,
     newContext: () => C,
     signal: AbortSignal,
   ) {
@@ -356,10 +370,15 @@ class AroundRun<C extends object> implements ItemRunner<unknown> {
     this.#signal = signal;
   }
 
-  start(item: unknown): unknown {
+  start(item: unknown, observer: AttemptObserver | undefined): unknown {
     const context = this.#newContext();
     this.pending = false;
-    const result = this.#around(() => this.#run(item, context), item, context, this.#signal);
+    const result = this.#around(
+      () => this.#run(item, context, observer),
+      item,
+      context,
+      this.#signal,
+    );
     this.pending = isThenable(result);
     return result;
   }

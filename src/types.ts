@@ -187,8 +187,8 @@ export interface RetryEvent {
  * @example
  * ```ts
  * await pipeline.map(items, 8, {
- *   onProgress: ({ done, failed, inFlight, total }) =>
- *     process.stdout.write(`\r${done}/${total ?? "?"} done, ${failed} failed, ${inFlight} running`),
+ *   onProgress: ({ done, failed, inFlight, total, concurrency }) =>
+ *     process.stdout.write(`\r${done}/${total ?? "?"} done, ${failed} failed, ${inFlight} of ${concurrency} running`),
  * });
  * ```
  */
@@ -216,6 +216,12 @@ export interface Progress {
    * ```
    */
   readonly restored?: number;
+  /**
+   * The batch's concurrency limit now: its `concurrency`, or, for an `adaptiveConcurrency(...)`,
+   * the limit it has found. Absent for a distributed batch (`async-pipeline/bullmq`), whose
+   * workers each have their own.
+   */
+  readonly concurrency?: number | undefined;
 }
 
 /**

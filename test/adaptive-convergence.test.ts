@@ -5,9 +5,10 @@
  * by a sweep of the real `Pipeline` here), with at most 2% of the steady state's attempts
  * answered 429. All in virtual time: deterministic, and a few seconds per capacity.
  *
- * Until the pool takes a dynamic limit (phase B), the adaptive batches run through the batch
- * driver of test/support/simulator-batch.ts, which behaves as the pool must; the first test
- * checks that, at a fixed concurrency, it gives the real `Pipeline`'s figures.
+ * The adaptive batches are real ones: `new Pipeline([stage]).mapSettled(items, { concurrency:
+ * controller })`. The batch driver of test/support/simulator-batch.ts runs the algorithms the
+ * guide compares `adaptiveConcurrency` with; the first tests check that it gives the real
+ * pool's figures, at a fixed concurrency and with `adaptiveConcurrency`.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { adaptiveConcurrency } from "../src/index.js";
@@ -16,8 +17,9 @@ import { driveBatch, fixedGauge, measure, pipelineBatch } from "./support/simula
 import {
   bestFixed,
   CAPACITIES,
-  runAlgorithm,
+  runAdaptive,
   steadyScenario,
+  type BestFixed,
 } from "./support/simulator-figures.js";
 
 beforeEach(() => {
@@ -53,26 +55,61 @@ describe("the batch driver", () => {
     expect(driver.stats.rejected).toBeLessThanOrEqual(pipeline.stats.rejected * 1.1 + 1);
     expect(driver.stats.peak).toBe(pipeline.stats.peak);
   });
+
+  it.each([4, 25, 100])(
+    "gives the real pool's figures with adaptiveConcurrency at capacity %i",
+    async (C) => {
+      const scenario = steadyScenario(C);
+      const limits = { pool: [] as number[], driver: [] as number[] };
+      const pool = await measure(
+        scenario,
+        (s, n, r) =>
+          pipelineBatch(s, adaptiveConcurrency({ onChange: (l) => limits.pool.push(l) }), n, r),
+        advance,
+      );
+      const gauge = adaptiveConcurrency({ onChange: (l) => limits.driver.push(l) })[gaugeOf](
+        false,
+        undefined,
+      );
+      const driver = await measure(scenario, (s, n, r) => driveBatch(s, gauge, n, r), advance);
+      // The same decisions, and within 1% on every figure (the order of events due at the same
+      // ms aside).
+      expect(limits.pool.length).toBeGreaterThan(3);
+      expect(limits.pool.slice(0, 20)).toEqual(limits.driver.slice(0, 20));
+      expect(pool.steady / driver.steady).toBeCloseTo(1, 2);
+      expect(pool.stats.attempts / driver.stats.attempts).toBeCloseTo(1, 2);
+      expect(pool.stats.rejected).toBeLessThanOrEqual(driver.stats.rejected * 1.1 + 1);
+      expect(pool.stats.peak).toBe(driver.stats.peak);
+    },
+    TIMEOUT,
+  );
 });
+
+/** The sweep's result per capacity, found once for the tests of both forms. */
+const bests = new Map<number, BestFixed>();
+
+async function bestFor(C: number): Promise<BestFixed> {
+  let best = bests.get(C);
+  if (best === undefined) {
+    best = await bestFixed(steadyScenario(C), advance);
+    bests.set(C, best);
+  }
+  return best;
+}
 
 describe.each(CAPACITIES)("against a capacity of %i", (C) => {
   it(
     "reaches ≥ 90% of the best fixed concurrency's throughput, ≤ 2% of attempts answered 429",
     async () => {
       const scenario = steadyScenario(C);
-      const best = await bestFixed(scenario, advance);
+      const best = await bestFor(C);
       const limits: number[] = [];
       const controller = adaptiveConcurrency({
         onChange: (limit) => {
           limits.push(limit);
         },
       });
-      const result = await runAlgorithm(
-        scenario,
-        controller[gaugeOf](false, undefined),
-        best,
-        advance,
-      );
+      const result = await runAdaptive(scenario, controller, best, advance);
       const report = `C ${C}: best fixed ${best.concurrency}, throughput ${(100 * result.steadyRatio).toFixed(1)}% of it, 429s ${(100 * result.figures.steadyRejectedShare).toFixed(2)}% (whole batch ${(100 * result.figures.rejectedShare).toFixed(2)}%)`;
       expect(result.steadyRatio, report).toBeGreaterThanOrEqual(0.9);
       expect(result.figures.steadyRejectedShare, report).toBeLessThanOrEqual(0.02);
@@ -80,6 +117,28 @@ describe.each(CAPACITIES)("against a capacity of %i", (C) => {
       expect(Math.min(...limits)).toBeGreaterThanOrEqual(1);
       expect(Math.max(...limits)).toBeLessThanOrEqual(1_000);
       // The controller sets no timer, and the batch leaves none.
+      expect(vi.getTimerCount()).toBe(0);
+    },
+    TIMEOUT,
+  );
+
+  it(
+    "does as well as perKey.concurrency, the service's one key",
+    async () => {
+      const best = await bestFor(C);
+      const keys = new Set<unknown>();
+      const controller = adaptiveConcurrency({
+        onChange: (_limit, key) => {
+          keys.add(key);
+        },
+      });
+      const result = await runAdaptive(steadyScenario(C), controller, best, advance, true);
+      const report = `C ${C}, per key: best fixed ${best.concurrency}, throughput ${(100 * result.steadyRatio).toFixed(1)}% of it, 429s ${(100 * result.figures.steadyRejectedShare).toFixed(2)}%`;
+      expect(result.steadyRatio, report).toBeGreaterThanOrEqual(0.9);
+      expect(result.figures.steadyRejectedShare, report).toBeLessThanOrEqual(0.02);
+      expect(result.figures.failed).toBe(0);
+      expect([...keys]).toEqual(["service"]);
+      expect(controller.limitFor("service")).toBeGreaterThan(1);
       expect(vi.getTimerCount()).toBe(0);
     },
     TIMEOUT,

@@ -23,6 +23,17 @@ const expected: Record<string, (string | RegExp)[]> = {
     "  attempts = 1",
     "new Pipeline([]) throws RangeError: Pipeline requires at least one stage",
   ],
+  "adaptive-concurrency.ts": [
+    "batch: 2000 items done, 0 failed",
+    /^limit found: \d+ \(the service takes 20\)$/,
+    /^limit changes told to onChange: [1-9]\d*$/,
+    /^onProgress reported limits from \d+ to \d+$/,
+    /^429s: \d+\.\d% of \d+ attempts$/,
+    "perKey: 2500 requests done",
+    /^small host \(takes 5\): limit \d+$/,
+    /^large host \(takes 20\): limit \d+$/,
+    "the small host's limit is the lower: true",
+  ],
   "batch-processing.ts": [
     "map results (input order): 1, 4, 9, 16, 25, 36, 49, 64",
     /^finish order: +3, 2, 1(, \d){5}$/,

@@ -1,8 +1,15 @@
 import { trace, type Tracer } from "@opentelemetry/api";
 import { describe, expectTypeOf, it } from "vitest";
-import { Pipeline, Stage, type Middleware } from "../src/index.js";
+import {
+  adaptiveConcurrency,
+  Pipeline,
+  Stage,
+  type AdaptiveConcurrencyOptions,
+  type Middleware,
+} from "../src/index.js";
 import {
   openTelemetryMiddleware,
+  recordConcurrencyChange,
   recordRetry,
   tracedRun,
   type OpenTelemetryMiddlewareOptions,
@@ -69,5 +76,16 @@ describe("tracedRun types", () => {
     expectTypeOf(tracedRun(stage, 2)).toEqualTypeOf<Promise<number>>();
     expectTypeOf<TracedRunOptions>().toHaveProperty("spanName");
     expectTypeOf<TracedRunOptions>().toHaveProperty("signal");
+  });
+});
+
+describe("recordConcurrencyChange types", () => {
+  it("is an onChange callback for adaptiveConcurrency", () => {
+    expectTypeOf(recordConcurrencyChange).toExtend<
+      NonNullable<AdaptiveConcurrencyOptions["onChange"]>
+    >();
+    adaptiveConcurrency({ onChange: recordConcurrencyChange });
+    // @ts-expect-error -- the limit is a number
+    recordConcurrencyChange("4");
   });
 });

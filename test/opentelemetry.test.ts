@@ -17,11 +17,18 @@ import {
   type ReadableSpan,
 } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Pipeline, Stage, StageExecutionError, TimeoutError } from "../src/index.js";
+import {
+  adaptiveConcurrency,
+  Pipeline,
+  Stage,
+  StageExecutionError,
+  TimeoutError,
+} from "../src/index.js";
 import { retryMiddleware, timeoutMiddleware } from "../src/middlewares/index.js";
 import {
   openTelemetryMiddleware,
   openTelemetryRunSpan,
+  recordConcurrencyChange,
   recordRetry,
   tracedRun,
   type TraceAttributesContext,
@@ -732,6 +739,90 @@ describe("recordRetry", () => {
       }).not.toThrow();
     });
     expect(finished()).toEqual([]);
+  });
+});
+
+describe("recordConcurrencyChange", () => {
+  const pipeline = new Pipeline([
+    new Stage("call", async (value: number) => {
+      await sleep(1);
+      return value;
+    }),
+  ]);
+  const items = Array.from({ length: 40 }, (_, index) => index);
+
+  it("records each change of a batch's adaptive limit on the span active around the batch", async () => {
+    const changes: number[] = [];
+    const controller = adaptiveConcurrency({
+      initial: 1,
+      max: 6,
+      onChange: (limit, key) => {
+        changes.push(limit);
+        recordConcurrencyChange(limit, key);
+      },
+    });
+    await app().startActiveSpan("import", async (span) => {
+      await pipeline.map(items, { concurrency: controller });
+      span.end();
+    });
+    const span = only("import");
+    expect(changes.length).toBeGreaterThan(1);
+    expect(span.events.map((event) => [event.name, event.attributes])).toEqual(
+      changes.map((limit) => [
+        "async_pipeline.concurrency.change",
+        { "async_pipeline.concurrency.limit": limit },
+      ]),
+    );
+    expect(span.attributes["async_pipeline.concurrency.limit"]).toBe(controller.limit);
+  });
+
+  it("names the key under perKey, and leaves the span's limit to the batch's", async () => {
+    const controller = adaptiveConcurrency({
+      initial: 1,
+      max: 3,
+      onChange: recordConcurrencyChange,
+    });
+    await app().startActiveSpan("crawl", async (span) => {
+      await pipeline.map(items, {
+        concurrency: 8,
+        perKey: {
+          key: (value: number) => (value % 2 === 0 ? "even" : "odd"),
+          concurrency: controller,
+        },
+      });
+      span.end();
+    });
+    const span = only("crawl");
+    const keys = new Set(
+      span.events.map((event) => event.attributes?.["async_pipeline.concurrency.key"]),
+    );
+    expect(keys).toEqual(new Set(["even", "odd"]));
+    expect(span.attributes["async_pipeline.concurrency.limit"]).toBeUndefined();
+  });
+
+  it("does nothing without an active span, skips a key that is not a simple value, and never throws", () => {
+    expect(() => {
+      recordConcurrencyChange(4, undefined);
+    }).not.toThrow();
+    const events: unknown[] = [];
+    const recording = {
+      addEvent(name: string, attributes: unknown): void {
+        events.push([name, attributes]);
+      },
+      setAttribute(): never {
+        throw new Error("faulty span");
+      },
+    } as unknown as Span;
+    context.with(trace.setSpan(context.active(), recording), () => {
+      recordConcurrencyChange(3, { host: "a" });
+      expect(() => {
+        recordConcurrencyChange(2, undefined);
+      }).not.toThrow();
+    });
+    expect(events).toEqual([
+      ["async_pipeline.concurrency.change", { "async_pipeline.concurrency.limit": 3 }],
+      ["async_pipeline.concurrency.change", { "async_pipeline.concurrency.limit": 2 }],
+    ]);
   });
 });
 

@@ -63,7 +63,7 @@ describe.each(Object.keys(forms) as (keyof typeof forms)[])("onProgress with %s"
     expect(result.status).toBe("fulfilled");
     // The last report had been made when the batch settled.
     expect(result.value).toBe(reports.length);
-    expect(reports.at(-1)).toEqual({ done: 10, failed: 0, inFlight: 0, total: 10 });
+    expect(reports.at(-1)).toEqual({ done: 10, failed: 0, inFlight: 0, total: 10, concurrency: 3 });
     // done never goes down, and each report counts at most `concurrency` in flight.
     for (let index = 1; index < reports.length; index++) {
       expect(reports[index]!.done).toBeGreaterThan(reports[index - 1]!.done);
@@ -85,12 +85,24 @@ describe.each(Object.keys(forms) as (keyof typeof forms)[])("onProgress with %s"
     await vi.runAllTimersAsync();
     if (settledForm) {
       expect(result.status).toBe("fulfilled");
-      expect(reports.at(-1)).toEqual({ done: 10, failed: 4, inFlight: 0, total: 10 });
+      expect(reports.at(-1)).toEqual({
+        done: 10,
+        failed: 4,
+        inFlight: 0,
+        total: 10,
+        concurrency: 4,
+      });
     } else {
       // Item 0 fails first, at 10 ms, with items 1 to 3 in flight: the last report, made
       // before map rejects, counts that failure and the items it abandoned.
       expect(result.status).toBe("rejected");
-      expect(reports.at(-1)).toEqual({ done: 1, failed: 1, inFlight: 3, total: 10 });
+      expect(reports.at(-1)).toEqual({
+        done: 1,
+        failed: 1,
+        inFlight: 3,
+        total: 10,
+        concurrency: 4,
+      });
     }
   });
 
@@ -98,10 +110,22 @@ describe.each(Object.keys(forms) as (keyof typeof forms)[])("onProgress with %s"
     const pipeline = new Pipeline([new Stage("id", async (value: number) => value)]);
     const set = recorder();
     await run(pipeline, new Set([5, 6, 7]), 2, { onProgress: set.onProgress });
-    expect(set.reports.at(-1)).toEqual({ done: 3, failed: 0, inFlight: 0, total: 3 });
+    expect(set.reports.at(-1)).toEqual({
+      done: 3,
+      failed: 0,
+      inFlight: 0,
+      total: 3,
+      concurrency: 2,
+    });
     const typed = recorder();
     await run(pipeline, new Uint8Array([1, 2, 3, 4]), 2, { onProgress: typed.onProgress });
-    expect(typed.reports.at(-1)).toEqual({ done: 4, failed: 0, inFlight: 0, total: 4 });
+    expect(typed.reports.at(-1)).toEqual({
+      done: 4,
+      failed: 0,
+      inFlight: 0,
+      total: 4,
+      concurrency: 2,
+    });
     for (const report of [...set.reports, ...typed.reports]) {
       expect(report.total).toBeDefined();
     }
@@ -188,7 +212,13 @@ describe.each(Object.keys(forms) as (keyof typeof forms)[])("onProgress with %s"
     await run(pipeline, range(100), 5, { onProgress });
     expect(reports.length).toBeGreaterThanOrEqual(1);
     expect(reports.length).toBeLessThanOrEqual(3);
-    expect(reports.at(-1)).toEqual({ done: 100, failed: 0, inFlight: 0, total: 100 });
+    expect(reports.at(-1)).toEqual({
+      done: 100,
+      failed: 0,
+      inFlight: 0,
+      total: 100,
+      concurrency: 5,
+    });
   });
 
   it("is called once for 100 async items that settle in the same turn", async () => {
@@ -196,7 +226,13 @@ describe.each(Object.keys(forms) as (keyof typeof forms)[])("onProgress with %s"
     const { reports, onProgress } = recorder();
     await run(pipeline, range(100), Infinity, { onProgress });
     expect(reports.length).toBeLessThanOrEqual(3);
-    expect(reports.at(-1)).toEqual({ done: 100, failed: 0, inFlight: 0, total: 100 });
+    expect(reports.at(-1)).toEqual({
+      done: 100,
+      failed: 0,
+      inFlight: 0,
+      total: 100,
+      concurrency: Infinity,
+    });
   });
 
   it("is called once per timer tick when items settle on separate ticks", async () => {
@@ -216,7 +252,13 @@ describe.each(Object.keys(forms) as (keyof typeof forms)[])("onProgress with %s"
     for (let tick = 1; tick <= 5; tick++) {
       await vi.advanceTimersByTimeAsync(10);
       expect(reports).toHaveLength(tick);
-      expect(reports.at(-1)).toEqual({ done: tick, failed: 0, inFlight: 5 - tick, total: 5 });
+      expect(reports.at(-1)).toEqual({
+        done: tick,
+        failed: 0,
+        inFlight: 5 - tick,
+        total: 5,
+        concurrency: Infinity,
+      });
     }
     expect(result.status).toBe("fulfilled");
     await vi.advanceTimersByTimeAsync(1_000);
@@ -257,10 +299,10 @@ describe.each(Object.keys(forms) as (keyof typeof forms)[])("onProgress with %s"
     expect(result.status).toBe("fulfilled");
     // 0 ends at 10 (2 starts), 1 at 20 (3 starts), 2 at 40, 3 at 60.
     expect(reports).toEqual([
-      { done: 1, failed: 0, inFlight: 2, total: 4 },
-      { done: 2, failed: 0, inFlight: 2, total: 4 },
-      { done: 3, failed: 0, inFlight: 1, total: 4 },
-      { done: 4, failed: 0, inFlight: 0, total: 4 },
+      { done: 1, failed: 0, inFlight: 2, total: 4, concurrency: 2 },
+      { done: 2, failed: 0, inFlight: 2, total: 4, concurrency: 2 },
+      { done: 3, failed: 0, inFlight: 1, total: 4, concurrency: 2 },
+      { done: 4, failed: 0, inFlight: 0, total: 4, concurrency: 2 },
     ]);
   });
 
@@ -278,7 +320,13 @@ describe.each(Object.keys(forms) as (keyof typeof forms)[])("onProgress with %s"
     await vi.advanceTimersByTimeAsync(25);
     expect(result.status).toBe("fulfilled");
     expect(vi.getTimerCount()).toBe(0);
-    expect(reports.at(-1)).toEqual({ done: 6, failed: 0, inFlight: 0, total: 6 });
+    expect(reports.at(-1)).toEqual({
+      done: 6,
+      failed: 0,
+      inFlight: 0,
+      total: 6,
+      concurrency: Infinity,
+    });
     // A burst of synchronous items too: one report, flushed at the end, nothing scheduled.
     const sync = new Pipeline([new Stage("sync", (value: number) => value)]);
     const burst = recorder();
@@ -396,7 +444,7 @@ describe("onProgress with stream", () => {
     expect(result.status).toBe("fulfilled");
     expect(seen).toEqual([0, 1, 2]);
     expect(reportsAtEnd).toBe(reports.length);
-    expect(reports.at(-1)).toEqual({ done: 3, failed: 0, inFlight: 0, total: 3 });
+    expect(reports.at(-1)).toEqual({ done: 3, failed: 0, inFlight: 0, total: 3, concurrency: 2 });
   });
 
   it("reports the failure before a fail-fast stream throws", async () => {

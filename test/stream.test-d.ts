@@ -1,6 +1,6 @@
 import { describe, expectTypeOf, it } from "vitest";
 import { Pipeline, Stage } from "../src/index.js";
-import type { MapOptions, Progress, StreamOptions } from "../src/index.js";
+import type { AdaptiveConcurrency, MapOptions, Progress, StreamOptions } from "../src/index.js";
 
 const parse = new Stage("parse", (line: string) => Number.parseInt(line, 10));
 const format = new Stage("format", async (value: number) => `=${String(value)}`);
@@ -84,7 +84,9 @@ describe("stream options are typed", () => {
     expectTypeOf<StreamOptions["buffer"]>().toEqualTypeOf<number | undefined>();
     expectTypeOf<StreamOptions["ordered"]>().toEqualTypeOf<boolean | undefined>();
     expectTypeOf<StreamOptions["settled"]>().toEqualTypeOf<boolean | undefined>();
-    expectTypeOf<StreamOptions["concurrency"]>().toEqualTypeOf<number | undefined>();
+    expectTypeOf<StreamOptions["concurrency"]>().toEqualTypeOf<
+      number | AdaptiveConcurrency | undefined
+    >();
     expectTypeOf<StreamOptions["signal"]>().toEqualTypeOf<AbortSignal | undefined>();
     expectTypeOf<StreamOptions["onProgress"]>().toEqualTypeOf<
       ((progress: Progress) => unknown) | undefined

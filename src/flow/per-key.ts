@@ -1,14 +1,10 @@
-import {
-  concurrencyLimit,
-  nonNegativeInteger,
-  optionalFunction,
-  optionsObject,
-  show,
-} from "../internal/validate.js";
+import { nonNegativeInteger, optionalFunction, optionsObject, show } from "../internal/validate.js";
 import type { OptionKeys } from "../internal/known-keys.js";
+import { concurrencyOption } from "../internal/limits.js";
 import { perKeyOptionHints } from "../internal/option-hints.js";
 import { WAIT, type Admission, type Waiting } from "../internal/pool.js";
 import { Queue } from "../internal/queue.js";
+import type { AdaptiveConcurrency } from "./adaptive.js";
 
 /**
  * The `perKey` batch option: at most `concurrency` items whose keys are equal run at once.
@@ -35,14 +31,19 @@ export interface PerKeyOptions<T = unknown> {
   key: (item: T, index: number) => unknown;
   /**
    * How many items of one key may run at once: an integer ≥ 1 (or `Infinity`), within the
-   * batch's overall `concurrency`.
+   * batch's overall `concurrency`; or `adaptiveConcurrency(...)`, one limit per key that each
+   * key's items find (`onChange(limit, key)` names the key).
    * @default no default: required
    * @example
    * ```ts
    * pipeline.map(jobs, { concurrency: 32, perKey: { key: (job) => job.tenant, concurrency: 4 } });
+   * pipeline.map(urls, {
+   *   concurrency: 64,
+   *   perKey: { key: (url) => new URL(url).host, concurrency: adaptiveConcurrency({ max: 16 }) },
+   * });
    * ```
    */
-  concurrency: number;
+  concurrency: number | AdaptiveConcurrency;
   /**
    * How many items may wait for a busy key at once, read ahead of the items that run: an
    * integer ≥ 0, independent of `concurrency`. While that many wait, no new item is taken from
@@ -90,13 +91,11 @@ export class KeyedAdmission<T> implements Admission<T> {
   /**
    * @param options - validated by {@link perKeyOption}; `maxWaiting` defaults to
    *   {@link DEFAULT_MAX_WAITING}
-   * @param _bound - ignored: the bound used to be `concurrency`, passed here; it is
-   *   `options.maxWaiting` now. Kept until the pool stops passing it.
    */
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- until the pool stops passing it
-  constructor(options: PerKeyOptions<T>, _bound?: number) {
+  constructor(options: PerKeyOptions<T>) {
     this.#key = options.key;
-    this.#perKey = options.concurrency;
+    // A number: an adaptive limit per key has an admission of its own (adaptive-keys.ts).
+    this.#perKey = options.concurrency as number;
     this.#maxWaiting = Math.max(options.maxWaiting ?? DEFAULT_MAX_WAITING, 1);
   }
 
@@ -169,9 +168,10 @@ export function perKeyOption(value: unknown): PerKeyOptions | undefined {
   if (key === undefined) {
     throw new TypeError(`perKey.key must be a function, got ${show(key)}`);
   }
+  const concurrency = concurrencyOption(options.concurrency, "perKey.concurrency");
   return {
     key,
-    concurrency: concurrencyLimit(options.concurrency, "perKey.concurrency"),
+    concurrency: concurrency as number | AdaptiveConcurrency,
     maxWaiting:
       options.maxWaiting === undefined
         ? DEFAULT_MAX_WAITING

@@ -29,7 +29,9 @@ export function retryDelayFor(policy: DelayPolicy, failure: number): number {
  * used as it is, `Infinity` included when `maxRetryDelay` caps it. When `retryAfter` throws or
  * returns anything else (a negative number, `NaN`, `Infinity` with no cap, not a number),
  * throws `fail(problem, attempt)`, the problem a `TypeError` or `RangeError` whose `cause` is
- * what `retryAfter` threw, or else the attempt's error.
+ * what `retryAfter` threw, or else the attempt's error. With `told`, tells whether
+ * `retryAfter` returned a number: `told.said` is set to it (before the cap); it is left alone
+ * otherwise. Adaptive limits count that as an overload.
  */
 export function retryAfterWait(
   retryAfter: (error: unknown, attempt: number) => unknown,
@@ -37,6 +39,7 @@ export function retryAfterWait(
   error: unknown,
   attempt: number,
   fail: (error: unknown, attempts: number) => unknown,
+  told?: { said: number | undefined },
 ): number {
   let wait: unknown;
   try {
@@ -71,6 +74,7 @@ export function retryAfterWait(
       attempt,
     );
   }
+  if (told !== undefined) told.said = wait;
   return cap !== undefined && wait > cap ? cap : wait;
 }
 

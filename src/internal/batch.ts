@@ -1,5 +1,6 @@
 import type { Progress } from "../types.js";
 import type { CheckpointJournal } from "./checkpoint.js";
+import type { DynamicLimit } from "./limits.js";
 import { Pool, type Admission, type ItemRunner } from "./pool.js";
 import { knownSize, ProgressReporter } from "./progress.js";
 import { noop } from "./thenable.js";
@@ -22,7 +23,10 @@ export interface RawBatchOptions {
 
 /** Validated batch settings: what `map`, `mapSettled` and `stream` share. */
 export interface BatchSettings<C> {
+  /** At most this many items at once: the fixed `concurrency`, or Infinity for an adaptive one. */
   readonly concurrency: number;
+  /** An adaptive `concurrency`: the pool holds its places (and `concurrency` is Infinity). */
+  readonly dynamic: DynamicLimit | undefined;
   readonly template: C | undefined;
   readonly signal: AbortSignal | undefined;
   readonly onProgress: ((progress: Progress) => unknown) | undefined;
@@ -60,14 +64,15 @@ function reporterFor(
   counts: PoolCounts,
   journaled: boolean,
 ): ProgressReporter | undefined {
-  return settings.onProgress === undefined
-    ? undefined
-    : new ProgressReporter(
-        settings.onProgress,
-        knownSize(items),
-        counts.inFlight,
-        journaled ? counts.restored : undefined,
-      );
+  if (settings.onProgress === undefined) return undefined;
+  const { concurrency, dynamic } = settings;
+  return new ProgressReporter(
+    settings.onProgress,
+    knownSize(items),
+    counts.inFlight,
+    journaled ? counts.restored : undefined,
+    dynamic === undefined ? () => concurrency : () => dynamic.limit,
+  );
 }
 
 /** What a pool task carries besides its own parts: progress and per-key admission. */
@@ -177,6 +182,7 @@ function collectFrom(
     onEnd: hooks.onEnd,
     admission: hooks.admission,
     journal,
+    dynamic: settings.dynamic,
   });
   pool.start();
   return pool.done.then(() => results);

@@ -12,6 +12,7 @@ import {
   type AttemptGrant,
   type ExecutionGuard,
 } from "./gates.js";
+import type { AttemptObserver } from "./limits.js";
 import type { RetryPolicy } from "./retry.js";
 import { callIgnoringErrors, isThenable } from "./thenable.js";
 import { Deadlines } from "./timers.js";
@@ -22,8 +23,17 @@ import { Deadlines } from "./timers.js";
  * and middleware wrap, so that a wrapped stage is one `Execution` too.
  */
 export interface Execution {
-  /** Runs on `value`: the output, or a thenable of it. May throw. */
-  readonly run: (value: unknown, context: unknown, signal: AbortSignal | undefined) => unknown;
+  /**
+   * Runs on `value`: the output, or a thenable of it. May throw. `observer`, given for an item
+   * of a batch under adaptive limits (and only then), is told of each failed attempt (see
+   * src/internal/limits.ts); whoever maps a failure with {@link failureOf} passes it on too.
+   */
+  readonly run: (
+    value: unknown,
+    context: unknown,
+    signal: AbortSignal | undefined,
+    observer?: AttemptObserver,
+  ) => unknown;
   /**
    * What the execution fails with when `run` threw `error` or its thenable rejected with it,
    * or `undefined` when those failures are final already. An execution of one plain attempt
@@ -42,15 +52,22 @@ export interface Execution {
  */
 export const executionOf: unique symbol = Symbol.for("async-pipeline.execution") as never;
 
-/** What `execution` fails with, given what it threw: cancellation wins, with its reason. */
+/**
+ * What `execution` fails with, given what it threw: cancellation wins, with its reason. An
+ * execution of one plain attempt (it has a `failure` to map with) threw its attempt's own
+ * error: that attempt is reported to `observer` here, where the failure is mapped.
+ */
 export function failureOf(
   execution: Execution,
   error: unknown,
   signal: AbortSignal | undefined,
+  observer?: AttemptObserver,
 ): unknown {
   if (signal?.aborted === true) return signal.reason;
   const { failure } = execution;
-  return failure === undefined ? error : failure(error);
+  if (failure === undefined) return error;
+  observer?.attemptFailed(error, undefined);
+  return failure(error);
 }
 
 /** Runs `execution` with its failure mapped: for callers that hand its promise on as it is. */
@@ -59,16 +76,17 @@ export function runMapped(
   value: unknown,
   context: unknown,
   signal: AbortSignal | undefined,
+  observer?: AttemptObserver,
 ): unknown {
   let result: unknown;
   try {
-    result = execution.run(value, context, signal);
+    result = execution.run(value, context, signal, observer);
     if (execution.failure === undefined || !isThenable(result)) return result;
   } catch (error) {
-    throw failureOf(execution, error, signal);
+    throw failureOf(execution, error, signal, observer);
   }
   return Promise.resolve(result).then(undefined, (error: unknown) => {
-    throw failureOf(execution, error, signal);
+    throw failureOf(execution, error, signal, observer);
   });
 }
 
@@ -109,10 +127,10 @@ export function composeExecution(plan: StagePlan): Execution {
   if (policy.retries === 0) {
     execution = {
       // A bare attempt (no rate limit, timeout or call object) reads the value alone: it is the
-      // whole execution.
+      // whole execution (its failure is reported where it is mapped, see failureOf).
       run:
         gate === undefined && !plan.takesContext && plan.timeout === undefined
-          ? (attempt as Execution["run"])
+          ? (attempt as unknown as Execution["run"])
           : (value, context, signal) => attempt(value, context, signal, 1),
       failure:
         gate === undefined
@@ -123,7 +141,7 @@ export function composeExecution(plan: StagePlan): Execution {
   } else {
     const retrying = new Retrying(attempt, policy, name, fail);
     execution = {
-      run: (value, context, signal) => retrying.run(value, context, signal),
+      run: (value, context, signal, observer) => retrying.run(value, context, signal, observer),
       failure: undefined,
       readsContext: plan.takesContext,
     };
@@ -136,18 +154,39 @@ export function composeExecution(plan: StagePlan): Execution {
   // The breaker must learn of a cancellation when it happens, also when the handler hangs: the
   // execution it guards ends with the signal. Each call is a fresh execution, with the stage's
   // full attempts: in wait mode, the breaker runs an execution again once the circuit closes.
-  const guarded = (value: unknown, context: unknown, signal: AbortSignal | undefined): unknown => {
-    const result = runMapped(inner, value, context, signal);
+  const guarded = (
+    value: unknown,
+    context: unknown,
+    signal: AbortSignal | undefined,
+    observer: AttemptObserver | undefined,
+  ): unknown => {
+    const result = runMapped(inner, value, context, signal, observer);
     return signal === undefined || !isThenable(result) ? result : untilAborted(result, signal);
   };
   return {
-    run: (value, context, signal) =>
-      guard[guardExecution](name, value, context, signal, refuse, () =>
-        guarded(value, context, signal),
+    run: (value, context, signal, observer) =>
+      guard[guardExecution](
+        name,
+        value,
+        context,
+        signal,
+        // A refusal is reported as an attempt that failed with the BrokenCircuitError.
+        observer === undefined ? refuse : (error) => refusedTo(observer, refuse, error),
+        () => guarded(value, context, signal, observer),
       ),
     failure: undefined,
     readsContext: plan.takesContext,
   };
+}
+
+/** A circuit breaker's refusal of an execution run under adaptive limits: reported, then mapped. */
+function refusedTo(
+  observer: AttemptObserver,
+  refuse: (error: unknown) => unknown,
+  error: unknown,
+): unknown {
+  observer.attemptFailed(error, undefined);
+  return refuse(error);
 }
 
 /**
@@ -346,16 +385,24 @@ export class Retrying {
     this.#fail = fail;
   }
 
-  /** Every attempt at `value`: the output, or a promise of it. */
-  run(value: unknown, context: unknown, signal: AbortSignal | undefined): unknown {
+  /**
+   * Every attempt at `value`: the output, or a promise of it. Each failed attempt is told to
+   * `observer` when there is one, once, unless the signal has aborted by then.
+   */
+  run(
+    value: unknown,
+    context: unknown,
+    signal: AbortSignal | undefined,
+    observer?: AttemptObserver,
+  ): unknown {
     let first: unknown;
     try {
       first = this.#attempt(value, context, signal, 1);
       if (!isThenable(first)) return first;
     } catch (error) {
-      return this.#again(undefined, error, value, context, signal);
+      return this.#again(undefined, error, value, context, signal, observer);
     }
-    return this.#again(first, undefined, value, context, signal);
+    return this.#again(first, undefined, value, context, signal, observer);
   }
 
   /**
@@ -368,6 +415,7 @@ export class Retrying {
     value: unknown,
     context: unknown,
     signal: AbortSignal | undefined,
+    observer: AttemptObserver | undefined,
   ): Promise<unknown> {
     if (pending !== undefined) {
       try {
@@ -388,12 +436,26 @@ export class Retrying {
         // Cancellation wins over the verdict: the signal may have aborted while it was awaited.
         throwIfAborted(signal);
       }
-      if (!again) throw this.#fail(error, number);
+      if (!again) {
+        observer?.attemptFailed(error, undefined);
+        throw this.#fail(error, number);
+      }
       const { retryAfter, onRetry } = policy;
-      const wait =
-        retryAfter === undefined
-          ? retryDelayFor(policy, number)
-          : retryAfterWait(retryAfter, policy, error, number, this.#fail);
+      let wait: number;
+      if (retryAfter === undefined) {
+        wait = retryDelayFor(policy, number);
+        observer?.attemptFailed(error, undefined);
+      } else if (observer === undefined) {
+        wait = retryAfterWait(retryAfter, policy, error, number, this.#fail);
+      } else {
+        const told = { said: undefined as number | undefined };
+        try {
+          wait = retryAfterWait(retryAfter, policy, error, number, this.#fail, told);
+        } finally {
+          // Also when `retryAfter` failed the stage: the attempt failed all the same.
+          observer.attemptFailed(error, told.said);
+        }
+      }
       if (onRetry !== undefined) {
         const stageName = this.#stageName;
         const event: RetryEvent = Object.freeze({ stageName, error, attempt: number, delay: wait });

@@ -1,3 +1,5 @@
+import { concurrencyLimit } from "./validate.js";
+
 /**
  * Concurrency limits that change while batches run, as the core sees them. The pool and a
  * stage's retry loop know only these interfaces; `adaptiveConcurrency` (src/flow/adaptive.ts)
@@ -99,6 +101,8 @@ export const gaugeOf: unique symbol = Symbol.for(
 
 /** A concurrency limit that changes over time: what `adaptiveConcurrency(...)` returns. */
 export interface DynamicLimit {
+  /** The limit now of a batch given it as `concurrency`: its batch-level gauge's. */
+  readonly limit: number;
   /** See {@link gaugeOf}. */
   [gaugeOf](keyed: boolean, key: unknown): LimitGauge;
 }
@@ -110,4 +114,12 @@ export function isDynamicLimit(value: unknown): value is DynamicLimit {
     value !== null &&
     typeof (value as Partial<DynamicLimit>)[gaugeOf] === "function"
   );
+}
+
+/**
+ * A batch's `concurrency` (or `perKey.concurrency`, `name`): a controller as it is, else an
+ * integer ≥ 1 or `Infinity`, with the messages a number gets.
+ */
+export function concurrencyOption(value: unknown, name = "concurrency"): number | DynamicLimit {
+  return isDynamicLimit(value) ? value : concurrencyLimit(value, name);
 }

@@ -1,4 +1,6 @@
 import { untilAborted, whenAborted, type Subscription } from "./abort.js";
+import { gaugeOf, type AttemptObserver, type DynamicLimit, type LimitGauge } from "./limits.js";
+import { Queue } from "./queue.js";
 import type { CloseOutcome } from "./result-stream.js";
 import { isThenable, noop } from "./thenable.js";
 
@@ -11,7 +13,11 @@ import { isThenable, noop } from "./thenable.js";
 export interface ItemRunner<T> {
   /** Whether the last `start` or `resume` handed out a thenable to await (else: the output). */
   readonly pending: boolean;
-  start(item: T): unknown;
+  /**
+   * `observer`: told of the item's failed attempts when the item runs under adaptive limits
+   * (see src/internal/limits.ts); `undefined` otherwise.
+   */
+  start(item: T, observer: AttemptObserver | undefined): unknown;
   /** The thenable handed out last fulfilled with `value`: goes on. */
   resume(value: unknown): unknown;
   /** The thenable handed out last rejected with `error`: what the item fails with. */
@@ -25,6 +31,22 @@ export const WAIT: unique symbol = Symbol("wait for the key");
 export interface Waiting<T> {
   readonly item: T;
   readonly index: number;
+  /**
+   * The key to give back to `leave` once it ran. Without it, the item takes the place of an
+   * item of its key and runs under that item's key: an admission with `bind` always says it.
+   */
+  readonly key?: unknown;
+}
+
+/** What a pool offers an admission that binds to it ({@link Admission.bind}). */
+export interface AdmissionHost<T> {
+  /** The batch's gauge, when its `concurrency` is adaptive: told of attempts too. */
+  readonly gauge: LimitGauge | undefined;
+  /**
+   * Runs `waiting` (its key's place taken) in a worker of its own, or, when the batch has no
+   * place for it now, as soon as it has one.
+   */
+  runWaiting(waiting: Waiting<T>): void;
 }
 
 /**
@@ -41,6 +63,18 @@ export interface Admission<T> {
   enter(item: T, index: number): unknown;
   /** An item of `key` finished: the key's next waiting item, which runs now, or `undefined`. */
   leave(key: unknown): Waiting<T> | undefined;
+  /**
+   * An admission under limits that change (an adaptive `perKey.concurrency`) has `bind` and
+   * `close`. The pool's constructor binds it, once: it may then run a waiting item whose key's
+   * place freed outside this batch (through `host.runWaiting`), and the keys it gives out (from
+   * `enter`, and as {@link Waiting.key}) are the items' {@link AttemptObserver}s.
+   */
+  bind?(host: AdmissionHost<T>): void;
+  /**
+   * The batch stopped or ended: nothing more is handed over or run, items waiting are dropped,
+   * and the places of items still running are given back as they `leave`. Called once.
+   */
+  close?(): void;
 }
 
 /** A recorded outcome that takes the place of running an item: see {@link PoolJournal.take}. */
@@ -100,6 +134,11 @@ export interface PoolTask<T> {
   readonly room: (() => boolean) | undefined;
   /** Told once when the pool ends, whichever way, before `done` settles. */
   readonly onEnd: (() => void) | undefined;
+  /**
+   * An adaptive `concurrency` (`concurrency` is then Infinity): the pool holds a place under
+   * its gauge for each item it runs, as src/internal/limits.ts says.
+   */
+  readonly dynamic: DynamicLimit | undefined;
   /** Per-key admission: see {@link Admission}. */
   readonly admission: Admission<T> | undefined;
   /**
@@ -137,6 +176,13 @@ const arrayValues = Array.prototype[Symbol.iterator];
  * When the pool stops early (fail-fast, the caller's signal, or {@link Pool.stop}) it starts
  * nothing new, aborts the batch's signal (which every item's stages and `call.signal`s watch),
  * and closes the input with `return()`, awaiting it before `done` settles.
+ *
+ * Under an adaptive `concurrency` (the task's `dynamic`), an item takes a place under the
+ * batch's gauge when it starts and leaves it when it settles, and the pool takes an item only
+ * while the gauge has room. With no room, it waits on the gauge (which wakes it when a place
+ * frees in any batch sharing it, or the limit rises) unless one of its own items finishing
+ * will look again. Items the admission let in that find no place are parked, and run first
+ * when one frees.
  */
 export class Pool<T> {
   readonly #task: PoolTask<T>;
@@ -149,8 +195,21 @@ export class Pool<T> {
   #workers = 0;
   /** The task's concurrency: at most this many workers. */
   readonly #limit: number;
-  /** The task has a `room` or an admission to ask before each take. */
+  /** The task has a `room`, an admission or a gauge to ask before each take. */
   readonly #gated: boolean;
+  /** The batch's gauge, under an adaptive `concurrency`. */
+  readonly #gauge: LimitGauge | undefined;
+  /** The admission has `bind`: the keys it gives out are the items' attempt observers. */
+  readonly #observed: boolean;
+  /** Items let in by the admission that wait for a place under the gauge (or for a worker). */
+  #parked: Queue<Waiting<T>> | undefined = undefined;
+  /** Items of this batch holding a place under the gauge. */
+  #placed = 0;
+  /** The pool's `#wake` is with the gauge. */
+  #blocked = false;
+  /** Within this pool's own `gauge.finished()`: a wake then is left to the worker that finished. */
+  #finishing = false;
+  #released = false;
   #filling = false;
   #pending: Promise<void> | undefined = undefined;
   #exhausted = false;
@@ -160,8 +219,11 @@ export class Pool<T> {
   #settled = 0;
   /** Items restored from the checkpoint so far (settled without running). */
   #restored = 0;
-  /** With a journal and an admission: the tickets of the items waiting for their keys. */
-  readonly #parked: Map<number, string | number> | undefined;
+  /**
+   * With a journal and an admission or a gauge: the tickets of the items that wait (for their
+   * key, or for a place), by index.
+   */
+  readonly #tickets: Map<number, string | number> | undefined;
   #pulling = 0;
   #subscription: Subscription | undefined = undefined;
   readonly #hold: Subscription;
@@ -169,6 +231,13 @@ export class Pool<T> {
   #reject: (error: unknown) => void = noop;
   readonly #crash = (error: unknown): void => {
     void this.stop(error, true);
+  };
+  /** Given to the gauge to wait for a place: runs parked items, then takes from the input. */
+  readonly #wake = (): void => {
+    this.#blocked = false;
+    if (this.#stopped || this.#finishing) return;
+    this.#runParked(0);
+    this.#fill();
   };
 
   /** Settles when every item has settled, or rejects with the reason the pool stopped. */
@@ -198,14 +267,21 @@ export class Pool<T> {
     onEnd: undefined,
     admission: undefined,
     journal: undefined,
+    dynamic: undefined,
   });
 
   constructor(task: PoolTask<T>) {
     this.#task = task;
     this.#limit = task.concurrency;
-    this.#gated = task.room !== undefined || task.admission !== undefined;
-    this.#parked =
-      task.journal !== undefined && task.admission !== undefined ? new Map() : undefined;
+    // One gauge per batch, held until the batch's last item has left its place.
+    this.#gauge = task.dynamic?.[gaugeOf](false, undefined);
+    this.#gated =
+      task.room !== undefined || task.admission !== undefined || this.#gauge !== undefined;
+    this.#observed = task.admission?.bind !== undefined;
+    this.#tickets =
+      task.journal !== undefined && (task.admission !== undefined || this.#gauge !== undefined)
+        ? new Map()
+        : undefined;
     // Held for the pool's life: the batch signal's registry entry (and its one listener)
     // stays while attempts subscribe and leave one at a time, instead of coming and going.
     this.#hold = whenAborted(this.#controller.signal, noop);
@@ -213,16 +289,22 @@ export class Pool<T> {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-  }
-
-  /** Items taken from the input and not yet settled. */
-  get inFlight(): number {
-    return this.#nextIndex - this.#settled;
+    task.admission?.bind?.(this);
   }
 
   /** Items restored from the checkpoint so far: settled with their recorded outcomes. */
   get restored(): number {
     return this.#restored;
+  }
+
+  /** See {@link AdmissionHost.gauge}. */
+  get gauge(): LimitGauge | undefined {
+    return this.#gauge;
+  }
+
+  /** Items taken from the input and not yet settled. */
+  get inFlight(): number {
+    return this.#nextIndex - this.#settled;
   }
 
   /** Items taken from the input so far, plus pulls from an async input under way. */
@@ -233,6 +315,22 @@ export class Pool<T> {
   /** Starts workers again, up to the limit, after the task's `room` may have become true. */
   resume(): void {
     this.#fill();
+  }
+
+  /** See {@link AdmissionHost.runWaiting}: the admission's key wake calls it. */
+  runWaiting(waiting: Waiting<T>): void {
+    if (this.#stopped) {
+      this.#giveBack(waiting);
+      return;
+    }
+    // A fixed concurrency: the item needs a worker of its own. Under a gauge, the worker looks
+    // for a place (and parks the item when there is none).
+    if (this.#gauge === undefined && this.#workers >= this.#limit) {
+      this.#park(waiting);
+      return;
+    }
+    this.#workers++;
+    this.#work(waiting).then(undefined, this.#crash);
   }
 
   /** Starts pulling. Call once. */
@@ -285,6 +383,9 @@ export class Pool<T> {
   ): Promise<CloseOutcome> {
     if (this.#stopped) return Promise.resolve(undefined);
     this.#stopped = true;
+    this.#task.admission?.close?.();
+    this.#dropParked();
+    if (this.#gauge !== undefined) this.#stopPlaces(this.#gauge);
     this.#subscription?.cancel();
     this.#controller.abort(abortReason);
     const closing =
@@ -325,28 +426,43 @@ export class Pool<T> {
     this.#stopped = true;
     this.#subscription?.cancel();
     this.#hold.cancel();
+    this.#task.admission?.close?.();
+    if (this.#gauge !== undefined) this.#stopPlaces(this.#gauge);
     this.#task.onEnd?.();
     this.#resolve();
   }
 
-  /** Whether an item may be taken now: the task's `room` and the per-key admission agree. */
+  /**
+   * Whether an item may be taken now: the task's `room`, the per-key admission and the gauge
+   * agree. A pull under way counts as a place taken.
+   */
   #canTake(): boolean {
     const { room, admission } = this.#task;
-    return (room === undefined || room()) && admission?.full !== true;
+    return (
+      (room === undefined || room()) &&
+      admission?.full !== true &&
+      (this.#gauge === undefined || this.#hasPlace(this.#gauge, this.#pulling))
+    );
   }
 
-  /** Starts workers while there are items to take, room for them, and places under the limit. */
-  #fill(): void {
+  /**
+   * Starts workers (at most `count`) while there are items to take, room for them, and
+   * places under the limit.
+   */
+  #fill(count = Infinity): void {
     // The common case first: every worker is busy.
     if (this.#workers >= this.#limit || this.#filling) return;
     this.#filling = true;
+    let started = 0;
     while (
+      started < count &&
       !this.#stopped &&
       !this.#exhausted &&
       this.#workers < this.#limit &&
       (this.#sync || this.#pending === undefined) &&
       (!this.#gated || this.#canTake())
     ) {
+      started++;
       this.#workers++;
       // #work handles every failure it expects; anything else stops the pool rather than
       // becoming an unhandled rejection.
@@ -375,9 +491,13 @@ export class Pool<T> {
    * keeps little state across its awaits (what an `await` saves and restores): the item is in
    * the worker's {@link Slot}.
    */
-  async #work(): Promise<void> {
+  async #work(first?: Waiting<T>): Promise<void> {
     const runner = this.#task.runner(this.#controller.signal);
     const slot = new Slot<T>();
+    slot.handedOver = first;
+    // The batch's gauge hears of every item's failed attempts (under an admission with
+    // `bind`, the item's key tells it, with the key's gauge).
+    slot.observer = this.#gauge;
     try {
       for (;;) {
         const taken = this.#take(slot);
@@ -387,7 +507,7 @@ export class Pool<T> {
         if (ok) {
           let pending = false;
           try {
-            outcome = runner.start(slot.item);
+            outcome = runner.start(slot.item, slot.observer);
             while (runner.pending) {
               pending = true;
               outcome = await outcome;
@@ -403,8 +523,14 @@ export class Pool<T> {
       }
     } finally {
       this.#workers--;
-      if (this.#workers === 0 && (this.#exhausted || this.#stopped)) this.#finish();
-      else this.#fill();
+      // Items taken and not settled may be parked, or wait in the admission for a place that
+      // frees in another batch.
+      if (
+        this.#workers === 0 &&
+        ((this.#exhausted && this.#settled === this.#nextIndex) || this.#stopped)
+      ) {
+        this.#finish();
+      } else this.#fill();
     }
   }
 
@@ -421,8 +547,14 @@ export class Pool<T> {
       slot.handedOver = undefined;
       slot.item = handedOver.item;
       slot.index = handedOver.index;
-      if (this.#parked !== undefined) slot.ticket = this.#unpark(handedOver.index);
-      if (this.#stopped) return false;
+      if ("key" in handedOver) slot.key = handedOver.key;
+      if (this.#tickets !== undefined) slot.ticket = this.#ticketOf(handedOver.index);
+      if (this.#observed) slot.observer = slot.key as AttemptObserver;
+      if (this.#stopped) {
+        this.#giveBack(handedOver);
+        return false;
+      }
+      if (this.#gauge !== undefined && !this.#place(this.#gauge, slot)) return false;
       this.#fill();
       return true;
     }
@@ -495,12 +627,12 @@ export class Pool<T> {
   }
 
   /**
-   * Counts a taken item in, into `slot`, through the journal and the per-key admission: `false`
-   * when it does not run in this worker now: it was restored from the checkpoint, or it waits
-   * for its key (it runs when an item of its key hands it over). An item whose key throws is
-   * in the slot as refused, with the error: it fails like a stage failure, holding no place. A
-   * promise when its recorded outcome must be fetched first: then of what {@link Pool.#take}
-   * gives next.
+   * Counts a taken item in, into `slot`, through the journal, the per-key admission and the
+   * gauge: `false` when it does not run in this worker now: it was restored from the
+   * checkpoint, it waits for its key (it runs when an item of its key hands it over), or for a
+   * place (parked). An item whose key throws is in the slot as refused, with the error: it fails
+   * like a stage failure, holding no place. A promise when its recorded outcome must be fetched
+   * first: then of what {@link Pool.#take} gives next.
    */
   #admit(slot: Slot<T>, item: T): boolean | Promise<boolean> {
     // The input's code ran: it may have stopped the pool.
@@ -525,10 +657,22 @@ export class Pool<T> {
       }
       // The item waits for its key: go on to the next one.
       if (entered === WAIT) {
-        this.#parked?.set(index, slot.ticket);
+        this.#tickets?.set(index, slot.ticket);
         return false;
       }
       slot.key = entered;
+      if (this.#observed) slot.observer = entered as AttemptObserver | undefined;
+    }
+    // Under a gauge: the place it was taken for may be gone (an async input's pull, or the
+    // code of an iterator or a key, let another batch take it or the limit fall): it is
+    // parked. An array item with no key to find and no journal ran no code since `#take` saw
+    // the place.
+    const gauge = this.#gauge;
+    if (gauge !== undefined && !slot.refused) {
+      if (this.#array !== undefined && admission === undefined && journal === undefined) {
+        gauge.started();
+        this.#placed++;
+      } else if (!this.#place(gauge, slot)) return false;
     }
     // Another worker may take the next item now (a synchronous input was offered to every
     // free worker when the pool filled; an async one is pulled by one worker at a time).
@@ -537,30 +681,146 @@ export class Pool<T> {
   }
 
   /**
-   * The item in `slot` settled: hands its key over to the key's next waiting item (which this
-   * worker runs next), reports the outcome, and stops the pool on a fail-fast. `false` when
-   * the worker ends.
+   * The item in `slot` settled: reports the outcome, stops the pool on a fail-fast, leaves its
+   * place under the gauge, and hands its key over to the key's next waiting item (or a parked
+   * one), which this worker runs next. The outcome comes first: places that free may start
+   * other items, and none may start after a failure that stops the batch. `false` when the
+   * worker ends.
    */
   #settleItem(slot: Slot<T>, ok: boolean, outcome: unknown): boolean {
     const task = this.#task;
-    if (task.admission !== undefined && !slot.refused) {
-      slot.handedOver = task.admission.leave(slot.key);
-    }
     this.#settled++;
-    if (this.#stopped) return false;
-    if (task.journal !== undefined) {
+    let going = !this.#stopped;
+    if (going && task.journal !== undefined) {
       const failure = this.#record(task.journal, slot, ok, outcome);
-      if (failure === STOPPED) return false;
-      if (failure !== undefined) {
+      if (failure === STOPPED) going = false;
+      else if (failure !== undefined) {
         ok = false;
         outcome = failure;
       }
     }
-    if (!task.settle(slot.index, ok, outcome)) return true;
-    // The other items are aborted with an AbortError, not with this item's error, so that
-    // their hooks and handlers do not report another item's failure as their own.
-    void this.stop(outcome, true, failedElsewhere());
+    if (going && task.settle(slot.index, ok, outcome)) {
+      // The other items are aborted with an AbortError, not with this item's error, so that
+      // their hooks and handlers do not report another item's failure as their own.
+      void this.stop(outcome, true, failedElsewhere());
+      going = false;
+    }
+    const gauge = this.#gauge;
+    if (gauge !== undefined && !slot.refused) this.#leavePlace(gauge);
+    if (task.admission !== undefined && !slot.refused) {
+      slot.handedOver = task.admission.leave(slot.key);
+    }
+    slot.handedOver ??= this.#nextParked();
+    // Parked items left: those the gauge has places for beyond this worker's next item run
+    // now; the others wait for a place (a wake this pool's own finish consumed is gone).
+    if (going && gauge !== undefined && this.#parked !== undefined && this.#parked.length > 0) {
+      this.#runParked(1);
+      if (this.#parked.length > 0) this.#waitForPlace(gauge);
+    }
+    return going;
+  }
+
+  /** A parked item, when there is one and a place for it (the worker that asks is one). */
+  #nextParked(): Waiting<T> | undefined {
+    const parked = this.#parked;
+    if (parked === undefined || parked.length === 0 || this.#stopped) return undefined;
+    const gauge = this.#gauge;
+    return gauge === undefined || gauge.inFlight < gauge.limit ? parked.shift() : undefined;
+  }
+
+  /**
+   * Takes a place under `gauge` for the item in `slot`, when there is one; else parks the
+   * item (its key's place kept) and waits for one.
+   */
+  #place(gauge: LimitGauge, slot: Slot<T>): boolean {
+    if (gauge.inFlight < gauge.limit) {
+      gauge.started();
+      this.#placed++;
+      return true;
+    }
+    this.#tickets?.set(slot.index, slot.ticket);
+    this.#park({ item: slot.item, index: slot.index, key: slot.key });
     return false;
+  }
+
+  /** Whether `gauge` has a place beyond `reserved` ones; if not, waits for one. */
+  #hasPlace(gauge: LimitGauge, reserved: number): boolean {
+    if (gauge.inFlight + reserved < gauge.limit) return true;
+    this.#waitForPlace(gauge);
+    return false;
+  }
+
+  #waitForPlace(gauge: LimitGauge): void {
+    if (this.#blocked || this.#stopped) return;
+    this.#blocked = true;
+    gauge.wait(this.#wake);
+  }
+
+  /** An item let in by the admission waits for a place in the batch (a gauge's, or a worker). */
+  #park(waiting: Waiting<T>): void {
+    (this.#parked ??= new Queue()).push(waiting);
+    if (this.#gauge !== undefined) this.#waitForPlace(this.#gauge);
+  }
+
+  /**
+   * Runs parked items in workers of their own while the gauge has more than `reserved` places
+   * free (a fixed concurrency's parked items run as workers finish, see `#settleItem`).
+   */
+  #runParked(reserved: number): void {
+    const gauge = this.#gauge as LimitGauge;
+    const parked = this.#parked;
+    while (parked !== undefined && parked.length > 0 && gauge.inFlight + reserved < gauge.limit) {
+      this.runWaiting(parked.shift() as Waiting<T>);
+    }
+  }
+
+  /**
+   * An item leaves its place under `gauge`. A wake the gauge gives this pool meanwhile is
+   * left to the worker, which takes the place with its next item; when the limit rose, other
+   * workers take the places beyond that one.
+   */
+  #leavePlace(gauge: LimitGauge): void {
+    const before = gauge.limit;
+    this.#placed--;
+    this.#finishing = true;
+    gauge.finished();
+    this.#finishing = false;
+    if (this.#stopped) {
+      this.#releaseWhenIdle(gauge);
+    } else if (gauge.limit > before) {
+      this.#runParked(1);
+      this.#fill(gauge.limit - gauge.inFlight - 1);
+    }
+  }
+
+  /** The batch stopped or ended: it waits no more, and gives its parked items' keys back. */
+  #stopPlaces(gauge: LimitGauge): void {
+    if (this.#blocked) {
+      this.#blocked = false;
+      gauge.cancelWait(this.#wake);
+    }
+    this.#releaseWhenIdle(gauge);
+  }
+
+  /** Once stopped or ended, and its last item has left its place: the gauge is given back. */
+  #releaseWhenIdle(gauge: LimitGauge): void {
+    if (this.#released || this.#placed > 0) return;
+    this.#released = true;
+    gauge.release();
+  }
+
+  /**
+   * A stopped pool was handed an item that holds its key's place: an admission with `bind`
+   * (closed, so nothing follows) takes the place back.
+   */
+  #giveBack(waiting: Waiting<T>): void {
+    if (this.#observed) this.#task.admission?.leave(waiting.key);
+  }
+
+  /** The pool stopped: its parked items will not run. */
+  #dropParked(): void {
+    const parked = this.#parked;
+    while (parked !== undefined && parked.length > 0) this.#giveBack(parked.shift() as Waiting<T>);
   }
 
   // ---- The checkpoint's journal: nothing below runs for a batch without one ----
@@ -636,11 +896,11 @@ export class Pool<T> {
     }
   }
 
-  /** The ticket of the item at `index`, which waited for its key. */
-  #unpark(index: number): string | number {
-    const parked = this.#parked as Map<number, string | number>;
-    const ticket = parked.get(index) as string | number;
-    parked.delete(index);
+  /** The ticket of the item at `index`, which waited (for its key, or for a place). */
+  #ticketOf(index: number): string | number {
+    const tickets = this.#tickets as Map<number, string | number>;
+    const ticket = tickets.get(index) as string | number;
+    tickets.delete(index);
     return ticket;
   }
 }
@@ -654,6 +914,8 @@ class Slot<T> {
   index = 0;
   /** Its key under per-key admission, given back when it finishes. */
   key: unknown = undefined;
+  /** Told of its failed attempts, under adaptive limits. */
+  observer: AttemptObserver | undefined = undefined;
   /** Its key could not be found (`key` threw): it fails with `error` without running. */
   refused = false;
   error: unknown = undefined;

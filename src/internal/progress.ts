@@ -34,6 +34,8 @@ export class ProgressReporter {
   readonly #inFlight: () => number;
   /** With a checkpoint: how many of the items done were restored rather than run. */
   readonly #restored: (() => number) | undefined;
+  /** The batch's limit now. */
+  readonly #concurrency: () => number;
   #done = 0;
   #failed = 0;
   #scheduled: TurnHandle | undefined;
@@ -43,11 +45,13 @@ export class ProgressReporter {
     total: number | undefined,
     inFlight: () => number,
     restored: (() => number) | undefined,
+    concurrency: () => number,
   ) {
     this.#callback = callback;
     this.#total = total;
     this.#inFlight = inFlight;
     this.#restored = restored;
+    this.#concurrency = concurrency;
   }
 
   /** One item settled. */
@@ -71,6 +75,7 @@ export class ProgressReporter {
       failed: this.#failed,
       inFlight: this.#inFlight(),
       total: this.#total,
+      concurrency: this.#concurrency(),
     };
     const restored = this.#restored;
     const progress: Progress = Object.freeze(

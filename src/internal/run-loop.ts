@@ -1,5 +1,6 @@
 import { throwIfAborted, untilAborted } from "./abort.js";
 import { failureOf, type Execution } from "./execution.js";
+import type { AttemptObserver } from "./limits.js";
 import { isThenable } from "./thenable.js";
 
 /**
@@ -16,7 +17,7 @@ import { isThenable } from "./thenable.js";
  * failure wrapped in the stage's error only then.
  *
  * One loop serves the items of one worker one after another: it holds the current item's
- * step, context and signal between `start` and the end of that item.
+ * step, context, signal and attempt observer between `start` and the end of that item.
  */
 export class RunLoop {
   readonly #steps: readonly Execution[];
@@ -25,6 +26,8 @@ export class RunLoop {
   /** The step whose thenable was handed out last. */
   #index = 0;
   #context: unknown = undefined;
+  /** Told of the current item's failed attempts: an item under adaptive limits has one. */
+  #observer: AttemptObserver | undefined = undefined;
   /** Whether the last `start` or `resume` handed out a thenable (else: the output). */
   pending = false;
 
@@ -45,10 +48,12 @@ export class RunLoop {
   /**
    * Runs `input` from the first step: the output, or (with `pending` set) a thenable to await
    * and hand to {@link RunLoop.resume} (or, when it rejects, to {@link RunLoop.failure}).
-   * Throws the run's failure. The caller has checked the signal.
+   * Throws the run's failure. The caller has checked the signal. `observer` is told of each
+   * failed attempt of this run's stages (a batch item under adaptive limits).
    */
-  start(input: unknown): unknown {
+  start(input: unknown, observer?: AttemptObserver): unknown {
     this.#context = this.#newContext();
+    this.#observer = observer;
     return this.#from(0, input);
   }
 
@@ -64,13 +69,14 @@ export class RunLoop {
   /** The thenable handed out last rejected with `error`: what the run fails with. */
   failure(error: unknown): unknown {
     this.pending = false;
-    return failureOf(this.#steps[this.#index] as Execution, error, this.#signal);
+    return failureOf(this.#steps[this.#index] as Execution, error, this.#signal, this.#observer);
   }
 
   #from(first: number, input: unknown): unknown {
     const steps = this.#steps;
     const context = this.#context;
     const signal = this.#signal;
+    const observer = this.#observer;
     let value = input;
     for (let index = first; index < steps.length; index++) {
       // No step starts once the signal has aborted: a step before may have aborted it.
@@ -80,7 +86,7 @@ export class RunLoop {
       }
       const step = steps[index] as Execution;
       try {
-        value = step.run(value, context, signal);
+        value = step.run(value, context, signal, observer);
         // Inside the try: reading `then` is the step's own code too (a getter may throw).
         if (isThenable(value)) {
           this.#index = index;
@@ -89,7 +95,7 @@ export class RunLoop {
         }
       } catch (error) {
         this.pending = false;
-        throw failureOf(step, error, signal);
+        throw failureOf(step, error, signal, observer);
       }
     }
     this.pending = false;
@@ -106,11 +112,12 @@ export function runOnce(
   loop: RunLoop,
   input: unknown,
   signal: AbortSignal | undefined,
+  observer?: AttemptObserver,
 ): Promise<unknown> {
   let outcome: unknown;
   try {
     throwIfAborted(signal);
-    outcome = loop.start(input);
+    outcome = loop.start(input, observer);
     if (!loop.pending) {
       // A synchronous step may have aborted the signal: cancellation wins over the output.
       throwIfAborted(signal);

@@ -13,7 +13,8 @@ import { countOrInfinity, optionalBoolean } from "./validate.js";
 
 /** Stream-only options, validated. */
 interface StreamShape {
-  readonly buffer: number;
+  /** `undefined`: as large as the concurrency (under an adaptive one, its limit now). */
+  readonly buffer: number | undefined;
   readonly ordered: boolean;
   readonly settled: boolean;
 }
@@ -21,7 +22,7 @@ interface StreamShape {
 function streamShape(settings: BatchSettings<unknown>): StreamShape {
   const { buffer, ordered, settled } = settings.options;
   return {
-    buffer: buffer === undefined ? settings.concurrency : countOrInfinity("buffer", buffer),
+    buffer: buffer === undefined ? undefined : countOrInfinity("buffer", buffer),
     ordered: optionalBoolean("ordered", ordered, true),
     settled: optionalBoolean("settled", settled, false),
   };
@@ -33,7 +34,8 @@ function streamShape(settings: BatchSettings<unknown>): StreamShape {
  * yet read. Results come in input order (`ordered`) or as they settle; a failure ends the
  * stream with that error after the results ready before it (unless `settled`), and stops the
  * pool (fail-fast). Backpressure holds nothing: the pool's workers end when the window is
- * full, and a read starts them again.
+ * full, and a read starts them again. Under an adaptive concurrency the window follows its
+ * limit: `limit + buffer`, `buffer` being the limit too unless given (so at most 2 × `max`).
  *
  * With a checkpoint, the journal is opened when the stream starts (the pool starts once it is
  * open) and closed when the pool ends, before the stream ends: see {@link JournaledSource}.
@@ -60,8 +62,9 @@ export function pipelineStream(
       countsOf(() => pool),
       journal !== undefined,
     );
-    const window = settings.concurrency + shape.buffer;
-    const { settled } = shape;
+    const { buffer, settled } = shape;
+    const { dynamic } = settings;
+    const window = settings.concurrency + (buffer ?? settings.concurrency);
     const poolOf = (source: Iterable<unknown> | AsyncIterable<unknown>): Pool<unknown> => {
       // Annotated: the callbacks below read `started`, which TypeScript cannot infer through.
       // eslint-disable-next-line @typescript-eslint/consistent-generic-constructors
@@ -85,10 +88,14 @@ export function pipelineStream(
         }, hooks.progress),
         // `reserved` counts the pulls under way too, so that workers pulling from an async
         // input at the same time cannot overshoot the window.
-        room: () => started.reserved - stream.read < window,
+        room:
+          dynamic === undefined
+            ? () => started.reserved - stream.read < window
+            : () => started.reserved - stream.read < dynamic.limit + (buffer ?? dynamic.limit),
         onEnd: hooks.onEnd,
         admission: hooks.admission,
         journal,
+        dynamic,
       });
       pool = started;
       return started;
@@ -121,7 +128,7 @@ export function pipelineStream(
     return {
       source,
       ordered: shape.ordered,
-      spread: window,
+      spread: dynamic === undefined ? window : dynamic.limit + (buffer ?? dynamic.limit),
       signal: settings.signal,
       stopsBeforeAbort: journal !== undefined,
     };

@@ -30,6 +30,13 @@ export const RETRY_ATTEMPT = "async_pipeline.retry.attempt";
 /** The wait before the next attempt, in ms, on a retry event. */
 export const RETRY_DELAY = "async_pipeline.retry.delay";
 
+/** The event `recordConcurrencyChange` adds each time an adaptive limit changes. */
+export const CONCURRENCY_EVENT = "async_pipeline.concurrency.change";
+/** The new limit, on a concurrency event; on the span, the batch's limit last recorded. */
+export const CONCURRENCY_LIMIT = "async_pipeline.concurrency.limit";
+/** The key whose limit changed (`perKey`), on a concurrency event, when it is a simple value. */
+export const CONCURRENCY_KEY = "async_pipeline.concurrency.key";
+
 /**
  * A short name for a value's type, the counterpart of Python's `type(value).__name__`: `"null"`,
  * the `typeof` of a primitive or a function (`"string"`, `"number"`, `"undefined"`,

@@ -1,14 +1,22 @@
-import { KeyedAdmission, perKeyOption, type PerKeyOptions } from "../flow/per-key.js";
+import { AdaptiveKeys } from "../flow/adaptive-keys.js";
+import type { AdaptiveConcurrency } from "../flow/adaptive.js";
+import {
+  DEFAULT_MAX_WAITING,
+  KeyedAdmission,
+  perKeyOption,
+  type PerKeyOptions,
+} from "../flow/per-key.js";
 import type { BatchSettings, RawBatchOptions } from "../internal/batch.js";
 import { CheckpointJournal } from "../internal/checkpoint.js";
+import type { Admission } from "../internal/pool.js";
 import type { KeyHints, OptionKeys } from "../internal/known-keys.js";
+import { concurrencyOption, isDynamicLimit } from "../internal/limits.js";
 import {
   mapOptionHints,
   mapSettledOptionHints,
   streamOptionHints,
 } from "../internal/option-hints.js";
 import {
-  concurrencyLimit,
   optionalContext,
   optionalBoolean,
   optionalFunction,
@@ -32,15 +40,17 @@ export const DEFAULT_CONCURRENCY = 5;
  */
 export interface MapOptions<C extends object = Context, I = unknown> {
   /**
-   * How many items run at once: an integer of at least 1, or `Infinity`. A positional
-   * `concurrency` argument wins over this one.
+   * How many items run at once: an integer of at least 1, or `Infinity`, or a limit the batch
+   * finds itself, `adaptiveConcurrency(...)` (batches given the same one share it; see the
+   * guide docs/adaptive-concurrency.md). A positional `concurrency` argument wins over this one.
    * @default 5
    * @example
    * ```ts
    * await pipeline.map(items, { concurrency: 16 });
+   * await pipeline.map(items, { concurrency: adaptiveConcurrency({ max: 256 }) });
    * ```
    */
-  concurrency?: number | undefined;
+  concurrency?: number | AdaptiveConcurrency | undefined;
   /**
    * A template: each item's run gets its own shallow copy (prototype kept), so concurrent
    * items never share one object and the template's own properties never change.
@@ -62,10 +72,11 @@ export interface MapOptions<C extends object = Context, I = unknown> {
    */
   signal?: AbortSignal | undefined;
   /**
-   * Called with a frozen `{ done, failed, inFlight, total }` after items settle: at most once
-   * per turn of the event loop when many settle together, and once more, at the latest,
-   * before the batch settles. `total` is the input's size when known (an array, a `Set`, a
-   * `Map`), else `undefined`. Its failures are ignored.
+   * Called with a frozen `{ done, failed, inFlight, total, concurrency }` after items settle:
+   * at most once per turn of the event loop when many settle together, and once more, at the
+   * latest, before the batch settles. `total` is the input's size when known (an array, a
+   * `Set`, a `Map`), else `undefined`; `concurrency` is the limit in force (an adaptive one's
+   * value then). Its failures are ignored.
    * @default undefined
    * @example
    * ```ts
@@ -80,8 +91,9 @@ export interface MapOptions<C extends object = Context, I = unknown> {
    * `perKey.key(item, index)` are equal (`SameValueZero`) run at once, for example two per
    * host. An item waiting for its key does not hold up items of other keys: the batch reads
    * ahead past it, keeping at most `concurrency` such items waiting (so at most
-   * 2 × `concurrency` items are taken and not finished). Results keep input order. A `key`
-   * that throws fails its item as a stage failure would.
+   * 2 × `concurrency` items are taken and not finished; 1,000 waiting with an adaptive
+   * `concurrency`). Results keep input order. A `key` that throws fails its item as a stage
+   * failure would.
    * @default undefined (no bound per key)
    * @example
    * ```ts
@@ -175,8 +187,9 @@ export interface StreamOptions<C extends object = Context, I = unknown> extends 
   /**
    * How many finished results may wait to be read beyond the `concurrency` in flight: no item
    * is taken from the input while `concurrency + buffer` are taken and not yet read. An integer
-   * ≥ 0, or `Infinity` for no backpressure.
-   * @default concurrency
+   * ≥ 0, or `Infinity` for no backpressure. With an adaptive `concurrency`, both follow its
+   * limit as it changes: by default `2 × limit` are read ahead at most.
+   * @default concurrency (its limit now, when adaptive)
    * @example
    * ```ts
    * pipeline.stream(items, { concurrency: 4, buffer: 0 }); // never more than 4 items ahead
@@ -236,31 +249,45 @@ export function batchSettings<C>(
   }
   let options: RawBatchOptions;
   let concurrency: unknown;
-  if (typeof concurrencyOrOptions === "object" && concurrencyOrOptions !== null) {
+  if (
+    typeof concurrencyOrOptions === "object" &&
+    concurrencyOrOptions !== null &&
+    !isDynamicLimit(concurrencyOrOptions)
+  ) {
     options = optionsObject<RawBatchOptions>("options", concurrencyOrOptions, known, hints) ?? {};
     concurrency = options.concurrency;
   } else {
     options = optionsObject<RawBatchOptions>("options", maybeOptions, known, hints) ?? {};
     concurrency = concurrencyOrOptions === undefined ? options.concurrency : concurrencyOrOptions;
   }
-  const limit = concurrency === undefined ? DEFAULT_CONCURRENCY : concurrencyLimit(concurrency);
+  const limit = concurrency === undefined ? DEFAULT_CONCURRENCY : concurrencyOption(concurrency);
   const perKey = perKeyOption(options.perKey);
   const template = optionalContext(options.context as C | undefined);
   const signal = optionalSignal(options.signal);
   return {
-    concurrency: limit,
+    // An adaptive limit is the pool's gauge to hold: the workers themselves are then unbounded.
+    concurrency: typeof limit === "number" ? limit : Infinity,
+    dynamic: typeof limit === "number" ? undefined : limit,
     template,
     signal,
     onProgress: optionalFunction(
       "onProgress",
       options.onProgress as ((progress: Progress) => unknown) | undefined,
     ),
-    // At most `concurrency` items wait for their keys, so at most 2 × `concurrency` items are
-    // taken and not finished.
-    admission: perKey === undefined ? undefined : () => new KeyedAdmission(perKey, limit),
+    admission: admissionFor(perKey),
     journal: journalFactory(options, signal),
     options,
   };
+}
+
+/** The batch's per-key admission (`perKey`), one per batch; `undefined` for none. */
+function admissionFor(perKey: PerKeyOptions | undefined): (() => Admission<unknown>) | undefined {
+  if (perKey === undefined) return undefined;
+  const { key, concurrency, maxWaiting = DEFAULT_MAX_WAITING } = perKey;
+  if (isDynamicLimit(concurrency)) {
+    return () => new AdaptiveKeys({ key, concurrency, maxWaiting });
+  }
+  return () => new KeyedAdmission(perKey);
 }
 
 /** The methods a `checkpoint` must have: those of {@link CheckpointStore}. */

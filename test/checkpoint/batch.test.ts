@@ -14,6 +14,7 @@ import {
   readCheckpoint,
 } from "../../src/checkpoint/index.js";
 import {
+  adaptiveConcurrency,
   Pipeline,
   Stage,
   StageExecutionError,
@@ -459,6 +460,40 @@ describe("itemKey", () => {
     );
     expect(second.ran.sort()).toEqual([6, 7, 8, 9]);
   });
+
+  it("keeps the keys of items that wait for a place under an adaptive concurrency two batches share", async () => {
+    // Two batches on one limit of 2: items taken when the other batch holds the places wait
+    // for one, and must be recorded under their own keys when they run.
+    const shared = adaptiveConcurrency({ min: 2, max: 2 });
+    const stores = [new MemoryStore(), new MemoryStore()];
+    const itemKey = (n: number): string => `k${String(n)}`;
+    const inputs = [range(12), range(12, 100)];
+    const runs = inputs.map((items, batch) =>
+      // An async input: between a pull and its item, the other batch may take the place.
+      doubler().pipeline.map(generateAsync(items), shared, {
+        checkpoint: stores[batch] as MemoryStore,
+        itemKey,
+      }),
+    );
+    const results = await Promise.all(runs);
+    results.forEach((outputs, batch) => {
+      const items = inputs[batch] as number[];
+      expect(outputs).toEqual(items.map((n) => n * 2));
+      const recorded = (stores[batch] as MemoryStore).values
+        .slice(1, -1)
+        .map((record) => (record as { k: string }).k);
+      expect(recorded.sort()).toEqual(items.map(itemKey).sort());
+    });
+    // Resumed: everything is restored, nothing runs again.
+    const again = doubler();
+    expect(
+      await again.pipeline.map(inputs[0] as number[], shared, {
+        checkpoint: stores[0] as MemoryStore,
+        itemKey,
+      }),
+    ).toEqual((inputs[0] as number[]).map((n) => n * 2));
+    expect(again.ran).toEqual([]);
+  });
 });
 
 describe("the store's life: opened before anything runs, closed last on every ending", () => {
@@ -685,6 +720,7 @@ describe("onProgress on resume", () => {
       failed: 1,
       inFlight: 4,
       total: 200,
+      concurrency: 4,
       restored: recorded,
     });
     expect(reports.at(-1)).toEqual({
@@ -692,12 +728,13 @@ describe("onProgress on resume", () => {
       failed: 1,
       inFlight: 0,
       total: 200,
+      concurrency: 4,
       restored: recorded,
     });
     // Without a checkpoint there is no `restored`.
     const plain: Progress[] = [];
     await second.pipeline.map(range(3), { onProgress: (progress) => plain.push(progress) });
-    expect(plain.at(-1)).toEqual({ done: 3, failed: 0, inFlight: 0, total: 3 });
+    expect(plain.at(-1)).toEqual({ done: 3, failed: 0, inFlight: 0, total: 3, concurrency: 5 });
   });
 });
 

@@ -2,19 +2,20 @@
  * Batches against the simulated service (simulator.ts), measured the same way whoever drives
  * them:
  *
+ * - {@link pipelineBatch}: the real `Pipeline` and `Stage` (with those retries), at a fixed
+ *   concurrency (the best fixed concurrency's figures) or an `adaptiveConcurrency(...)`.
  * - {@link driveBatch}: a minimal batch driver that behaves like the pool given a
  *   {@link LimitGauge}, as src/internal/limits.ts says the pool must: it starts items while
  *   `gauge.inFlight` (every batch's) is below `gauge.limit`, waits with `gauge.wait` when
- *   blocked, tells the gauge when each item starts and finishes, retries a failed attempt as a stage with `retries` and an
- *   exponential backoff would (the item keeps its place while it waits), and reports each
- *   failed attempt with `gauge.attemptFailed`. It stands in for the pool until the pool takes
- *   a dynamic limit (phase B of issue 23).
- * - {@link pipelineBatch}: the real `Pipeline` and `Stage` (with those retries) at a fixed
- *   concurrency, for the best fixed concurrency's figures.
+ *   blocked, tells the gauge when each item starts and finishes, retries a failed attempt as
+ *   a stage with `retries` and an exponential backoff would (the item keeps its place while it
+ *   waits), and reports each failed attempt with `gauge.attemptFailed`. It runs the algorithms
+ *   `adaptiveConcurrency` is compared with (simulator-candidates.ts), which are gauges and
+ *   nothing more; a test checks that it gives the real pool's figures.
  *
  * No vitest import: the bench drives these on its own virtual clock.
  */
-import { Pipeline, Stage } from "../../src/index.js";
+import { Pipeline, Stage, type AdaptiveConcurrency } from "../../src/index.js";
 import type { LimitGauge } from "../../src/internal/limits.js";
 import {
   countWithin,
@@ -187,16 +188,26 @@ export function driveBatch(
   });
 }
 
-/** Runs `items` items through the real `Pipeline` at a fixed `concurrency` (`mapSettled`). */
+/**
+ * Runs `items` items through the real `Pipeline` (`mapSettled`) at `concurrency`: a fixed one,
+ * or an `adaptiveConcurrency(...)`. `keyed`: the limit is given as `perKey.concurrency`
+ * instead (every item of one key, the service's; the batch's own `concurrency` unbounded).
+ */
 export async function pipelineBatch(
   service: SimulatedService,
-  concurrency: number,
+  concurrency: number | AdaptiveConcurrency,
   items: number,
   retry: RetrySettings = RETRY,
+  keyed = false,
 ): Promise<BatchOutcome> {
   const stage = new Stage("call", () => service.call(), { ...retry });
   const inputs = Array.from({ length: items }, (_, index) => index);
-  const settled = await new Pipeline([stage]).mapSettled(inputs, concurrency);
+  const settled = await new Pipeline([stage]).mapSettled(
+    inputs,
+    keyed
+      ? { concurrency: Infinity, perKey: { key: () => "service", concurrency } }
+      : { concurrency },
+  );
   return { failed: settled.filter((entry) => entry.status === "rejected").length };
 }
 

@@ -1,11 +1,13 @@
 /**
  * The experiments behind docs/adaptive-concurrency.md and the adaptive-concurrency tests,
  * one definition for both: the capacities, the batch sizes, the sweep that finds the best
- * fixed concurrency, and a run of a limit algorithm through the batch driver. The tests
- * assert on these figures; `bench/adaptive-simulation.ts` prints them as the guide's tables.
+ * fixed concurrency, and a run of `adaptiveConcurrency` through the real `Pipeline` (or of
+ * another limit algorithm through the batch driver). The tests assert on these figures;
+ * `bench/adaptive-simulation.ts` and the bench's `adaptive` case print them as the guide's
+ * tables.
  */
 import { adaptiveConcurrency, type AdaptiveConcurrency } from "../../src/index.js";
-import { gaugeOf, type LimitGauge } from "../../src/internal/limits.js";
+import type { LimitGauge } from "../../src/internal/limits.js";
 import { curves, type LatencyCurve } from "./simulator.js";
 import {
   convergence,
@@ -125,6 +127,30 @@ export async function runAlgorithm(
     (simulated, items, retry) => driveBatch(simulated, gauge, items, retry),
     advance,
   );
+  return compare(scenario, figures, best);
+}
+
+/**
+ * Runs the real `Pipeline` on `scenario` with `controller` as its `concurrency` (`keyed`: as
+ * its `perKey.concurrency`, see {@link pipelineBatch}) and compares with `best`.
+ */
+export async function runAdaptive(
+  scenario: Scenario,
+  controller: AdaptiveConcurrency,
+  best: BestFixed,
+  advance: Advance,
+  keyed = false,
+): Promise<AlgorithmFigures> {
+  const figures = await measure(
+    scenario,
+    (simulated, items, retry) => pipelineBatch(simulated, controller, items, retry, keyed),
+    advance,
+  );
+  return compare(scenario, figures, best);
+}
+
+/** A batch's figures against the best fixed concurrency's. */
+function compare(scenario: Scenario, figures: BatchFigures, best: BestFixed): AlgorithmFigures {
   const reference = best.figures.steady;
   const window = Math.max(2 * scenario.service.capacity, 20);
   const base = scenario.service.baseLatency ?? 100;
@@ -137,15 +163,19 @@ export async function runAlgorithm(
   };
 }
 
-/** `adaptiveConcurrency()`'s figures on the capacity change `from` → `to`, and its controller. */
+/**
+ * `adaptiveConcurrency()`'s figures on the capacity change `from` → `to`, and its controller
+ * (`keyed`: as `perKey.concurrency`).
+ */
 export async function adaptiveOnShift(
   from: number,
   to: number,
   advance: Advance,
+  keyed = false,
 ): Promise<{ best: BestFixed; result: AlgorithmFigures; controller: AdaptiveConcurrency }> {
   const scenario = shiftScenario(from, to);
   const best = await bestFixed(scenario, advance);
   const controller = adaptiveConcurrency();
-  const result = await runAlgorithm(scenario, controller[gaugeOf](false, undefined), best, advance);
+  const result = await runAdaptive(scenario, controller, best, advance, keyed);
   return { best, result, controller };
 }
