@@ -7,7 +7,13 @@
 import { CheckpointCorruptError } from "../errors/CheckpointCorruptError.js";
 import { CheckpointMismatchError } from "../errors/CheckpointMismatchError.js";
 import { StageExecutionError } from "../errors/StageExecutionError.js";
-import { errorFromRecord, errorToRecord, isErrorRecord, type ErrorRecord } from "./error-json.js";
+import {
+  errorFromRecord,
+  errorToRecord,
+  isErrorRecord,
+  type ErrorRecord,
+  type RecordedCause,
+} from "./error-json.js";
 
 /** The `format` of every header: what wrote the checkpoint. */
 export const FORMAT = "async-pipeline/checkpoint";
@@ -259,22 +265,7 @@ export interface RecordedError {
   readonly [field: string]: unknown;
 }
 
-/**
- * The `cause` of a {@link RecordedError}, and its own `cause`, and so on: five errors deep at
- * most, the failure itself included.
- *
- * @example
- * ```ts
- * import type { RecordedCause, RecordedError } from "async-pipeline/checkpoint";
- *
- * function causes(error: RecordedError): RecordedCause[] {
- *   const chain: RecordedCause[] = [];
- *   for (let cause = error.cause; cause !== undefined; cause = cause.cause) chain.push(cause);
- *   return chain;
- * }
- * ```
- */
-export type RecordedCause = ErrorRecord;
+export type { RecordedCause } from "./error-json.js";
 
 /**
  * What {@link readCheckpoint} finds in a checkpoint.

@@ -15,11 +15,25 @@ export const MAX_CAUSE_DEPTH = 5;
  *   described, and no stack).
  * - `fields`: the error's own enumerable properties whose values are JSON-safe (`code`,
  *   `status`, `details`, …); others are left out. Absent when there are none.
- * - `cause`: the error's `cause`, recorded the same way, up to {@link MAX_CAUSE_DEPTH} errors
+ * - `cause`: the error's `cause`, recorded the same way, up to five errors
  *   deep in all. Absent when the error has none.
  * - `value`: for a thrown non-`Error`, the value itself when it is JSON-safe.
+ *
+ * Public as `RecordedCause` (`async-pipeline/checkpoint`): the `cause` of a recorded failure,
+ * and its own `cause`, and so on.
+ *
+ * @example
+ * ```ts
+ * import type { RecordedCause, RecordedError } from "async-pipeline/checkpoint";
+ *
+ * function causes(error: RecordedError): RecordedCause[] {
+ *   const chain: RecordedCause[] = [];
+ *   for (let cause = error.cause; cause !== undefined; cause = cause.cause) chain.push(cause);
+ *   return chain;
+ * }
+ * ```
  */
-export interface ErrorRecord {
+export interface RecordedCause {
   /** Its class name; `"Error"` for a thrown non-error. */
   readonly name: string;
   /** Its message (for a thrown non-error, the value as JSON, or a string as it is). */
@@ -29,10 +43,13 @@ export interface ErrorRecord {
   /** Its own JSON-safe fields (`code`, `status`, …), when it had any. */
   readonly fields?: Readonly<Record<string, unknown>> | undefined;
   /** Its own `cause`, when it had one and the chain is not five errors deep yet. */
-  readonly cause?: ErrorRecord | undefined;
+  readonly cause?: RecordedCause | undefined;
   /** For a thrown non-error, the value itself when it is JSON-safe. */
   readonly value?: unknown;
 }
+
+/** The name this module's code uses for a {@link RecordedCause}. */
+export type ErrorRecord = RecordedCause;
 
 /** Properties an `Error` carries in its record's own slots, never among `fields`. */
 const OWN_SLOTS = new Set(["name", "message", "stack", "cause"]);
