@@ -201,6 +201,13 @@ export class Pool<T> {
   readonly #gauge: LimitGauge | undefined;
   /** The admission has `bind`: the keys it gives out are the items' attempt observers. */
   readonly #observed: boolean;
+  /**
+   * Items pass through more than the worker on their way in and out: a journal, a per-key
+   * admission or a gauge (see {@link Pool.#admitThrough}, {@link Pool.#settleThrough}). Else
+   * taking and settling an item are a few field writes, small enough for V8 to inline into the
+   * worker's loop.
+   */
+  readonly #admits: boolean;
   /** Items let in by the admission that wait for a place under the gauge (or for a worker). */
   #parked: Queue<Waiting<T>> | undefined = undefined;
   /** Items of this batch holding a place under the gauge. */
@@ -278,6 +285,8 @@ export class Pool<T> {
     this.#gated =
       task.room !== undefined || task.admission !== undefined || this.#gauge !== undefined;
     this.#observed = task.admission?.bind !== undefined;
+    this.#admits =
+      task.journal !== undefined || task.admission !== undefined || this.#gauge !== undefined;
     this.#tickets =
       task.journal !== undefined && (task.admission !== undefined || this.#gauge !== undefined)
         ? new Map()
@@ -543,21 +552,7 @@ export class Pool<T> {
    */
   #take(slot: Slot<T>): boolean | Promise<boolean> {
     const handedOver = slot.handedOver;
-    if (handedOver !== undefined) {
-      slot.handedOver = undefined;
-      slot.item = handedOver.item;
-      slot.index = handedOver.index;
-      if ("key" in handedOver) slot.key = handedOver.key;
-      if (this.#tickets !== undefined) slot.ticket = this.#ticketOf(handedOver.index);
-      if (this.#observed) slot.observer = slot.key as AttemptObserver;
-      if (this.#stopped) {
-        this.#giveBack(handedOver);
-        return false;
-      }
-      if (this.#gauge !== undefined && !this.#place(this.#gauge, slot)) return false;
-      this.#fill();
-      return true;
-    }
+    if (handedOver !== undefined) return this.#takeHandedOver(slot, handedOver);
     if (!this.#sync) return this.#takeAsync(slot);
     for (;;) {
       // Once the input said `done`, nobody asks it again. With no room (a stream's read-ahead
@@ -584,6 +579,23 @@ export class Pool<T> {
       const admitted = this.#admit(slot, item);
       if (admitted !== false) return admitted;
     }
+  }
+
+  /** {@link Pool.#take} of an item handed over to this worker (by its key, or parked). */
+  #takeHandedOver(slot: Slot<T>, handedOver: Waiting<T>): boolean {
+    slot.handedOver = undefined;
+    slot.item = handedOver.item;
+    slot.index = handedOver.index;
+    if ("key" in handedOver) slot.key = handedOver.key;
+    if (this.#tickets !== undefined) slot.ticket = this.#ticketOf(handedOver.index);
+    if (this.#observed) slot.observer = slot.key as AttemptObserver;
+    if (this.#stopped) {
+      this.#giveBack(handedOver);
+      return false;
+    }
+    if (this.#gauge !== undefined && !this.#place(this.#gauge, slot)) return false;
+    this.#fill();
+    return true;
   }
 
   /** {@link Pool.#take} from an async input: pulls are serialised. */
@@ -640,6 +652,15 @@ export class Pool<T> {
     const index = this.#nextIndex++;
     slot.item = item;
     slot.index = index;
+    if (this.#admits) return this.#admitThrough(slot, item, index);
+    // Another worker may take the next item now (a synchronous input was offered to every
+    // free worker when the pool filled; an async one is pulled by one worker at a time).
+    if (!this.#sync) this.#fill();
+    return true;
+  }
+
+  /** {@link Pool.#admit} through the journal, the per-key admission and the gauge. */
+  #admitThrough(slot: Slot<T>, item: T, index: number): boolean | Promise<boolean> {
     const { admission, journal } = this.#task;
     if (journal !== undefined) {
       const taken = this.#journalTake(journal, slot, item, index);
@@ -688,8 +709,22 @@ export class Pool<T> {
    * worker ends.
    */
   #settleItem(slot: Slot<T>, ok: boolean, outcome: unknown): boolean {
-    const task = this.#task;
     this.#settled++;
+    if (this.#admits) return this.#settleThrough(slot, ok, outcome);
+    if (this.#stopped) return false;
+    if (!this.#task.settle(slot.index, ok, outcome)) return true;
+    // The other items are aborted with an AbortError, not with this item's error, so that
+    // their hooks and handlers do not report another item's failure as their own.
+    void this.stop(outcome, true, failedElsewhere());
+    return false;
+  }
+
+  /**
+   * {@link Pool.#settleItem} through the journal (which records the outcome before the batch
+   * hears of it), then out of the gauge's place and the key's.
+   */
+  #settleThrough(slot: Slot<T>, ok: boolean, outcome: unknown): boolean {
+    const task = this.#task;
     let going = !this.#stopped;
     if (going && task.journal !== undefined) {
       const failure = this.#record(task.journal, slot, ok, outcome);
@@ -700,8 +735,6 @@ export class Pool<T> {
       }
     }
     if (going && task.settle(slot.index, ok, outcome)) {
-      // The other items are aborted with an AbortError, not with this item's error, so that
-      // their hooks and handlers do not report another item's failure as their own.
       void this.stop(outcome, true, failedElsewhere());
       going = false;
     }
