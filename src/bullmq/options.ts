@@ -1,12 +1,13 @@
 /** Checks of the options both sides share, with messages that name the option. */
+import type { KeyHints } from "../internal/known-keys.js";
 import { nonEmptyString, optionsObject, show } from "../internal/validate.js";
 
 /**
- * The options object itself (no key that `known` does not list), and its `queueName`: a
- * non-empty string without `:`.
+ * The options object itself (no key that `known` does not list; `hints` for the message), and
+ * its `queueName`: a non-empty string without `:`.
  */
-export function queueNameOf(options: unknown, known: object): string {
-  const bag = optionsObject<{ queueName?: unknown }>("options", options, known);
+export function queueNameOf(options: unknown, known: object, hints: KeyHints): string {
+  const bag = optionsObject<{ queueName?: unknown }>("options", options, known, hints);
   if (bag === undefined) throw new TypeError("options must be an object with a queueName");
   return noColon("queueName", bag.queueName);
 }

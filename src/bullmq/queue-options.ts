@@ -3,8 +3,16 @@
  * unknown key is a `TypeError` naming the key meant).
  */
 import type { Context, Progress } from "../index.js";
-import type { OptionKeys } from "../internal/known-keys.js";
+import type { KeyHints, OptionKeys } from "../internal/known-keys.js";
+import {
+  mapOptionHints,
+  mapSettledOptionHints,
+  queueOptionHints,
+  streamOptionHints,
+} from "../internal/option-hints.js";
+import type { BatchForm } from "../options/batch.js";
 import type { Connection } from "./connection.js";
+import { workerOptionKeys } from "./worker-options.js";
 
 /**
  * Options of {@link PipelineQueue}.
@@ -266,3 +274,27 @@ export const streamOptionKeys = {
   ordered: true,
   settled: true,
 } as const satisfies OptionKeys<DistributedStreamOptions>;
+
+/** `PipelineQueue`'s options: a worker's option is named as one. */
+export const queueHints: KeyHints = {
+  ...queueOptionHints,
+  siblings: { PipelineWorker: workerOptionKeys },
+};
+
+/** `map`'s options: a stream-only option (`ordered`, …) is named as one. */
+export const distributedMapForm: BatchForm = {
+  known: mapOptionKeys,
+  hints: { ...mapOptionHints, siblings: { stream: streamOptionKeys } },
+};
+
+/** `mapSettled`'s options, likewise. */
+export const distributedMapSettledForm: BatchForm = {
+  known: mapOptionKeys,
+  hints: { ...mapSettledOptionHints, siblings: { stream: streamOptionKeys } },
+};
+
+/** `stream`'s options. */
+export const distributedStreamForm: BatchForm = {
+  known: streamOptionKeys,
+  hints: streamOptionHints,
+};

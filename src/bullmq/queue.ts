@@ -30,10 +30,13 @@ import {
   prefixOf,
   queueNameOf,
 } from "./options.js";
+import type { BatchForm } from "../options/batch.js";
 import {
-  mapOptionKeys,
+  distributedMapForm,
+  distributedMapSettledForm,
+  distributedStreamForm,
+  queueHints,
   queueOptionKeys,
-  streamOptionKeys,
   type DistributedMapOptions,
   type DistributedStreamOptions,
   type PipelineQueueOptions,
@@ -94,7 +97,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
    * @throws TypeError or RangeError for a bad option
    */
   constructor(pipeline: Pipeline<I, O, C>, options: PipelineQueueOptions) {
-    const queueName = queueNameOf(options, queueOptionKeys);
+    const queueName = queueNameOf(options, queueOptionKeys, queueHints);
     const prefix = prefixOf(options.prefix);
     const connectTimeout = connectTimeoutOf(options.connectTimeout);
     const lockDuration = optionalCount(
@@ -155,7 +158,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedMapOptions<C>,
   ): Promise<O[]> {
-    const settings = this.#settings(items, options, mapOptionKeys, true, false);
+    const settings = this.#settings(items, options, distributedMapForm, true, false);
     const outputs: O[] = [];
     let arrived = 0;
     const batch = this.#start(settings, {
@@ -188,7 +191,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     items: Iterable<I> | AsyncIterable<I>,
     options?: DistributedMapOptions<C>,
   ): Promise<PromiseSettledResult<O>[]> {
-    const settings = this.#settings(items, options, mapOptionKeys, false, false);
+    const settings = this.#settings(items, options, distributedMapSettledForm, false, false);
     const results: PromiseSettledResult<O>[] = [];
     let arrived = 0;
     const batch = this.#start(settings, {
@@ -237,7 +240,7 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
     return new ResultStream((stream) => {
       const ordered = optionalBoolean("ordered", options?.ordered, true);
       const settled = optionalBoolean("settled", options?.settled, false);
-      const settings = this.#settings(items, options, streamOptionKeys, !settled, true);
+      const settings = this.#settings(items, options, distributedStreamForm, !settled, true);
       const feed = new StreamFeed(stream, ordered, settled);
       const batch = this.#start(settings, feed);
       feed.attach(batch);
@@ -336,12 +339,13 @@ export class PipelineQueue<I = unknown, O = unknown, C extends object = Context>
   #settings(
     items: unknown,
     options: DistributedStreamOptions<C> | undefined,
-    known: object,
+    form: BatchForm,
     failFast: boolean,
     streams: boolean,
   ): BatchSettings {
     this.#open();
-    const opts = optionsObject<DistributedStreamOptions<C>>("options", options, known) ?? {};
+    const opts =
+      optionsObject<DistributedStreamOptions<C>>("options", options, form.known, form.hints) ?? {};
     const context = optionalContext(opts.context);
     if (context !== undefined) {
       const problem = jsonProblem(context, "context");

@@ -2,7 +2,8 @@
  * The options of {@link PipelineWorker}, with the list of their keys (an unknown key is a
  * `TypeError` naming the key meant).
  */
-import type { OptionKeys } from "../internal/known-keys.js";
+import type { KeyHints, OptionKeys } from "../internal/known-keys.js";
+import { workerOptionHints } from "../internal/option-hints.js";
 import type { Connection } from "./connection.js";
 
 /**
@@ -145,3 +146,6 @@ export const workerOptionKeys = {
   version: true,
   closeTimeout: true,
 } as const satisfies OptionKeys<PipelineWorkerOptions>;
+
+/** `PipelineWorker`'s options: the names used elsewhere for its own. */
+export const workerHints: KeyHints = workerOptionHints;

@@ -21,7 +21,7 @@ import {
 import { ErrorReporter, printError } from "./report.js";
 import { workerScripts, type WorkerScripts } from "./scripts.js";
 import { StopChannel } from "./stops.js";
-import { workerOptionKeys, type PipelineWorkerOptions } from "./worker-options.js";
+import { workerHints, workerOptionKeys, type PipelineWorkerOptions } from "./worker-options.js";
 import { ResultWriter } from "./writer.js";
 import {
   cancelledEntry,
@@ -89,7 +89,7 @@ export class PipelineWorker<I = unknown, O = unknown, C extends object = Context
    * @throws TypeError or RangeError for a bad option
    */
   constructor(pipeline: Pipeline<I, O, C>, options: PipelineWorkerOptions) {
-    const queueName = queueNameOf(options, workerOptionKeys);
+    const queueName = queueNameOf(options, workerOptionKeys, workerHints);
     const prefix = prefixOf(options.prefix);
     const concurrency = optionalCount("concurrency", options.concurrency, 1);
     const stall = {

@@ -1151,7 +1151,19 @@ describe("bad arguments", () => {
       new TypeError('unknown option "windw" (did you mean "window"?)'),
     );
     await expect(queue.mapSettled([1], { ordered: false } as never)).rejects.toThrow(
-      new TypeError('unknown option "ordered"'),
+      new TypeError('unknown option "ordered" ("ordered" is an option of stream, not mapSettled)'),
+    );
+    // Names from elsewhere, and the other side's options, are named as such.
+    expect(() => new PipelineQueue(echo, { ...base, redis: {} } as never)).toThrow(
+      new TypeError('unknown option "redis" (did you mean "connection"?)'),
+    );
+    expect(() => new PipelineQueue(echo, { ...base, stalledInterval: 1 } as never)).toThrow(
+      new TypeError(
+        'unknown option "stalledInterval" ("stalledInterval" is an option of PipelineWorker, not PipelineQueue)',
+      ),
+    );
+    await expect(queue.map([1], { jobId: "nightly" } as never)).rejects.toThrow(
+      new TypeError('unknown option "jobId" (did you mean "batchId"?)'),
     );
     const stream = queue.stream([1], { ordered: "yes" as never });
     await expect(stream.next()).rejects.toThrow(
