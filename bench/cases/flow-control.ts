@@ -9,19 +9,10 @@
  * items over 64 keys (`n % 64`): the stage hands its input to `key`, so each key has its own
  * window or circuit.
  */
-import { ratio, type Measurement } from "../harness.js";
 import { library, Pipeline, Stage } from "../lib.js";
-import {
-  OURS,
-  formatNs,
-  formatRatioRange,
-  formatSpread,
-  type Section,
-  type Settings,
-  type Table,
-} from "../report.js";
-import { defineCase, type ChildSettings, type Group } from "../suite.js";
-import { mapped, measureVariants, variantGroups, type Variant } from "../variants.js";
+import { OURS } from "../report.js";
+import type { ChildSettings } from "../suite.js";
+import { mapped, referenceCase, type Variant } from "../variants.js";
 
 const CONCURRENCY = 16;
 /** A limit that never binds at any speed this machine reaches: 100,000 starts per ms. */
@@ -255,66 +246,23 @@ const VARIANTS: readonly Variant[] = [
   perKeyVariant("per-key-4x2", "4 keys, 2 per key: half the items wait", 4, 2),
 ];
 
-function table(variant: Variant, count: number, measurement: Measurement): Table {
-  return {
-    caption: `${variant.title}, ${count.toLocaleString("en-US")} items`,
-    headers: [
-      "implementation",
-      "wall time per item (median ±IQR/2)",
-      "CPU time per item",
-      "time ÷ reference",
-    ],
-    align: ["l", "r", "r", "r"],
-    rows: measurement.results.map((result) => [
-      result.name === variant.floor ? `${result.name} (reference)` : result.name,
-      formatSpread(result.wall, formatNs),
-      formatNs(result.cpu.median),
-      formatRatioRange(ratio(measurement, result.name, variant.floor)),
-    ]),
-  };
-}
-
-export default defineCase({
-  groups: (settings): Group[] => variantGroups(VARIANTS, settings.quick, () => itemCount(settings)),
-  section: flowControl,
+export default referenceCase({
+  variants: VARIANTS,
+  items: itemCount,
+  title: "6. Flow control: a rate-limited batch, keyed limits and circuits, `perKey`",
+  intro: (count) => [
+    `${count.toLocaleString("en-US")} items, a one-stage pipeline whose handler is`,
+    `\`async (n) => n + 1\`, concurrency ${String(CONCURRENCY)}; one operation is one whole batch.`,
+    `The limiter allows ${LIMIT.toLocaleString("en-US")} starts per ${String(INTERVAL_MS)} ms, so it never`,
+    "makes an attempt wait: the figure is what taking a slot costs per attempt. Its floor is a",
+    "hand-written pool that checks and records each start in a ring of the last `limit` start",
+    "times before it starts the item. A limiter and a breaker with a `key` (64 keys, `n % 64`),",
+    "each alone and the two together, are measured against the same without one, a breaker",
+    'with `whenOpen: "wait"` against one with `"fail"` (neither',
+    "binds nor opens). `perKey` is measured against the same `map` without it,",
+    "with keys `n % 64` (4 per key: an item almost never waits) and `n % 4` (2 per key: 8 of",
+    `the ${String(CONCURRENCY)} places can be used, and half of the items taken wait for their key).`,
+  ],
+  chart: (count) =>
+    `6. flow control, ${count.toLocaleString("en-US")} items: wall time per item (shorter is faster)`,
 });
-
-async function flowControl(
-  settings: Settings,
-  measureGroup: (id: string) => Promise<Measurement>,
-): Promise<Section> {
-  const count = itemCount(settings);
-  const { tables, headlines, scores, groups } = await measureVariants(VARIANTS, measureGroup, {
-    count: () => count,
-    table,
-    versus: (variant) => variant.rows.map((row) => row.reference),
-  });
-  return {
-    title: "6. Flow control: a rate-limited batch, keyed limits and circuits, `perKey`",
-    intro: [
-      `${count.toLocaleString("en-US")} items, a one-stage pipeline whose handler is`,
-      `\`async (n) => n + 1\`, concurrency ${String(CONCURRENCY)}; one operation is one whole batch.`,
-      `The limiter allows ${LIMIT.toLocaleString("en-US")} starts per ${String(INTERVAL_MS)} ms, so it never`,
-      "makes an attempt wait: the figure is what taking a slot costs per attempt. Its floor is a",
-      "hand-written pool that checks and records each start in a ring of the last `limit` start",
-      "times before it starts the item. A limiter and a breaker with a `key` (64 keys, `n % 64`),",
-      "each alone and the two together, are measured against the same without one, a breaker",
-      'with `whenOpen: "wait"` against one with `"fail"` (neither',
-      "binds nor opens). `perKey` is measured against the same `map` without it,",
-      "with keys `n % 64` (4 per key: an item almost never waits) and `n % 4` (2 per key: 8 of",
-      `the ${String(CONCURRENCY)} places can be used, and half of the items taken wait for their key).`,
-    ],
-    tables,
-    notes: [],
-    charts: [
-      {
-        title: `6. flow control, ${count.toLocaleString("en-US")} items: wall time per item (shorter is faster)`,
-        unit: "ns per item",
-        groups,
-        scale: "linear",
-      },
-    ],
-    headlines,
-    scores,
-  };
-}
