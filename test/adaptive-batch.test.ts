@@ -200,6 +200,19 @@ describe("perKey.concurrency: adaptiveConcurrency(...)", () => {
     expect(Math.max(...peakPerKey.values())).toBe(1);
   });
 
+  it("with perKey.maxWaiting: 0, still takes items (one waits in a running item's place)", async () => {
+    const { pipeline, peak, peakPerKey } = tracked();
+    const jobs = Array.from({ length: 12 }, (_, id) => job(id, ["a", "a", "b"][id % 3] as string));
+    const results = pipeline.map(jobs, {
+      concurrency: 4,
+      perKey: { key: (item: Job) => item.key, concurrency: pinned(1), maxWaiting: 0 },
+    });
+    await vi.advanceTimersByTimeAsync(5_000);
+    await expect(results).resolves.toEqual(jobs.map((item) => item.id));
+    expect(peak()).toBeLessThanOrEqual(4);
+    expect(Math.max(...peakPerKey.values())).toBe(1);
+  });
+
   it("shares a key's places between batches given the same controller", async () => {
     const perKey = pinned(1);
     const { pipeline, peakPerKey } = tracked();

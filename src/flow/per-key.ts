@@ -67,6 +67,16 @@ export interface PerKeyOptions<T = unknown> {
 /** The default of {@link PerKeyOptions.maxWaiting}. */
 export const DEFAULT_MAX_WAITING = 1_000;
 
+/**
+ * How many items may wait for their keys before the pool takes no more: `maxWaiting`, but at
+ * least 1, since the pool cannot know an item's key before it takes it (with `maxWaiting: 0`
+ * that one item waits in the place of a running one; see {@link KeyedAdmission.full}). A bound
+ * of 0 would let the pool take nothing at all. For a fixed and an adaptive per-key limit alike.
+ */
+export function waitingBound(options: Pick<PerKeyOptions, "maxWaiting">): number {
+  return Math.max(options.maxWaiting ?? DEFAULT_MAX_WAITING, 1);
+}
+
 interface KeyState<T> {
   running: number;
   waiting: Queue<Waiting<T>> | undefined;
@@ -96,7 +106,7 @@ export class KeyedAdmission<T> implements Admission<T> {
     this.#key = options.key;
     // A number: an adaptive limit per key has an admission of its own (adaptive-keys.ts).
     this.#perKey = options.concurrency as number;
-    this.#maxWaiting = Math.max(options.maxWaiting ?? DEFAULT_MAX_WAITING, 1);
+    this.#maxWaiting = waitingBound(options);
   }
 
   /**

@@ -1,11 +1,6 @@
 import { AdaptiveKeys } from "../flow/adaptive-keys.js";
 import type { AdaptiveConcurrency } from "../flow/adaptive.js";
-import {
-  DEFAULT_MAX_WAITING,
-  KeyedAdmission,
-  perKeyOption,
-  type PerKeyOptions,
-} from "../flow/per-key.js";
+import { KeyedAdmission, perKeyOption, waitingBound, type PerKeyOptions } from "../flow/per-key.js";
 import type { BatchSettings, RawBatchOptions } from "../internal/batch.js";
 import { CheckpointJournal } from "../internal/checkpoint.js";
 import type { Admission } from "../internal/pool.js";
@@ -283,9 +278,9 @@ export function batchSettings<C>(
 /** The batch's per-key admission (`perKey`), one per batch; `undefined` for none. */
 function admissionFor(perKey: PerKeyOptions | undefined): (() => Admission<unknown>) | undefined {
   if (perKey === undefined) return undefined;
-  const { key, concurrency, maxWaiting = DEFAULT_MAX_WAITING } = perKey;
+  const { key, concurrency } = perKey;
   if (isDynamicLimit(concurrency)) {
-    return () => new AdaptiveKeys({ key, concurrency, maxWaiting });
+    return () => new AdaptiveKeys({ key, concurrency, maxWaiting: waitingBound(perKey) });
   }
   return () => new KeyedAdmission(perKey);
 }
