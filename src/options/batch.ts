@@ -85,10 +85,10 @@ export interface MapOptions<C extends object = Context, I = unknown> {
    * A bound per key, within `concurrency`: at most `perKey.concurrency` items whose
    * `perKey.key(item, index)` are equal (`SameValueZero`) run at once, for example two per
    * host. An item waiting for its key does not hold up items of other keys: the batch reads
-   * ahead past it, keeping at most `concurrency` such items waiting (so at most
-   * 2 × `concurrency` items are taken and not finished; 1,000 waiting with an adaptive
-   * `concurrency`). Results keep input order. A `key` that throws fails its item as a stage
-   * failure would.
+   * ahead past it, keeping at most `perKey.maxWaiting` such items waiting (1,000 by default,
+   * whatever the `concurrency`, fixed or adaptive; so at most `concurrency + maxWaiting` items
+   * are taken and not finished). Results keep input order. A `key` that throws fails its item
+   * as a stage failure would.
    * @default undefined (no bound per key)
    * @example
    * ```ts
