@@ -358,6 +358,10 @@ export class Batch {
       const collected = await this.#jobs.collect(blocking, false);
       this.#reading = false;
       this.#waitingForRoom = false;
+      // After a pause (of this process, or of Redis) the hold may have lapsed, and another
+      // producer may have run the batch meanwhile (its results then read as lost): learn
+      // whether the batch is still this one's before anything read is handed out.
+      if (this.#hold.lapsed) await this.#redisWait(this.#hold.freshen());
       this.#deliver(collected.settled);
       if (collected.metaGone) await this.#metaGone();
     }
