@@ -400,10 +400,13 @@ export class Pool<T> {
     const closing =
       closeSource && !this.#exhausted ? this.#close() : Promise.resolve<CloseOutcome>(undefined);
     // With a pull under way the close waits for it; so does the batch, unless the caller's
-    // signal aborts (or has): cancellation never waits for an input that may not answer.
+    // signal aborts (or has): cancellation never waits for an input that may not answer, and
+    // wins over the reason the batch was stopping with (`closing` itself never rejects).
     const settleAfter =
       this.#pending === undefined ? closing : untilAborted(closing, this.#task.signal);
-    void settleAfter.then(this.#settleStopped(reason), this.#settleStopped(reason));
+    void settleAfter.then(this.#settleStopped(reason), (cancelled: unknown) => {
+      this.#settleStopped(cancelled)();
+    });
     return closing;
   }
 
