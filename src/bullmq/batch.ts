@@ -516,6 +516,9 @@ export class Batch {
       await this.#jobs.collect(blocking, true);
       if (this.#jobs.size > 0) await this.#jobs.removeWaiting();
     }
+    // A worker writes a cancelled item's done entry just before BullMQ removes its job: the
+    // batch settles once those jobs are gone too, so that none is left behind.
+    await this.#jobs.gone();
     const keep = named && !this.#discardState;
     // What a stream yielded before it stopped is not run (nor yielded) again on resume.
     if (keep) await this.#writeForgotten();
