@@ -224,6 +224,8 @@ export class Pool<T> {
   #nextIndex = 0;
   /** Items settled so far. */
   #settled = 0;
+  /** The slots (with their runners) of workers that ended, for the next workers to take. */
+  readonly #spare: Slot<T>[] = [];
   /** Items restored from the checkpoint so far (settled without running). */
   #restored = 0;
   /**
@@ -339,7 +341,7 @@ export class Pool<T> {
       return;
     }
     this.#workers++;
-    this.#work(waiting).then(undefined, this.#crash);
+    void this.#work(waiting);
   }
 
   /** Starts pulling. Call once. */
@@ -476,9 +478,7 @@ export class Pool<T> {
     ) {
       started++;
       this.#workers++;
-      // #work handles every failure it expects; anything else stops the pool rather than
-      // becoming an unhandled rejection.
-      this.#work().then(undefined, this.#crash);
+      void this.#work();
     }
     this.#filling = false;
   }
@@ -504,8 +504,8 @@ export class Pool<T> {
    * the worker's {@link Slot}.
    */
   async #work(first?: Waiting<T>): Promise<void> {
-    const runner = this.#task.runner(this.#controller.signal);
-    const slot = new Slot<T>();
+    const slot = this.#spare.pop() ?? new Slot<T>(this.#task.runner(this.#controller.signal));
+    const { runner } = slot;
     slot.handedOver = first;
     // The batch's gauge hears of every item's failed attempts (under an admission with
     // `bind`, the item's key tells it, with the key's gauge).
@@ -533,17 +533,36 @@ export class Pool<T> {
         }
         if (!this.#settleItem(slot, ok, outcome)) return;
       }
+    } catch (error) {
+      // #work handles every failure it expects; anything else stops the pool. It never
+      // rejects, so that starting a worker chains nothing to its promise.
+      this.#crash(error);
     } finally {
-      this.#workers--;
-      // Items taken and not settled may be parked, or wait in the admission for a place that
-      // frees in another batch.
-      if (
-        this.#workers === 0 &&
-        ((this.#exhausted && this.#settled === this.#nextIndex) || this.#stopped)
-      ) {
-        this.#finish();
-      } else this.#fill();
+      try {
+        this.#ended(slot);
+      } catch (error) {
+        this.#crash(error);
+      }
     }
+  }
+
+  /** A worker ended: the last one out finishes the pool, else others may start. */
+  #ended(slot: Slot<T>): void {
+    this.#workers--;
+    // Under backpressure or admission, workers end and start again mid-batch (a stream's
+    // whenever its read-ahead window is full): the next one takes this one's slot and runner.
+    if (this.#gated && !this.#stopped) {
+      slot.item = undefined as T;
+      this.#spare.push(slot);
+    }
+    // Items taken and not settled may be parked, or wait in the admission for a place that
+    // frees in another batch.
+    if (
+      this.#workers === 0 &&
+      ((this.#exhausted && this.#settled === this.#nextIndex) || this.#stopped)
+    ) {
+      this.#finish();
+    } else this.#fill();
   }
 
   /**
@@ -589,6 +608,10 @@ export class Pool<T> {
     slot.handedOver = undefined;
     slot.item = handedOver.item;
     slot.index = handedOver.index;
+    // It was let in by the admission: whatever the slot's last item was (refused, perhaps),
+    // this one runs.
+    slot.refused = false;
+    slot.error = undefined;
     if ("key" in handedOver) slot.key = handedOver.key;
     if (this.#tickets !== undefined) slot.ticket = this.#ticketOf(handedOver.index);
     if (this.#observed) slot.observer = slot.key as AttemptObserver;
@@ -943,9 +966,12 @@ export class Pool<T> {
 
 /**
  * A worker's current item, reused from item to item: what the worker needs of it across the
- * awaits of its run, kept out of the worker's own frame.
+ * awaits of its run, kept out of the worker's own frame; and the worker's runner. A worker that
+ * ends mid-batch leaves both to the next one.
  */
 class Slot<T> {
+  /** The worker's runner, which runs the slot's items one after another. */
+  readonly runner: ItemRunner<T>;
   item: T = undefined as T;
   index = 0;
   /** Its key under per-key admission, given back when it finishes. */
@@ -959,4 +985,8 @@ class Slot<T> {
   handedOver: Waiting<T> | undefined = undefined;
   /** With a checkpoint: its ticket from the journal, handed back when it settles. */
   ticket: string | number = 0;
+
+  constructor(runner: ItemRunner<T>) {
+    this.runner = runner;
+  }
 }
