@@ -315,7 +315,7 @@ class PipelineImpl<I, O, C extends object = Context> {
     signal: AbortSignal | undefined,
     observer?: AttemptObserver,
   ): Promise<unknown> {
-    return runOnce(new RunLoop(this.#steps, () => context, signal), input, signal, observer);
+    return runOnce(new RunLoop(this.#steps, signal, context, undefined), input, signal, observer);
   }
 
   /**
@@ -323,20 +323,22 @@ class PipelineImpl<I, O, C extends object = Context> {
    * new one when something reads it) and goes through the run loop, or through `aroundRun`.
    */
   #runners(template: C | undefined): RunnerFactory {
-    // Chosen once per batch, not per item.
-    const newContext: () => C =
+    // Chosen once per batch, not per item: `undefined` when no item needs a context.
+    const newContext: (() => C) | undefined =
       template !== undefined
         ? () => copyContext(template)
         : this.#needsContext
           ? () => ({}) as C
-          : () => undefined as unknown as C;
+          : undefined;
     const around = this.#aroundRun;
-    if (around === undefined) return (signal) => new RunLoop(this.#steps, newContext, signal);
+    if (around === undefined) {
+      return (signal) => new RunLoop(this.#steps, signal, undefined, newContext);
+    }
     return (signal) =>
       new AroundRun(
         around,
         (input, context, observer) => this.#runOnce(input, context, signal, observer),
-        newContext,
+        newContext ?? (() => undefined as unknown as C),
         signal,
       );
   }

@@ -187,7 +187,7 @@ export class Stage<I, O, C extends object = Context> {
     } catch (error) {
       return Promise.reject(error);
     }
-    const loop = new RunLoop([this.#execution], () => context, signal);
+    const loop = new RunLoop([this.#execution], signal, context, undefined);
     return runOnce(loop, value, signal) as Promise<O>;
   }
 

@@ -21,28 +21,33 @@ import { isThenable } from "./thenable.js";
  */
 export class RunLoop {
   readonly #steps: readonly Execution[];
-  readonly #newContext: () => unknown;
+  /** Makes each run's context; `undefined`: every run gets the one given to the constructor. */
+  readonly #newContext: (() => unknown) | undefined;
   readonly #signal: AbortSignal | undefined;
   /** The step whose thenable was handed out last. */
   #index = 0;
-  #context: unknown = undefined;
+  #context: unknown;
   /** Told of the current item's failed attempts: an item under adaptive limits has one. */
   #observer: AttemptObserver | undefined = undefined;
   /** Whether the last `start` or `resume` handed out a thenable (else: the output). */
   pending = false;
 
   /**
-   * `newContext` makes each run's context (or returns the one a single run was given);
-   * `signal` is what every run of this loop is cancelled by.
+   * `signal` is what every run of this loop is cancelled by. Every run gets `context` (a
+   * single run's, or none), unless `newContext` is given to make each run's own (a batch's
+   * items, when the pipeline has a context): data, not a function, for the common cases, so
+   * that a run calls nothing it does not need.
    */
   constructor(
     steps: readonly Execution[],
-    newContext: () => unknown,
     signal: AbortSignal | undefined,
+    context: unknown,
+    newContext: (() => unknown) | undefined,
   ) {
     this.#steps = steps;
-    this.#newContext = newContext;
     this.#signal = signal;
+    this.#context = context;
+    this.#newContext = newContext;
   }
 
   /**
@@ -52,7 +57,8 @@ export class RunLoop {
    * failed attempt of this run's stages (a batch item under adaptive limits).
    */
   start(input: unknown, observer?: AttemptObserver): unknown {
-    this.#context = this.#newContext();
+    const newContext = this.#newContext;
+    if (newContext !== undefined) this.#context = newContext();
     this.#observer = observer;
     return this.#from(0, input);
   }
