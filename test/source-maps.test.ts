@@ -6,7 +6,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, resolve, sep } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installPackedPackage, root, type Consumer } from "./support/packed.js";
 
@@ -38,8 +38,11 @@ describe("the source maps of the installed package", { timeout: 60_000 }, () => 
       // A map of re-exports only names no source (and then needs no content).
       expect(map.sourcesContent ?? [], file).toHaveLength(map.sources.length);
       map.sources.forEach((source, index) => {
-        // The very text of the repository's file, as the map names it relative to dist/.
-        const original = readFileSync(resolve(root, "dist", source), "utf8");
+        // The very text of the repository's file, as the map names it relative to the folder
+        // it was built into (a publish builds into dist/, where that is ../src/…).
+        const path = resolve(consumer.built, source);
+        expect(path.startsWith(join(root, "src") + sep), `${file}: ${source}`).toBe(true);
+        const original = readFileSync(path, "utf8");
         expect(map.sourcesContent?.[index], `${file}: ${source}`).toBe(original);
       });
     }

@@ -22,6 +22,12 @@ export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export interface Consumer {
   /** The consumer project's folder. */
   readonly dir: string;
+  /**
+   * The folder the package was built into (its `dist/` before packing): the source maps name
+   * their sources relative to it, as a publish from the repository names them relative to
+   * `dist/`.
+   */
+  readonly built: string;
   /** Runs a CommonJS script in the consumer project. */
   commonjs(script: string): NodeResult;
   /** Runs an ES module script in the consumer project. */
@@ -76,6 +82,7 @@ export function installPackedPackage(): Consumer {
   };
   return {
     dir,
+    built: join(packageDir, "dist"),
     commonjs: (script) => node(["-e", script]),
     esm: (script) => node(["--input-type=module", "-e", script]),
     link(name) {
