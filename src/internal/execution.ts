@@ -402,6 +402,13 @@ export class Retrying {
     } catch (error) {
       return this.#again(undefined, error, value, context, signal, observer);
     }
+    // A promise's success passes through as it is: only a failure goes on to the retries, so
+    // that an attempt that succeeds costs a `then`, not an async frame awaiting it.
+    if (first instanceof Promise) {
+      return first.then(undefined, (error: unknown) =>
+        this.#again(undefined, error, value, context, signal, observer),
+      );
+    }
     return this.#again(first, undefined, value, context, signal, observer);
   }
 
