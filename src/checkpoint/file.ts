@@ -165,11 +165,9 @@ export class FileCheckpoint implements CheckpointStore {
   append(record: unknown): void {
     this.#throwFailure();
     this.#open();
-    const json = JSON.stringify(record) as string | undefined;
-    if (json === undefined) {
+    if (!this.#pending.addValue(record)) {
       throw new TypeError(`a checkpoint record must be JSON-safe, got ${show(record)}`);
     }
-    this.#pending.add(json);
     if (this.#pending.length >= HIGH_WATER) this.#write();
     if (this.#timer === undefined && this.flushEvery !== Infinity) {
       this.#timer = startTimer(this.flushEvery, this.#tick);

@@ -11,6 +11,7 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { CheckpointCorruptError } from "../errors/CheckpointCorruptError.js";
+import { NOT_PLAIN, writeJson } from "./json-bytes.js";
 
 /** CRC-32 of each byte value, for the table-driven update. */
 const CRC_TABLE = (() => {
@@ -41,13 +42,14 @@ const encoder = new TextEncoder();
 
 /**
  * Records framed as lines, in one growing byte buffer: what a file checkpoint has appended and
- * not yet written. Adding a record costs one pass over its JSON text, which copies it and
- * computes its checksum together (the common ASCII case; other text goes through
- * `TextEncoder.encodeInto`).
+ * not yet written. A record's JSON is written straight into the buffer (no JSON string in
+ * between, for plain data) and its checksum computed over the bytes written.
  */
 export class LineBuffer {
   #bytes = new Uint8Array(64 * 1024);
   #length = 0;
+  /** Whether a record is being written (a getter of it could append another). */
+  #writing = false;
 
   /** Bytes held. */
   get length(): number {
@@ -59,8 +61,47 @@ export class LineBuffer {
     return this.#bytes.subarray(0, this.#length);
   }
 
+  /**
+   * Adds one record: `value`'s JSON, written straight into the buffer for plain data (see
+   * `json-bytes.ts`), through `JSON.stringify` otherwise. Returns `false`, adding nothing, when
+   * JSON leaves `value` out (`undefined`, a function, a symbol); throws what `JSON.stringify`
+   * throws (a `BigInt`, a cycle).
+   */
+  addValue(value: unknown): boolean {
+    if (this.#writing) {
+      throw new Error("a checkpoint record was appended while another one was being written");
+    }
+    this.#writing = true;
+    try {
+      for (;;) {
+        const start = this.#length + PREFIX;
+        // The newline goes after the JSON: leave room for it.
+        const end = writeJson(value, this.#bytes, start, this.#bytes.length - 1);
+        if (end >= 0) {
+          this.#seal(start, end, crc32(this.#bytes, start, end));
+          return true;
+        }
+        if (end === NOT_PLAIN) break;
+        this.#reserve(this.#bytes.length - this.#length + 1); // NO_ROOM: double, and again
+      }
+      const json = JSON.stringify(value) as string | undefined;
+      if (json === undefined) return false;
+      this.#addText(json);
+      return true;
+    } finally {
+      this.#writing = false;
+    }
+  }
+
   /** Adds one record: `json` is its JSON text. */
   add(json: string): void {
+    if (this.#writing) {
+      throw new Error("a checkpoint record was appended while another one was being written");
+    }
+    this.#addText(json);
+  }
+
+  #addText(json: string): void {
     const length = json.length;
     // UTF-8 takes at most 3 bytes per UTF-16 code unit.
     this.#reserve(PREFIX + 3 * length + 1);
@@ -82,15 +123,23 @@ export class LineBuffer {
         crc = (CRC_TABLE[(crc ^ (bytes[at] as number)) & 0xff] as number) ^ (crc >>> 8);
       }
     }
-    bytes[at++] = NEWLINE;
-    crc = ~crc;
-    let digit = this.#length + 7;
+    this.#seal(start, at, ~crc >>> 0);
+  }
+
+  /**
+   * Completes the line whose JSON is `bytes[start, end)`: its checksum before it, the space,
+   * and the newline after it.
+   */
+  #seal(start: number, end: number, crc: number): void {
+    const bytes = this.#bytes;
+    bytes[end] = NEWLINE;
+    let digit = start - 2;
     for (let count = 0; count < 8; count++) {
       bytes[digit--] = HEX.charCodeAt(crc & 0xf);
       crc >>>= 4;
     }
     bytes[start - 1] = SPACE;
-    this.#length = at;
+    this.#length = end + 1;
   }
 
   /** Forgets the bytes held (after they were written). */
