@@ -24,10 +24,39 @@ const CRC_TABLE = (() => {
   return table;
 })();
 
+/**
+ * The tables of the update four bytes at a time ("slicing by 4"): `CRC_BY_4[k][byte]` is the
+ * CRC of `byte` followed by `k` zero bytes.
+ */
+const [CRC_1, CRC_2, CRC_3] = [1, 2, 3].map((zeros) => {
+  const table = new Int32Array(256);
+  for (let byte = 0; byte < 256; byte++) {
+    let crc = CRC_TABLE[byte] as number;
+    for (let step = 0; step < zeros; step++) {
+      crc = (CRC_TABLE[crc & 0xff] as number) ^ (crc >>> 8);
+    }
+    table[byte] = crc;
+  }
+  return table;
+}) as [Int32Array, Int32Array, Int32Array];
+
 /** The CRC-32 of `bytes[start, end)`, as an unsigned 32-bit number. */
 export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
   let crc = -1;
-  for (let index = start; index < end; index++) {
+  let index = start;
+  for (; index + 4 <= end; index += 4) {
+    crc ^=
+      (bytes[index] as number) |
+      ((bytes[index + 1] as number) << 8) |
+      ((bytes[index + 2] as number) << 16) |
+      ((bytes[index + 3] as number) << 24);
+    crc =
+      (CRC_3[crc & 0xff] as number) ^
+      (CRC_2[(crc >>> 8) & 0xff] as number) ^
+      (CRC_1[(crc >>> 16) & 0xff] as number) ^
+      (CRC_TABLE[crc >>> 24] as number);
+  }
+  for (; index < end; index++) {
     crc = (CRC_TABLE[(crc ^ (bytes[index] as number)) & 0xff] as number) ^ (crc >>> 8);
   }
   return ~crc >>> 0;

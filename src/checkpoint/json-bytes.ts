@@ -45,6 +45,16 @@ let stop = NOT_PLAIN;
  * nested write is told `NOT_PLAIN` (and takes `JSON.stringify`) instead of sharing this state.
  */
 let busy = false;
+/**
+ * Whether `Object.prototype` has an enumerable key (someone added one): `for…in` would list it
+ * for every object, where JSON leaves it out. Checked once a write.
+ */
+let inherits = false;
+
+function hasEnumerableKey(object: object): boolean {
+  for (const _key in object) return true;
+  return false;
+}
 
 /**
  * Writes the JSON text of `value` as UTF-8 into `bytes[start, end)`. Returns where the text
@@ -55,6 +65,7 @@ let busy = false;
 export function writeJson(value: unknown, bytes: Uint8Array, start: number, end: number): number {
   if (busy) return NOT_PLAIN;
   busy = true;
+  inherits = hasEnumerableKey(Object.prototype);
   out = bytes;
   at = start;
   limit = end;
@@ -185,15 +196,14 @@ function writeArray(array: readonly unknown[], depth: number): boolean {
 
 function writeObject(object: object, depth: number): boolean {
   const prototype: unknown = Object.getPrototypeOf(object);
-  if (prototype !== Object.prototype && prototype !== null) return notPlain();
+  if (prototype !== null && (prototype !== Object.prototype || inherits)) return notPlain();
   if (typeof (object as { toJSON?: unknown }).toJSON === "function") return notPlain();
   if (at + 2 > limit) return noRoom();
   out[at++] = OPEN_BRACE;
   let first = true;
-  // `for…in` gives the own keys in JSON's order (integer keys first, then insertion order).
+  // `for…in` gives the own keys in JSON's order (integer keys first, then insertion order),
+  // and no other key: the prototype is null, or an Object.prototype without enumerable keys.
   for (const key in object) {
-    // An enumerable key inherited from a changed Object.prototype: JSON would leave it out.
-    if (!Object.hasOwn(object, key)) return notPlain();
     const entry = (object as Record<string, unknown>)[key];
     const type = typeof entry;
     if (entry === undefined || type === "function" || type === "symbol") continue;
