@@ -483,8 +483,22 @@ describe("completion", () => {
     const store = new MemoryStore();
     store.clearOnSuccess = true;
     await drive(store, [1], double);
-    expect(store.calls.slice(-3)).toEqual(["flush", "clear", "close"]);
+    // Cleared before the flush, with no completion marker: nothing of it is made durable.
+    expect(store.calls).toEqual(["load", "append", "append", "clear", "flush", "close"]);
     expect(store.records).toEqual([]);
+  });
+
+  it("rejects with a failing clear, after closing the store, which keeps its records", async () => {
+    const store = new MemoryStore();
+    store.clearOnSuccess = true;
+    const failure = new Error("cannot delete");
+    store.clear = () => {
+      store.calls.push("clear");
+      throw failure;
+    };
+    expect(await rejectionOf(drive(store, [1], double))).toBe(failure);
+    expect(store.calls.slice(-2)).toEqual(["clear", "close"]);
+    expect(store.values).toEqual([HEADER, done(0, 1, 2)]);
   });
 
   it("keeps the store of a batch that did not complete, whatever clearOnSuccess says", async () => {
