@@ -29,6 +29,14 @@ function framed(values: readonly unknown[]): string {
 describe("writeJson", () => {
   it.each([
     ["integers", [0, 7, -7, 10, 99, 100, 2 ** 31, 2 ** 32 - 1, -(2 ** 31), 2 ** 53 - 1]],
+    [
+      "integers around the 32-bit and billion steps",
+      [2 ** 31 - 1, 999_999_999, 1e9, 1e9 + 1, 1e12, 1e15 + 7, 4_000_000_000, -(2 ** 53 - 1)],
+    ],
+    [
+      "integers near powers of ten",
+      Array.from({ length: 16 }, (_, k) => [10 ** k - 1, 10 ** k, 10 ** k + 1]),
+    ],
     ["-0", -0],
     ["large and fractional numbers", [2 ** 53, -(2 ** 53), 1e21, 1e300, 0.1, -2.5e-7, 123.456]],
     ["non-finite numbers (null, as JSON writes them)", [NaN, Infinity, -Infinity]],
