@@ -6,13 +6,23 @@
  * made durable (one `fsync`, off the main thread) when the oldest record in it is `flushEvery`
  * ms old, on `flush`, and on `close`; past 1 MiB it is written at once (without `fsync`), so
  * memory stays flat whatever `flushEvery` is. A timer runs only while records wait.
+ *
+ * The `fsync`s, and why each is needed (all off the main thread but the last):
+ * - the file's, once per group: the records themselves;
+ * - the folder's, with the first group of a file this store created (side by side with the
+ *   file's): without it a power loss can lose the new name, and with it every record;
+ * - the folder's after `clear` deleted the file: a cleared checkpoint must not come back;
+ * - none of the lock file: a lock matters only while its holder runs, and no holder outlives
+ *   the power loss that could lose it (a lock left behind by a dead process is taken over).
  */
 import {
+  close,
   closeSync,
   fstatSync,
   fsync,
   fsyncSync,
   ftruncateSync,
+  open,
   openSync,
   rmSync,
   writeSync,
@@ -123,6 +133,8 @@ export class FileCheckpoint implements CheckpointStore {
   /** Writes so far, and how many of them an `fsync` has covered. */
   #writes = 0;
   #durable = 0;
+  /** Whether the file was created since the last `fsync`: its folder needs one too. */
+  #unsyncedName = false;
   /** The `fsync` under way, and the writes it covers. */
   #syncing: Promise<void> | undefined;
   #syncingUpTo = 0;
@@ -165,11 +177,9 @@ export class FileCheckpoint implements CheckpointStore {
   append(record: unknown): void {
     this.#throwFailure();
     this.#open();
-    const json = JSON.stringify(record) as string | undefined;
-    if (json === undefined) {
+    if (!this.#pending.addValue(record)) {
       throw new TypeError(`a checkpoint record must be JSON-safe, got ${show(record)}`);
     }
-    this.#pending.add(json);
     if (this.#pending.length >= HIGH_WATER) this.#write();
     if (this.#timer === undefined && this.flushEvery !== Infinity) {
       this.#timer = startTimer(this.flushEvery, this.#tick);
@@ -217,7 +227,7 @@ export class FileCheckpoint implements CheckpointStore {
       this.#pending.clear();
       this.#closeFile();
       rmSync(this.path, { force: true });
-      syncFolder(this.path);
+      syncFolderNow(this.path);
       this.#validEnd = 0;
     } finally {
       if (!wasOpen) this.#release();
@@ -299,7 +309,8 @@ export class FileCheckpoint implements CheckpointStore {
       const { size } = fstatSync(fd);
       const validEnd = this.#validEnd as number;
       if (size > validEnd) ftruncateSync(fd, validEnd);
-      if (size === 0) syncFolder(this.path);
+      // A new file's name is made durable with its first records, by the next `#sync`.
+      this.#unsyncedName = size === 0;
     } catch (error) {
       closeSync(fd);
       throw error;
@@ -317,12 +328,18 @@ export class FileCheckpoint implements CheckpointStore {
     if (running !== undefined) {
       return this.#syncingUpTo >= wanted ? running : running.then(() => this.#sync());
     }
-    const synced = new Promise<void>((resolve, reject) => {
+    const fileSynced = new Promise<void>((resolve, reject) => {
       fsync(fd, (error) => {
         if (error === null) resolve();
         else reject(error);
       });
-    }).then(
+    });
+    // Both off the main thread, side by side: the records, and the name that leads to them.
+    const nameSynced = this.#unsyncedName ? syncFolder(this.path) : undefined;
+    this.#unsyncedName = false;
+    const synced = (
+      nameSynced === undefined ? fileSynced : Promise.all([fileSynced, nameSynced])
+    ).then(
       () => {
         this.#durable = Math.max(this.#durable, wanted);
         this.#syncing = undefined;
@@ -342,6 +359,7 @@ export class FileCheckpoint implements CheckpointStore {
     const fd = this.#fd;
     if (fd === undefined) return;
     this.#fd = undefined;
+    this.#unsyncedName = false;
     closeSync(fd);
   }
 
@@ -373,8 +391,11 @@ function flushEveryOption(value: unknown): number {
   return value;
 }
 
-/** Makes a created or deleted file's name durable: `fsync` of its folder, where that works. */
-function syncFolder(path: string): void {
+/**
+ * Makes a deleted file's name durable: `fsync` of its folder, where that works (not every
+ * platform opens folders: Windows does not).
+ */
+function syncFolderNow(path: string): void {
   try {
     const fd = openSync(dirname(path), "r");
     try {
@@ -383,6 +404,26 @@ function syncFolder(path: string): void {
       closeSync(fd);
     }
   } catch {
-    // Not every platform opens folders (Windows): the file's own fsync is what matters.
+    // Nothing more to do where folders cannot be synced.
   }
+}
+
+/**
+ * Makes a created file's name durable, off the main thread: `fsync` of its folder, where that
+ * works. Never rejects: where folders cannot be synced, the file's own `fsync` is what there is.
+ */
+function syncFolder(path: string): Promise<void> {
+  return new Promise((resolve) => {
+    open(dirname(path), "r", (openError, fd) => {
+      if (openError !== null) {
+        resolve();
+        return;
+      }
+      fsync(fd, () => {
+        close(fd, () => {
+          resolve();
+        });
+      });
+    });
+  });
 }

@@ -11,6 +11,7 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { CheckpointCorruptError } from "../errors/CheckpointCorruptError.js";
+import { NOT_PLAIN, writeJson } from "./json-bytes.js";
 
 /** CRC-32 of each byte value, for the table-driven update. */
 const CRC_TABLE = (() => {
@@ -23,10 +24,39 @@ const CRC_TABLE = (() => {
   return table;
 })();
 
+/**
+ * The tables of the update four bytes at a time ("slicing by 4"): `CRC_BY_4[k][byte]` is the
+ * CRC of `byte` followed by `k` zero bytes.
+ */
+const [CRC_1, CRC_2, CRC_3] = [1, 2, 3].map((zeros) => {
+  const table = new Int32Array(256);
+  for (let byte = 0; byte < 256; byte++) {
+    let crc = CRC_TABLE[byte] as number;
+    for (let step = 0; step < zeros; step++) {
+      crc = (CRC_TABLE[crc & 0xff] as number) ^ (crc >>> 8);
+    }
+    table[byte] = crc;
+  }
+  return table;
+}) as [Int32Array, Int32Array, Int32Array];
+
 /** The CRC-32 of `bytes[start, end)`, as an unsigned 32-bit number. */
 export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
   let crc = -1;
-  for (let index = start; index < end; index++) {
+  let index = start;
+  for (; index + 4 <= end; index += 4) {
+    crc ^=
+      (bytes[index] as number) |
+      ((bytes[index + 1] as number) << 8) |
+      ((bytes[index + 2] as number) << 16) |
+      ((bytes[index + 3] as number) << 24);
+    crc =
+      (CRC_3[crc & 0xff] as number) ^
+      (CRC_2[(crc >>> 8) & 0xff] as number) ^
+      (CRC_1[(crc >>> 16) & 0xff] as number) ^
+      (CRC_TABLE[crc >>> 24] as number);
+  }
+  for (; index < end; index++) {
     crc = (CRC_TABLE[(crc ^ (bytes[index] as number)) & 0xff] as number) ^ (crc >>> 8);
   }
   return ~crc >>> 0;
@@ -41,13 +71,14 @@ const encoder = new TextEncoder();
 
 /**
  * Records framed as lines, in one growing byte buffer: what a file checkpoint has appended and
- * not yet written. Adding a record costs one pass over its JSON text, which copies it and
- * computes its checksum together (the common ASCII case; other text goes through
- * `TextEncoder.encodeInto`).
+ * not yet written. A record's JSON is written straight into the buffer (no JSON string in
+ * between, for plain data) and its checksum computed over the bytes written.
  */
 export class LineBuffer {
   #bytes = new Uint8Array(64 * 1024);
   #length = 0;
+  /** Whether a record is being written (a getter of it could append another). */
+  #writing = false;
 
   /** Bytes held. */
   get length(): number {
@@ -59,8 +90,47 @@ export class LineBuffer {
     return this.#bytes.subarray(0, this.#length);
   }
 
+  /**
+   * Adds one record: `value`'s JSON, written straight into the buffer for plain data (see
+   * `json-bytes.ts`), through `JSON.stringify` otherwise. Returns `false`, adding nothing, when
+   * JSON leaves `value` out (`undefined`, a function, a symbol); throws what `JSON.stringify`
+   * throws (a `BigInt`, a cycle).
+   */
+  addValue(value: unknown): boolean {
+    if (this.#writing) {
+      throw new Error("a checkpoint record was appended while another one was being written");
+    }
+    this.#writing = true;
+    try {
+      for (;;) {
+        const start = this.#length + PREFIX;
+        // The newline goes after the JSON: leave room for it.
+        const end = writeJson(value, this.#bytes, start, this.#bytes.length - 1);
+        if (end >= 0) {
+          this.#seal(start, end, crc32(this.#bytes, start, end));
+          return true;
+        }
+        if (end === NOT_PLAIN) break;
+        this.#reserve(this.#bytes.length - this.#length + 1); // NO_ROOM: double, and again
+      }
+      const json = JSON.stringify(value) as string | undefined;
+      if (json === undefined) return false;
+      this.#addText(json);
+      return true;
+    } finally {
+      this.#writing = false;
+    }
+  }
+
   /** Adds one record: `json` is its JSON text. */
   add(json: string): void {
+    if (this.#writing) {
+      throw new Error("a checkpoint record was appended while another one was being written");
+    }
+    this.#addText(json);
+  }
+
+  #addText(json: string): void {
     const length = json.length;
     // UTF-8 takes at most 3 bytes per UTF-16 code unit.
     this.#reserve(PREFIX + 3 * length + 1);
@@ -82,15 +152,23 @@ export class LineBuffer {
         crc = (CRC_TABLE[(crc ^ (bytes[at] as number)) & 0xff] as number) ^ (crc >>> 8);
       }
     }
-    bytes[at++] = NEWLINE;
-    crc = ~crc;
-    let digit = this.#length + 7;
+    this.#seal(start, at, ~crc >>> 0);
+  }
+
+  /**
+   * Completes the line whose JSON is `bytes[start, end)`: its checksum before it, the space,
+   * and the newline after it.
+   */
+  #seal(start: number, end: number, crc: number): void {
+    const bytes = this.#bytes;
+    bytes[end] = NEWLINE;
+    let digit = start - 2;
     for (let count = 0; count < 8; count++) {
       bytes[digit--] = HEX.charCodeAt(crc & 0xf);
       crc >>>= 4;
     }
     bytes[start - 1] = SPACE;
-    this.#length = at;
+    this.#length = end + 1;
   }
 
   /** Forgets the bytes held (after they were written). */

@@ -138,9 +138,11 @@ export function claimStore(store: CheckpointStore): { end(): void } {
  *    `return()`) settles; never anything after it. `completed` is `true` when every item of the
  *    input was taken and settled (`map` and `mapSettled` resolving, a stream read to its end).
  *    It appends the completion marker (when completed and something changed), waits for the
- *    store's pending appends, flushes, clears the store when completed and the store's
- *    `clearOnSuccess` is set, and closes it, whatever failed on the way. It rejects with the
- *    first failure (the batch then rejects with it, unless it already has another reason).
+ *    store's pending appends, flushes, and closes the store, whatever failed on the way. When
+ *    completed and the store's `clearOnSuccess` is set, it clears the store instead of marking
+ *    it, before the flush (which then has nothing to make durable: no `fsync` of a file about to
+ *    be deleted). It rejects with the first failure (the batch then rejects with it, unless it
+ *    already has another reason).
  *
  * `journal.restored` counts the items restored so far (for `onProgress`'s `restored`, and in
  * its `done`); `journal.restorable`, known once `open` resolved, counts the recorded items a
@@ -270,15 +272,15 @@ export class CheckpointJournal {
     if (this.#state !== "open") return;
     let failure = this.#failure;
     try {
-      if (completed && failure === undefined && (this.#appended > 0 || !this.#complete)) {
-        this.#append(COMPLETE);
-      }
+      // A checkpoint deleted at once needs neither its completion marker nor its last records
+      // made durable: it is cleared first, and the flush after it has nothing left to write.
+      const marking = completed && failure === undefined;
+      const clearing = marking && this.#store.clearOnSuccess === true;
+      if (marking && !clearing && (this.#appended > 0 || !this.#complete)) this.#append(COMPLETE);
       await this.#drain();
       failure ??= this.#failure;
+      if (clearing && failure === undefined) await this.#store.clear();
       await this.#store.flush();
-      if (completed && failure === undefined && this.#store.clearOnSuccess === true) {
-        await this.#store.clear();
-      }
     } catch (error) {
       failure ??= { error };
     }

@@ -51,6 +51,15 @@ describe("crc32", () => {
     },
   );
 
+  it("equals zlib's CRC-32 at every length and offset around its 4-byte steps", () => {
+    const bytes = encoder.encode("0123456789abcdef€𝄞é{}[]");
+    for (let start = 0; start < 5; start++) {
+      for (let end = start; end <= bytes.length; end++) {
+        expect(crc32(bytes, start, end)).toBe(zlibCrc32(bytes.subarray(start, end)));
+      }
+    }
+  });
+
   it("matches the standard check value of CRC-32", () => {
     expect(crc32(encoder.encode("123456789")).toString(16)).toBe("cbf43926");
   });

@@ -483,8 +483,22 @@ describe("completion", () => {
     const store = new MemoryStore();
     store.clearOnSuccess = true;
     await drive(store, [1], double);
-    expect(store.calls.slice(-3)).toEqual(["flush", "clear", "close"]);
+    // Cleared before the flush, with no completion marker: nothing of it is made durable.
+    expect(store.calls).toEqual(["load", "append", "append", "clear", "flush", "close"]);
     expect(store.records).toEqual([]);
+  });
+
+  it("rejects with a failing clear, after closing the store, which keeps its records", async () => {
+    const store = new MemoryStore();
+    store.clearOnSuccess = true;
+    const failure = new Error("cannot delete");
+    store.clear = () => {
+      store.calls.push("clear");
+      throw failure;
+    };
+    expect(await rejectionOf(drive(store, [1], double))).toBe(failure);
+    expect(store.calls.slice(-2)).toEqual(["clear", "close"]);
+    expect(store.values).toEqual([HEADER, done(0, 1, 2)]);
   });
 
   it("keeps the store of a batch that did not complete, whatever clearOnSuccess says", async () => {
@@ -732,6 +746,46 @@ describe("the journal's less common paths", () => {
     const store = new MemoryStore();
     await drive(store, [1], () => null);
     expect(store.values[1]).toEqual(done(0, 1, null));
+  });
+
+  it("hashes an item as FNV-1a over its JSON text, numbers and strings included (the stored format)", () => {
+    const fnv = (text: string): number => {
+      let hash = 0x811c9dc5;
+      for (let at = 0; at < text.length; at++)
+        hash = Math.imul(hash ^ text.charCodeAt(at), 0x01000193);
+      return hash >>> 0;
+    };
+    const items: unknown[] = [
+      0,
+      -0,
+      7,
+      -7,
+      2 ** 40,
+      0.1,
+      1e21,
+      NaN,
+      Infinity,
+      -Infinity,
+      "",
+      "plain",
+      'a "quote"',
+      "back\\slash",
+      "line\nbreak",
+      "\u0001",
+      "héllo",
+      "€𝄞",
+      "\ud800",
+      "\udfff x",
+      null,
+      true,
+      [1, "a"],
+      { sku: "x", n: 2 },
+    ];
+    for (const item of items)
+      expect(itemHash(item, 0), String(item)).toBe(fnv(JSON.stringify(item)));
+    // A fixed value, so that a change of the stored hash cannot pass unnoticed.
+    expect(itemHash(1, 0)).toBe(0x340ca71c);
+    expect(itemHash("a", 0)).toBe(fnv('"a"'));
   });
 
   it("hashes undefined, and refuses an item whose toJSON throws something else than an Error", async () => {
