@@ -441,13 +441,19 @@ describe("operators", () => {
       .catch((reason: unknown) => reason);
     expect((error as Error).message).toBe('Stage "work" failed: bad item 20');
     await until(() => onlyResumeState(batchId));
-    const finishedBefore = ended(await readLog(logs, log));
+    const before = await readLog(logs, log);
+    const finishedBefore = ended(before);
     expect(finishedBefore.size).toBeGreaterThan(10);
     const outputs = await producer().map(items, { batchId, window: 6, context: { log } });
     expect(outputs.map((output) => output.id)).toEqual(items.map((item) => item.id));
+    // The starts of the resume alone: under a heavy load a worker's lock (2 s here) may lapse
+    // during the first run, and a job taken over runs again there (at least once); what the
+    // resume must not do is run a finished item again.
+    const runsBefore = runsOf(before);
     const runs = runsOf(await readLog(logs, log));
-    for (const id of finishedBefore) expect(runs.get(id)).toBe(1);
-    expect(runs.get(20)).toBe(2);
+    const resumed = (id: number): number => (runs.get(id) ?? 0) - (runsBefore.get(id) ?? 0);
+    for (const id of finishedBefore) expect(resumed(id), `item ${String(id)}`).toBe(0);
+    expect(resumed(20)).toBe(1);
     expect(await keysOf(batchId)).toEqual([]);
   }, 90_000);
 
