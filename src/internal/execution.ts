@@ -400,37 +400,27 @@ export class Retrying {
       first = this.#attempt(value, context, signal, 1);
       if (!isThenable(first)) return first;
     } catch (error) {
-      return this.#again(undefined, error, value, context, signal, observer);
+      return this.#again(error, value, context, signal, observer);
     }
-    // A promise's success passes through as it is: only a failure goes on to the retries, so
-    // that an attempt that succeeds costs a `then`, not an async frame awaiting it.
-    if (first instanceof Promise) {
-      return first.then(undefined, (error: unknown) =>
-        this.#again(undefined, error, value, context, signal, observer),
-      );
-    }
-    return this.#again(first, undefined, value, context, signal, observer);
+    // A success passes through as it is: only a failure goes on to the retries, so that an
+    // attempt that succeeds costs a `then` (on the promise itself, when it is a native one),
+    // not an async frame awaiting it.
+    return Promise.resolve(first).then(undefined, (error: unknown) =>
+      this.#again(error, value, context, signal, observer),
+    );
   }
 
   /**
-   * The rest of {@link Retrying.run}: awaits the first attempt's `pending` promise (or starts
-   * from its synchronous failure `error`), then decides, waits and tries again.
+   * The rest of {@link Retrying.run}, from the first attempt's failure `error`: decides, waits
+   * and tries again.
    */
   async #again(
-    pending: PromiseLike<unknown> | undefined,
     error: unknown,
     value: unknown,
     context: unknown,
     signal: AbortSignal | undefined,
     observer: AttemptObserver | undefined,
   ): Promise<unknown> {
-    if (pending !== undefined) {
-      try {
-        return await pending;
-      } catch (caught) {
-        error = caught;
-      }
-    }
     const policy = this.#policy;
     for (let number = 1; ; number++) {
       throwIfAborted(signal);
