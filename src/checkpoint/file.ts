@@ -7,7 +7,7 @@
  * ms old, on `flush`, and on `close`; past 1 MiB it is written at once (without `fsync`), so
  * memory stays flat whatever `flushEvery` is. A timer runs only while records wait.
  *
- * The `fsync`s, and why each is needed (all off the main thread but the last):
+ * The `fsync`s, and why each is needed (all off the main thread):
  * - the file's, once per group: the records themselves;
  * - the folder's, with the first group of a file this store created (side by side with the
  *   file's): without it a power loss can lose the new name, and with it every record;
@@ -20,7 +20,6 @@ import {
   closeSync,
   fstatSync,
   fsync,
-  fsyncSync,
   ftruncateSync,
   open,
   openSync,
@@ -227,8 +226,8 @@ export class FileCheckpoint implements CheckpointStore {
       this.#pending.clear();
       this.#closeFile();
       rmSync(this.path, { force: true });
-      syncFolderNow(this.path);
       this.#validEnd = 0;
+      await syncFolder(this.path);
     } finally {
       if (!wasOpen) this.#release();
     }
@@ -392,25 +391,9 @@ function flushEveryOption(value: unknown): number {
 }
 
 /**
- * Makes a deleted file's name durable: `fsync` of its folder, where that works (not every
- * platform opens folders: Windows does not).
- */
-function syncFolderNow(path: string): void {
-  try {
-    const fd = openSync(dirname(path), "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // Nothing more to do where folders cannot be synced.
-  }
-}
-
-/**
- * Makes a created file's name durable, off the main thread: `fsync` of its folder, where that
- * works. Never rejects: where folders cannot be synced, the file's own `fsync` is what there is.
+ * Makes a created or deleted file's name durable, off the main thread: `fsync` of its folder,
+ * where that works. Never rejects: not every platform opens folders (Windows does not), and
+ * there the file's own `fsync` is what there is.
  */
 function syncFolder(path: string): Promise<void> {
   return new Promise((resolve) => {
