@@ -122,14 +122,7 @@ export class LineBuffer {
     }
   }
 
-  /** Adds one record: `json` is its JSON text. */
-  add(json: string): void {
-    if (this.#writing) {
-      throw new Error("a checkpoint record was appended while another one was being written");
-    }
-    this.#addText(json);
-  }
-
+  /** Adds one record as its JSON text `json` (what `JSON.stringify` gave). */
   #addText(json: string): void {
     const length = json.length;
     // UTF-8 takes at most 3 bytes per UTF-16 code unit.

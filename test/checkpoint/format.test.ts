@@ -69,7 +69,7 @@ describe("LineBuffer", () => {
   it("frames each record as 8 hex digits of CRC-32, a space, the JSON and a newline", () => {
     const buffer = new LineBuffer();
     const texts = ['{"a":1}', '"héllo €𝄞"', "[1,2,3]"];
-    for (const text of texts) buffer.add(text);
+    for (const text of texts) expect(buffer.addValue(JSON.parse(text))).toBe(true);
     const written = new TextDecoder().decode(buffer.bytes);
     expect(written).toBe(
       texts
@@ -84,9 +84,9 @@ describe("LineBuffer", () => {
   it("grows past its first 64 KiB, keeping what it held", () => {
     const buffer = new LineBuffer();
     const text = JSON.stringify("é".repeat(50_000));
-    buffer.add('"first"');
-    buffer.add(text);
-    buffer.add(text);
+    buffer.addValue("first");
+    buffer.addValue(JSON.parse(text));
+    buffer.addValue(JSON.parse(text));
     const lines = new TextDecoder().decode(buffer.bytes).split("\n");
     expect(lines.map((line) => line.slice(9))).toEqual(['"first"', text, text, ""]);
   });
