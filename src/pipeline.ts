@@ -331,14 +331,13 @@ class PipelineImpl<I, O, C extends object = Context> {
           ? () => ({}) as C
           : undefined;
     const around = this.#aroundRun;
-    if (around === undefined) {
-      return (signal) => new RunLoop(this.#steps, signal, undefined, newContext);
-    }
+    const steps = this.#steps;
+    if (around === undefined) return (signal) => new RunLoop(steps, signal, undefined, newContext);
     return (signal) =>
       new AroundRun(
         around,
         (input, context, observer) => this.#runOnce(input, context, signal, observer),
-        newContext ?? (() => undefined as unknown as C),
+        newContext,
         signal,
       );
   }
@@ -356,14 +355,14 @@ class AroundRun<C extends object> implements ItemRunner<unknown> {
     context: C,
     observer: AttemptObserver | undefined,
   ) => Promise<unknown>;
-  readonly #newContext: () => C;
+  readonly #newContext: (() => C) | undefined;
   readonly #signal: AbortSignal;
   pending = false;
 
   constructor(
     around: RunWrapper<C>,
     run: (input: unknown, context: C, observer: AttemptObserver | undefined) => Promise<unknown>,
-    newContext: () => C,
+    newContext: (() => C) | undefined,
     signal: AbortSignal,
   ) {
     this.#around = around;
@@ -373,7 +372,7 @@ class AroundRun<C extends object> implements ItemRunner<unknown> {
   }
 
   start(item: unknown, observer: AttemptObserver | undefined): unknown {
-    const context = this.#newContext();
+    const context = this.#newContext?.() as C;
     this.pending = false;
     const result = this.#around(
       () => this.#run(item, context, observer),
