@@ -9,6 +9,7 @@
  * a class instance, a `Date`, a `BigInt`, a cycle) is left to `JSON.stringify`: the writer
  * says so and the caller takes that path for the whole record, so both give the same bytes.
  */
+import { writeDigits } from "../internal/decimal.js";
 
 /** {@link writeJson}: the value is not plain data; use `JSON.stringify`. */
 export const NOT_PLAIN = -1;
@@ -20,7 +21,6 @@ const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
 const COLON = 0x3a;
 const MINUS = 0x2d;
-const ZERO = 0x30;
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
@@ -29,7 +29,7 @@ const CLOSE_BRACKET = 0x5d;
 const MAX_DEPTH = 64;
 /** The longest text of a number: `-1.7976931348623157e+308`. */
 const NUMBER_ROOM = 24;
-/** Integers below this write digit by digit, exactly as `String` would. */
+/** Integers below this are written by `writeDigits`, exactly as `String` would. */
 const SAFE = 2 ** 53;
 
 const encoder = new TextEncoder();
@@ -116,16 +116,7 @@ function writeNumber(value: number): boolean {
     out[at++] = MINUS;
     value = -value;
   }
-  let digits = 1;
-  for (let power = 10; power <= value; power *= 10) digits++;
-  at += digits;
-  let digit = at;
-  while (value >= 10) {
-    const rest = Math.floor(value / 10);
-    out[--digit] = ZERO + (value - rest * 10);
-    value = rest;
-  }
-  out[digit - 1] = ZERO + value;
+  at = writeDigits(value, out, at);
   return true;
 }
 

@@ -14,6 +14,7 @@ import {
   type ErrorRecord,
   type RecordedCause,
 } from "./error-json.js";
+import { MAX_DIGITS, writeDigits } from "./decimal.js";
 
 /** The `format` of every header: what wrote the checkpoint. */
 export const FORMAT = "async-pipeline/checkpoint";
@@ -217,7 +218,7 @@ export function failureFromRecord(record: FailureRecord): Error {
  */
 export function itemHash(item: unknown, index: number): number {
   // The common items first, without JSON.stringify: the same text, so the same hash.
-  if (typeof item === "number") return fnv1a(Number.isFinite(item) ? String(item) : "null");
+  if (typeof item === "number") return numberHash(item);
   if (typeof item === "string") return stringHash(item);
   let text: string | undefined;
   try {
@@ -237,11 +238,33 @@ export function itemHash(item: unknown, index: number): number {
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 const QUOTE = 0x22;
+const MINUS = 0x2d;
+/** Integers below this in size are hashed from their digits (see `decimal.ts`). */
+const SAFE = 2 ** 53;
 
 /** FNV-1a (32 bits) over the UTF-16 code units of `text`. */
 function fnv1a(text: string): number {
   let hash = FNV_OFFSET;
   for (let at = 0; at < text.length; at++) hash = Math.imul(hash ^ text.charCodeAt(at), FNV_PRIME);
+  return hash >>> 0;
+}
+
+/** The digits of an integer item, hashed from there instead of from a string made for it. */
+const digits = new Uint8Array(MAX_DIGITS);
+
+/** {@link fnv1a} of the JSON text of the number `item` (what `String` gives, or `null`). */
+function numberHash(item: number): number {
+  if (!Number.isInteger(item) || item <= -SAFE || item >= SAFE) {
+    return fnv1a(Number.isFinite(item) ? String(item) : "null");
+  }
+  let hash = FNV_OFFSET;
+  // -0 is "0", as String and JSON write it.
+  if (item < 0) {
+    hash = Math.imul(hash ^ MINUS, FNV_PRIME);
+    item = -item;
+  }
+  const end = writeDigits(item, digits, 0);
+  for (let at = 0; at < end; at++) hash = Math.imul(hash ^ (digits[at] as number), FNV_PRIME);
   return hash >>> 0;
 }
 

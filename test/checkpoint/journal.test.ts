@@ -5,6 +5,7 @@
  * and restored, completion, clearOnSuccess, lazy outputs, store failures.
  */
 import { existsSync, readFileSync } from "node:fs";
+import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   CheckpointCorruptError,
@@ -18,6 +19,14 @@ import { Restored } from "../../src/internal/checkpoint.js";
 import { rejectionOf } from "../support/promises.js";
 import { drive, journalOn, outcomes } from "./drive.js";
 import { MemoryStore, temporaryFolder, writeRecords, type Timing } from "./support.js";
+import { assertProperty, TIMEOUT } from "../support/property.js";
+
+/** FNV-1a (32 bits) over the UTF-16 code units of `text`: the stored item hash, written out. */
+function fnv(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let at = 0; at < text.length; at++) hash = Math.imul(hash ^ text.charCodeAt(at), 0x01000193);
+  return hash >>> 0;
+}
 
 const double = (n: number): number => n * 2;
 const HEADER = {
@@ -749,18 +758,17 @@ describe("the journal's less common paths", () => {
   });
 
   it("hashes an item as FNV-1a over its JSON text, numbers and strings included (the stored format)", () => {
-    const fnv = (text: string): number => {
-      let hash = 0x811c9dc5;
-      for (let at = 0; at < text.length; at++)
-        hash = Math.imul(hash ^ text.charCodeAt(at), 0x01000193);
-      return hash >>> 0;
-    };
     const items: unknown[] = [
       0,
       -0,
       7,
       -7,
+      2 ** 31,
+      2 ** 32 - 1,
       2 ** 40,
+      2 ** 53 - 1,
+      -(2 ** 53 - 1),
+      2 ** 53,
       0.1,
       1e21,
       NaN,
@@ -787,6 +795,21 @@ describe("the journal's less common paths", () => {
     expect(itemHash(1, 0)).toBe(0x340ca71c);
     expect(itemHash("a", 0)).toBe(fnv('"a"'));
   });
+
+  it(
+    "property: hashes any number item as FNV-1a over its JSON text",
+    async () => {
+      await assertProperty(
+        fc.property(
+          fc.oneof(fc.integer(), fc.maxSafeInteger(), fc.double(), fc.nat({ max: 2 ** 32 })),
+          (item) => {
+            expect(itemHash(item, 0)).toBe(fnv(JSON.stringify(item)));
+          },
+        ),
+      );
+    },
+    TIMEOUT,
+  );
 
   it("hashes undefined, and refuses an item whose toJSON throws something else than an Error", async () => {
     expect(itemHash(undefined, 0)).toBe(itemHash(undefined, 5));
