@@ -28,6 +28,7 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 import type { CheckpointStore } from "../types.js";
+import { APPEND_OUTPUT } from "../internal/checkpoint-records.js";
 import type { OptionKeys } from "../internal/known-keys.js";
 import { noop } from "../internal/thenable.js";
 import { startTimer, stopTimer, type TimerHandle } from "../internal/timers.js";
@@ -179,6 +180,22 @@ export class FileCheckpoint implements CheckpointStore {
     if (!this.#pending.addValue(record)) {
       throw new TypeError(`a checkpoint record must be JSON-safe, got ${show(record)}`);
     }
+    this.#added();
+  }
+
+  /**
+   * @internal The journal's way to append the record `{ i: index, h: hash, o: output }` of an
+   * item that succeeded without making the object: see `APPEND_OUTPUT`.
+   */
+  [APPEND_OUTPUT](index: number, hash: number, output: unknown): void {
+    this.#throwFailure();
+    this.#open();
+    this.#pending.addOutput(index, hash, output);
+    this.#added();
+  }
+
+  /** A record was framed: writes past the high water; starts the group's timer if none runs. */
+  #added(): void {
     if (this.#pending.length >= HIGH_WATER) this.#write();
     if (this.#timer === undefined && this.flushEvery !== Infinity) {
       this.#timer = startTimer(this.flushEvery, this.#tick);

@@ -11,7 +11,7 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { CheckpointCorruptError } from "../errors/CheckpointCorruptError.js";
-import { NOT_PLAIN, writeJson } from "./json-bytes.js";
+import { NOT_PLAIN, writeJson, writeOutputRecord } from "./json-bytes.js";
 
 /** CRC-32 of each byte value, for the table-driven update. */
 const CRC_TABLE = (() => {
@@ -97,10 +97,7 @@ export class LineBuffer {
    * throws (a `BigInt`, a cycle).
    */
   addValue(value: unknown): boolean {
-    if (this.#writing) {
-      throw new Error("a checkpoint record was appended while another one was being written");
-    }
-    this.#writing = true;
+    this.#enter();
     try {
       for (;;) {
         const start = this.#length + PREFIX;
@@ -120,6 +117,40 @@ export class LineBuffer {
     } finally {
       this.#writing = false;
     }
+  }
+
+  /**
+   * {@link LineBuffer.addValue} of the record `{ i: index, h: hash, o: output }` (without `o`
+   * when `output` is `undefined`), without the record object: the same line, the same errors.
+   */
+  addOutput(index: number, hash: number, output: unknown): void {
+    this.#enter();
+    try {
+      for (;;) {
+        const start = this.#length + PREFIX;
+        const bytes = this.#bytes;
+        const end = writeOutputRecord(index, hash, output, bytes, start, bytes.length - 1);
+        if (end >= 0) {
+          this.#seal(start, end, crc32(bytes, start, end));
+          return;
+        }
+        if (end === NOT_PLAIN) break;
+        this.#reserve(bytes.length - this.#length + 1); // NO_ROOM: double, and again
+      }
+      const record =
+        output === undefined ? { i: index, h: hash } : { i: index, h: hash, o: output };
+      this.#addText(JSON.stringify(record));
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  /** Marks a record as being written; throws when one is already (a getter of it appends). */
+  #enter(): void {
+    if (this.#writing) {
+      throw new Error("a checkpoint record was appended while another one was being written");
+    }
+    this.#writing = true;
   }
 
   /** Adds one record as its JSON text `json` (what `JSON.stringify` gave). */

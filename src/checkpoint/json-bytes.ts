@@ -63,18 +63,49 @@ function hasEnumerableKey(object: object): boolean {
  * bytes past `start` are garbage.
  */
 export function writeJson(value: unknown, bytes: Uint8Array, start: number, end: number): number {
-  if (busy) return NOT_PLAIN;
+  if (!begin(bytes, start, end)) return NOT_PLAIN;
+  try {
+    return writeValue(value, 0) ? at : stop;
+  } finally {
+    finish();
+  }
+}
+
+/**
+ * {@link writeJson} of the record `{ i: index, h: hash, o: output }` (without `o` when `output`
+ * is `undefined`), the record of an item that succeeded, without the record object: the same
+ * bytes, the same answers.
+ */
+export function writeOutputRecord(
+  index: number,
+  hash: number,
+  output: unknown,
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+): number {
+  if (!begin(bytes, start, end)) return NOT_PLAIN;
+  try {
+    return writeOutput(index, hash, output) ? at : stop;
+  } finally {
+    finish();
+  }
+}
+
+/** Starts a write into `bytes[start, end)`; `false` when one is under way already. */
+function begin(bytes: Uint8Array, start: number, end: number): boolean {
+  if (busy) return false;
   busy = true;
   inherits = hasEnumerableKey(Object.prototype);
   out = bytes;
   at = start;
   limit = end;
-  try {
-    return writeValue(value, 0) ? at : stop;
-  } finally {
-    out = EMPTY;
-    busy = false;
-  }
+  return true;
+}
+
+function finish(): void {
+  out = EMPTY;
+  busy = false;
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
@@ -182,6 +213,41 @@ function writeArray(array: readonly unknown[], depth: number): boolean {
   }
   if (at + 1 > limit) return noRoom();
   out[at++] = CLOSE_BRACKET;
+  return true;
+}
+
+/** An empty plain object: what it inherits, every object literal inherits. */
+const LITERAL: object = {};
+const INDEX_KEY = asciiBytes('{"i":');
+const HASH_KEY = asciiBytes(',"h":');
+const OUTPUT_KEY = asciiBytes(',"o":');
+
+function asciiBytes(text: string): Uint8Array {
+  return Uint8Array.from(text, (char) => char.charCodeAt(0));
+}
+
+/** Writes the fixed bytes `text`. */
+function writeBytes(text: Uint8Array): boolean {
+  const length = text.length;
+  if (at + length > limit) return noRoom();
+  for (let index = 0; index < length; index++) out[at++] = text[index] as number;
+  return true;
+}
+
+/** {@link writeObject} of the literal `{ i: index, h: hash, o: output }`, key by key. */
+function writeOutput(index: number, hash: number, output: unknown): boolean {
+  // What writeObject asks of such a literal: whether it inherits a key or a `toJSON`.
+  if (inherits || typeof (LITERAL as { toJSON?: unknown }).toJSON === "function") {
+    return notPlain();
+  }
+  if (!writeBytes(INDEX_KEY) || !writeNumber(index)) return false;
+  if (!writeBytes(HASH_KEY) || !writeNumber(hash)) return false;
+  const type = typeof output;
+  if (output !== undefined && type !== "function" && type !== "symbol") {
+    if (!writeBytes(OUTPUT_KEY) || !writeValue(output, 1)) return false;
+  }
+  if (at + 1 > limit) return noRoom();
+  out[at++] = CLOSE_BRACE;
   return true;
 }
 

@@ -58,6 +58,22 @@ export type ItemRecord =
   | { readonly i: number; readonly h: number; readonly o?: unknown; readonly e?: FailureRecord }
   | { readonly k: ItemId; readonly o?: unknown; readonly e?: FailureRecord };
 
+/**
+ * The key of an optional method of a store, `store[APPEND_OUTPUT](index, hash, output)`: appends
+ * the record `{ i: index, h: hash, o: output }` (`o` left out when `output` is `undefined`) as
+ * `append` would, the same bytes and errors, without the journal making the record object for
+ * it. The file checkpoint has it (a record per finished item is its hot path); the journal calls
+ * it, when the store has it, for every item that succeeded in a batch identified by position.
+ * Registered (`Symbol.for`) so that a store of one copy of the library (ESM, CommonJS) is
+ * understood by the journal of another.
+ */
+export const APPEND_OUTPUT: unique symbol = Symbol.for("async-pipeline.checkpoint.appendOutput");
+
+/** A store with the method {@link APPEND_OUTPUT}. */
+export interface OutputAppender {
+  [APPEND_OUTPUT](index: number, hash: number, output: unknown): void;
+}
+
 /** The last record of a batch that completed: every item of its input was recorded. */
 export interface CompleteRecord {
   readonly complete: true;

@@ -7,6 +7,7 @@ import { CheckpointCorruptError } from "../errors/CheckpointCorruptError.js";
 import { CheckpointInUseError } from "../errors/CheckpointInUseError.js";
 import { CheckpointMismatchError } from "../errors/CheckpointMismatchError.js";
 import {
+  APPEND_OUTPUT,
   checkHeader,
   COMPLETE,
   failureFromRecord,
@@ -20,6 +21,7 @@ import {
   type FailureRecord,
   type Identity,
   type ItemId,
+  type OutputAppender,
   type ReadRecord,
 } from "./checkpoint-records.js";
 import { jsonProblem } from "./json.js";
@@ -150,6 +152,8 @@ export function claimStore(store: CheckpointStore): { end(): void } {
  */
 export class CheckpointJournal {
   readonly #store: CheckpointStore;
+  /** The store, when it appends a success's record from its fields (see `APPEND_OUTPUT`). */
+  readonly #outputs: OutputAppender | undefined;
   readonly #options: JournalOptions;
   readonly #identity: Identity;
   readonly #keyed: boolean;
@@ -192,6 +196,10 @@ export class CheckpointJournal {
 
   constructor(store: CheckpointStore, options: JournalOptions) {
     this.#store = store;
+    this.#outputs =
+      typeof (store as Partial<OutputAppender>)[APPEND_OUTPUT] === "function"
+        ? (store as CheckpointStore & OutputAppender)
+        : undefined;
     this.#options = options;
     this.#keyed = options.itemKey !== undefined;
     this.#identity = this.#keyed ? "key" : "position";
@@ -261,7 +269,12 @@ export class CheckpointJournal {
       else if (outcome === undefined) record = { k: ticket };
       else record = { k: ticket, o: outcome };
     } else if (!ok) record = { i: index, h: ticket, e: failureRecord(outcome) };
-    else if (outcome === undefined) record = { i: index, h: ticket };
+    else if (this.#outputs !== undefined) {
+      // The same record, framed by the store from its fields.
+      this.#outputs[APPEND_OUTPUT](index, ticket as number, outcome);
+      this.#appended++;
+      return replacement;
+    } else if (outcome === undefined) record = { i: index, h: ticket };
     else record = { i: index, h: ticket, o: outcome };
     this.#append(record);
     return replacement;

@@ -14,7 +14,7 @@ import {
   fileCheckpoint,
 } from "../../src/checkpoint/index.js";
 import { StageExecutionError } from "../../src/index.js";
-import { itemHash } from "../../src/internal/checkpoint-records.js";
+import { APPEND_OUTPUT, itemHash } from "../../src/internal/checkpoint-records.js";
 import { Restored } from "../../src/internal/checkpoint.js";
 import { rejectionOf } from "../support/promises.js";
 import { drive, journalOn, outcomes } from "./drive.js";
@@ -749,6 +749,36 @@ describe("the journal's less common paths", () => {
     expect(outcomes(results)).toEqual(["second try", undefined]);
     expect(ran).toEqual([1]);
     expect(store.values.at(-2)).toEqual({ k: "b" });
+  });
+
+  it("hands a store with APPEND_OUTPUT each success's fields, and the other records as objects", async () => {
+    /** A memory store that frames a success from its fields, as the file store does. */
+    class FieldStore extends MemoryStore {
+      readonly fields: unknown[][] = [];
+      [APPEND_OUTPUT](index: number, hash: number, output: unknown): void {
+        this.fields.push([index, hash, output]);
+        void this.append(
+          output === undefined ? { i: index, h: hash } : { i: index, h: hash, o: output },
+        );
+      }
+    }
+    const three = new Error("three");
+    const run = (item: number): number | undefined => {
+      if (item === 3) throw three;
+      return item === 2 ? undefined : item * 10;
+    };
+    const withFields = new FieldStore();
+    const plain = new MemoryStore();
+    await drive(withFields, [1, 2, 3], run);
+    await drive(plain, [1, 2, 3], run);
+    expect(withFields.values).toEqual(plain.values);
+    expect(withFields.fields).toEqual([
+      [0, itemHash(1, 0), 10],
+      [1, itemHash(2, 1), undefined],
+    ]);
+    // The header, the failure and the completion went through append (and the two successes,
+    // from FieldStore's own method).
+    expect(withFields.calls.filter((call) => call === "append")).toHaveLength(5);
   });
 
   it("records null as an output", async () => {

@@ -181,3 +181,101 @@ describe("LineBuffer.addValue", () => {
 afterEach(() => {
   expect(Object.keys(Object.prototype)).toEqual([]);
 });
+
+describe("LineBuffer.addOutput", () => {
+  /** The record the journal would append for a success, as an object. */
+  function recordOf(index: number, hash: number, output: unknown): object {
+    return output === undefined ? { i: index, h: hash } : { i: index, h: hash, o: output };
+  }
+
+  /** The lines of `addOutput` for each case, and those of `addValue` of its record object. */
+  function both(cases: readonly (readonly [number, number, unknown])[]): [string, string] {
+    const fields = new LineBuffer();
+    for (const [index, hash, output] of cases) fields.addOutput(index, hash, output);
+    return [
+      decoder.decode(fields.bytes),
+      framed(cases.map(([index, hash, output]) => recordOf(index, hash, output))),
+    ];
+  }
+
+  it("frames a success's record as addValue frames the record object", () => {
+    const [fields, object] = both([
+      [0, 0, 1],
+      [1, 3_735_928_559, undefined],
+      [2, 2 ** 31, { price: 12.5, tags: ["a", "é"] }],
+      [2 ** 53 - 1, 4_294_967_295, null],
+      [3, 7, "\u0000 needs escapes \ud800"],
+      [4, 8, new Date(0)],
+      [5, 9, { nested: { toJSON: () => "x" } }],
+      [6, 10, [undefined, () => 1]],
+      [7, 11, "x".repeat(200_000)],
+    ]);
+    expect(fields).toBe(object);
+  });
+
+  it(
+    "property: frames any success's record as addValue frames the record object",
+    async () => {
+      await assertProperty(
+        fc.property(
+          fc.array(
+            fc.tuple(
+              fc.maxSafeNat(),
+              fc.nat({ max: 2 ** 32 - 1 }),
+              fc.option(fc.jsonValue({ maxDepth: 3, stringUnit: "binary" }), {
+                nil: undefined,
+              }),
+            ),
+            { maxLength: 8 },
+          ),
+          (cases) => {
+            const [fields, object] = both(cases);
+            expect(fields).toBe(object);
+          },
+        ),
+      );
+    },
+    TIMEOUT,
+  );
+
+  it("frames it through JSON.stringify, as addValue does, when Object.prototype lends a key or a toJSON", () => {
+    const prototype = Object.prototype as Record<string, unknown>;
+    prototype.polluted = 1;
+    try {
+      const [fields, object] = both([[1, 2, { a: 1 }]]);
+      expect(fields).toBe(object);
+      expect(fields).toBe(frameLine('{"i":1,"h":2,"o":{"a":1}}'));
+    } finally {
+      delete prototype.polluted;
+    }
+    Object.defineProperty(Object.prototype, "toJSON", {
+      value: () => "everything",
+      configurable: true,
+    });
+    try {
+      const [fields, object] = both([[1, 2, 3]]);
+      expect(fields).toBe(object);
+      expect(fields).toBe(frameLine('"everything"'));
+    } finally {
+      delete prototype.toJSON;
+    }
+  });
+
+  it("throws what addValue throws, keeping the lines before", () => {
+    const buffer = new LineBuffer();
+    buffer.addOutput(0, 1, "kept");
+    expect(() => {
+      buffer.addOutput(1, 2, { n: 2n });
+    }).toThrow(TypeError);
+    const value = {
+      get sneaky() {
+        buffer.addOutput(9, 9, 9);
+        return 1;
+      },
+    };
+    expect(() => {
+      buffer.addOutput(2, 3, value);
+    }).toThrow(/while another one was being written/);
+    expect(decoder.decode(buffer.bytes)).toBe(frameLine('{"i":0,"h":1,"o":"kept"}'));
+  });
+});
