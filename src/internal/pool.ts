@@ -520,11 +520,21 @@ export class Pool<T> {
           let pending = false;
           try {
             outcome = runner.start(slot.item, slot.observer);
-            while (runner.pending) {
+            if (runner.pending) {
+              // The first step awaited outside the loop of the later ones: V8 resumes an
+              // await through the jump table of every loop around it, and an item of a
+              // one-stage pipeline then costs about 50 fewer instructions (callgrind).
               pending = true;
               outcome = await outcome;
               pending = false;
               outcome = runner.resume(outcome);
+              // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- resume() sets it
+              while (runner.pending) {
+                pending = true;
+                outcome = await outcome;
+                pending = false;
+                outcome = runner.resume(outcome);
+              }
             }
           } catch (error) {
             ok = false;
