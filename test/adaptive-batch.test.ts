@@ -139,6 +139,76 @@ describe("a batch under adaptiveConcurrency", () => {
     expect(keys[gaugeOf](true, "b").inFlight).toBe(0);
   });
 
+  it("gives a place that frees to a batch waiting for one, before its own worker's next item", async () => {
+    // A's workers keep their places from item to item, but not while B waits for one.
+    const controller = pinned(2);
+    const { pipeline, peak, started } = tracked();
+    const first = pipeline.map(
+      Array.from({ length: 6 }, (_, id) => job(id, "a")),
+      { concurrency: controller },
+    );
+    await vi.advanceTimersByTimeAsync(50);
+    const second = pipeline.map([job(10, "b")], { concurrency: controller });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(first).resolves.toEqual([0, 1, 2, 3, 4, 5]);
+    await expect(second).resolves.toEqual([10]);
+    expect(started.slice(0, 4)).toEqual([0, 1, 10, 2]);
+    expect(peak()).toBe(2);
+    expect(controller[gaugeOf](false, undefined).inFlight).toBe(0);
+  });
+
+  it("stops keeping places once the limit falls: no more than the new limit start", async () => {
+    const controller = adaptiveConcurrency({ min: 1, max: 4, initial: 4 });
+    let running = 0;
+    const starts: { at: number; running: number; limit: number }[] = [];
+    const pipeline = new Pipeline([
+      new Stage("call", async (id: number) => {
+        starts.push({ at: Date.now(), running: ++running, limit: controller.limit });
+        try {
+          await sleep(id === 0 ? 50 : 100);
+          if (id === 0) throw Object.assign(new Error("busy"), { status: 429 });
+          return id;
+        } finally {
+          running--;
+        }
+      }),
+    ]);
+    const results = pipeline.mapSettled(
+      Array.from({ length: 12 }, (_, id) => id),
+      { concurrency: controller },
+    );
+    await vi.advanceTimersByTimeAsync(2_000);
+    const settled = await results;
+    expect(settled.filter((result) => result.status === "fulfilled")).toHaveLength(11);
+    // The overload at 50 ms cut the limit to 2 (4 × 0.7): the three items still running kept
+    // their places, but no worker kept one past the new limit, nor past any later one.
+    const later = starts.filter((start) => start.at >= 50);
+    expect(later).toHaveLength(8);
+    expect(later[0]).toEqual({ at: 100, running: 2, limit: 2 });
+    expect(later.every((start) => start.running <= start.limit)).toBe(true);
+    expect(controller[gaugeOf](false, undefined).inFlight).toBe(0);
+  });
+
+  it("holds the place of a worker whose synchronous input runs code, and gives it back at the end", async () => {
+    const controller = pinned(2);
+    const { pipeline, peak } = tracked();
+    const gauge = controller[gaugeOf](false, undefined);
+    const inFlightSeen: number[] = [];
+    function* jobs(): Generator<Job> {
+      for (let id = 0; id < 6; id++) {
+        // The worker pulling this item holds a place (its last item's, or one it took).
+        inFlightSeen.push(gauge.inFlight);
+        yield job(id, "a");
+      }
+    }
+    const results = pipeline.map(jobs(), { concurrency: controller });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(results).resolves.toEqual([0, 1, 2, 3, 4, 5]);
+    expect(inFlightSeen).toEqual([1, 2, 2, 2, 2, 2]);
+    expect(peak()).toBe(2);
+    expect(gauge.inFlight).toBe(0);
+  });
+
   it("reports the current limit as onProgress's concurrency", async () => {
     const controller = adaptiveConcurrency({ initial: 1, max: 4 });
     const reports: Progress[] = [];

@@ -405,6 +405,72 @@ describe("a controller shared by batches", () => {
   });
 });
 
+describe("a worker keeping its place (keep, giveBack)", () => {
+  /** As {@link runSteady}, but each finishing item's worker keeps its place when it may. */
+  function runKeeping(
+    gauge: LimitGauge,
+    count: number,
+    latency: (inFlight: number) => number,
+  ): number {
+    let kept = 0;
+    while (gauge.inFlight < gauge.limit) gauge.started();
+    for (let done = 0; done < count; done++) {
+      vi.advanceTimersByTime(latency(gauge.inFlight) / gauge.inFlight);
+      if (gauge.keep()) kept++;
+      while (gauge.inFlight < gauge.limit) gauge.started();
+    }
+    return kept;
+  }
+
+  it("learns what finished() then started() teach: the same limits, the same changes", () => {
+    const rising = (inFlight: number): number => 100 * Math.max(1, inFlight / 20);
+    const overload = Object.assign(new Error("busy"), { status: 429 });
+    const apart = gaugeWithChanges({ max: 200 });
+    runSteady(apart.gauge, 1_500, rising);
+    apart.gauge.attemptFailed(overload, undefined);
+    runSteady(apart.gauge, 1_500, rising);
+    const keeping = gaugeWithChanges({ max: 200 });
+    let kept = runKeeping(keeping.gauge, 1_500, rising);
+    keeping.gauge.attemptFailed(overload, undefined);
+    kept += runKeeping(keeping.gauge, 1_500, rising);
+    expect(keeping.changes).toEqual(apart.changes);
+    expect(keeping.changes.length).toBeGreaterThan(10);
+    expect(keeping.gauge.inFlight).toBe(apart.gauge.inFlight);
+    // Most completions kept their places; those past a lower limit did not.
+    expect(kept).toBeGreaterThan(2_500);
+    expect(kept).toBeLessThan(3_000);
+  });
+
+  it("keeps a place only below the limit and with no batch waiting, and giveBack wakes one", () => {
+    const { gauge } = gaugeWithChanges({ initial: 2, max: 2 });
+    gauge.started();
+    gauge.started();
+    expect(gauge.keep()).toBe(true);
+    expect(gauge.inFlight).toBe(2);
+    // Another batch waits: the place is its, in the order they waited.
+    const woken: string[] = [];
+    gauge.wait(() => {
+      woken.push("other batch");
+      gauge.started();
+    });
+    expect(gauge.keep()).toBe(false);
+    expect(woken).toEqual(["other batch"]);
+    expect(gauge.inFlight).toBe(2);
+    // A lower limit (2 × 0.7 = 1.4): one place too many, given up; then kept again.
+    gauge.attemptFailed(Object.assign(new Error("busy"), { status: 429 }), undefined);
+    expect(gauge.limit).toBe(1);
+    expect(gauge.keep()).toBe(false);
+    expect(gauge.inFlight).toBe(1);
+    expect(gauge.keep()).toBe(true);
+    expect(gauge.inFlight).toBe(1);
+    // A kept place nobody took: given back, and a waiter woken.
+    gauge.wait(() => woken.push("late batch"));
+    gauge.giveBack();
+    expect(gauge.inFlight).toBe(0);
+    expect(woken).toEqual(["other batch", "late batch"]);
+  });
+});
+
 describe("per-key limits", () => {
   it("keeps one limit per key, apart from the batch's own", () => {
     const controller = adaptiveConcurrency({ initial: 10 });

@@ -247,7 +247,32 @@ class Gauge implements LimitGauge {
     const inFlight = this.#inFlight--;
     this.#inFlightSum += inFlight;
     if (--this.#countdown === 0) this.#step(inFlight);
-    // A place is free, and the limit may have risen: only here does it rise.
+    // A place is free, and the limit may have risen: only here (and in `keep`) does it rise.
+    if (this.#waiters.size !== 0) this.#wake();
+  }
+
+  keep(): boolean {
+    // finished(), then started() when there is room and nobody waits: the statistics see a
+    // completion and a start, as they would from the two calls. The common case (no step of
+    // the countdown, room, nobody waiting) leaves `inFlight` as it is.
+    const inFlight = this.#inFlight;
+    this.#inFlightSum += inFlight;
+    if (--this.#countdown !== 0 && inFlight <= this.#limit && this.#waiters.size === 0) {
+      return true;
+    }
+    this.#inFlight = inFlight - 1;
+    if (this.#countdown === 0) this.#step(inFlight);
+    if (this.#waiters.size === 0) {
+      if (this.#inFlight >= this.#limit) return false;
+      this.#inFlight++;
+      return true;
+    }
+    this.#wake();
+    return false;
+  }
+
+  giveBack(): void {
+    this.#inFlight--;
     if (this.#waiters.size !== 0) this.#wake();
   }
 

@@ -14,12 +14,20 @@ import { concurrencyLimit } from "./validate.js";
  *    released when it ends, whichever way; `limit[gaugeOf](true, key)` for a key, when the
  *    batch's per-key admission makes the key's entry (no item of the key runs or waits in the
  *    batch), released when it drops that entry. A Map look-up per key entry, not per item.
- * 2. The pool starts an item under a gauge only while {@link LimitGauge.inFlight} (items
- *    running under it, in every batch that shares it) is below {@link LimitGauge.limit}, both
+ * 2. The pool starts an item under a gauge only while {@link LimitGauge.inFlight} (places
+ *    taken under it, in every batch that shares it) is below {@link LimitGauge.limit}, both
  *    read afresh at each such decision. It calls {@link LimitGauge.started} when the item
  *    takes its place and {@link LimitGauge.finished} when it leaves it (settled, whatever the
  *    outcome, retries and their waits included: an item keeps its place while it waits to
  *    retry). A lower limit only stops starts; nothing running is cut short.
+ * 2a. A worker that goes on to its next item at once (synchronously) may keep its place for
+ *    it: when its item settles it calls {@link LimitGauge.keep} instead of `finished()`, which
+ *    counts the completion as `finished()` does and then keeps the place only as a start
+ *    would take it (below the limit read afresh, and no batch waiting for a place, so that
+ *    waiters are served in order). A worker that then finds no item to run gives the place
+ *    back with {@link LimitGauge.giveBack}. So a worker under a gauge pays one call per item,
+ *    and a place is counted in `inFlight` from its item's start to its settling, as before.
+ *    Per-key gauges are not kept this way: an item's next item is rarely of its key.
  * 3. A pool (or a key's queue of waiting items) that has items to start but finds no room
  *    calls {@link LimitGauge.wait} with a callback, once until it is called: the gauge calls
  *    it when a place frees (within some batch's `finished()`) or the limit rises, waking one
@@ -32,8 +40,9 @@ import { concurrencyLimit } from "./validate.js";
  *    (the error is the `BrokenCircuitError`). Cancellation (the signal aborted) is not
  *    reported. A stage run outside an adaptive batch gets no observer and pays nothing.
  *
- * A limit rises only within `finished()`, and a pool looks for room when one of its items
- * finishes, as it does today; `wait` covers the batch that has no item running to finish.
+ * A limit rises only within `finished()` or `keep()`, and a pool looks for room when one of
+ * its items finishes (whichever of the two it called); `wait` covers the batch that has no
+ * item running to finish.
  */
 
 /**
@@ -70,6 +79,18 @@ export interface LimitGauge extends AttemptObserver {
    * the clock once and updates the limit.
    */
   finished(): void;
+  /**
+   * That item left its place and its worker goes on to another at once: `finished()`, then,
+   * when fewer than `limit` places are taken and no batch waits for one, the place is taken
+   * again for the worker's next item (as by `started()`) and `true` returned. `false`: the
+   * place is given up (waiters woken, as by `finished()`). Costs what `finished()` costs.
+   */
+  keep(): boolean;
+  /**
+   * A place kept by {@link LimitGauge.keep} that no item took after all (the worker found
+   * nothing to run): given up, without counting a completion; waiters are woken.
+   */
+  giveBack(): void;
   /**
    * See {@link AttemptObserver.attemptFailed}: classifies the error (with the controller's
    * `isOverload`), and on an overload lowers the limit at once, once per window.

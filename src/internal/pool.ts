@@ -179,10 +179,12 @@ const arrayValues = Array.prototype[Symbol.iterator];
  *
  * Under an adaptive `concurrency` (the task's `dynamic`), an item takes a place under the
  * batch's gauge when it starts and leaves it when it settles, and the pool takes an item only
- * while the gauge has room. With no room, it waits on the gauge (which wakes it when a place
- * frees in any batch sharing it, or the limit rises) unless one of its own items finishing
- * will look again. Items the admission let in that find no place are parked, and run first
- * when one frees.
+ * while the gauge has room. A worker takes its place before it takes an item (the input's
+ * code, and a pull from an async input, run in it), keeps its item's place for its next item
+ * when the gauge allows it (`LimitGauge.keep`: below the limit, nobody waiting), so that an
+ * item under a gauge costs one call to it, and gives it back when it ends. With no room, the pool waits on the gauge (which wakes it when a place frees in any batch sharing
+ * it, or the limit rises) unless one of its own items finishing will look again. Items the
+ * admission let in that find no place are parked, and run first when one frees.
  */
 export class Pool<T> {
   readonly #task: PoolTask<T>;
@@ -197,24 +199,36 @@ export class Pool<T> {
   readonly #limit: number;
   /** The task has a `room`, an admission or a gauge to ask before each take. */
   readonly #gated: boolean;
+  /**
+   * The task has a `room` or an admission, asked before every take; the gauge is not asked
+   * by a worker that holds a place ({@link Slot.placed}).
+   */
+  readonly #asks: boolean;
   /** The batch's gauge, under an adaptive `concurrency`. */
   readonly #gauge: LimitGauge | undefined;
   /** The admission has `bind`: the keys it gives out are the items' attempt observers. */
   readonly #observed: boolean;
   /**
-   * Items pass through more than the worker on their way in and out: a journal, a per-key
-   * admission or a gauge (see {@link Pool.#admitThrough}, {@link Pool.#settleThrough}). Else
-   * taking and settling an item are a few field writes, small enough for V8 to inline into the
-   * worker's loop.
+   * Items pass through more than the worker on their way in and out: a journal or a per-key
+   * admission (see {@link Pool.#admitThrough}, {@link Pool.#settleThrough}). Else taking and
+   * settling an item are a few field writes, small enough for V8 to inline into the worker's
+   * loop; under a gauge alone, a worker that keeps its place adds one call per item, to
+   * {@link Pool.#settleThrough}, which hands the place on (see {@link Pool.#leavePlace}).
    */
   readonly #admits: boolean;
   /** Items let in by the admission that wait for a place under the gauge (or for a worker). */
   #parked: Queue<Waiting<T>> | undefined = undefined;
-  /** Items of this batch holding a place under the gauge. */
+  /**
+   * Places this batch holds under the gauge: its items', and those its workers kept for their
+   * next items ({@link Slot.placed}).
+   */
   #placed = 0;
   /** The pool's `#wake` is with the gauge. */
   #blocked = false;
-  /** Within this pool's own `gauge.finished()`: a wake then is left to the worker that finished. */
+  /**
+   * Within this pool's own `gauge.finished()` or `keep()`: a wake then is left to the worker
+   * that finished.
+   */
   #finishing = false;
   #released = false;
   #filling = false;
@@ -284,11 +298,10 @@ export class Pool<T> {
     this.#limit = task.concurrency;
     // One gauge per batch, held until the batch's last item has left its place.
     this.#gauge = task.dynamic?.[gaugeOf](false, undefined);
-    this.#gated =
-      task.room !== undefined || task.admission !== undefined || this.#gauge !== undefined;
+    this.#asks = task.room !== undefined || task.admission !== undefined;
+    this.#gated = this.#asks || this.#gauge !== undefined;
     this.#observed = task.admission?.bind !== undefined;
-    this.#admits =
-      task.journal !== undefined || task.admission !== undefined || this.#gauge !== undefined;
+    this.#admits = task.journal !== undefined || task.admission !== undefined;
     this.#tickets =
       task.journal !== undefined && (task.admission !== undefined || this.#gauge !== undefined)
         ? new Map()
@@ -448,15 +461,21 @@ export class Pool<T> {
 
   /**
    * Whether an item may be taken now: the task's `room`, the per-key admission and the gauge
-   * agree. A pull under way counts as a place taken.
+   * agree. Under a gauge, the worker in `slot` takes its place before it takes the item (the
+   * input's code runs in it; a pull under way holds it), unless it kept one; without `slot`
+   * (a worker to start, which takes its place at once), whether there is a place.
    */
-  #canTake(): boolean {
+  #canTake(slot: Slot<T> | undefined): boolean {
     const { room, admission } = this.#task;
-    return (
-      (room === undefined || room()) &&
-      admission?.full !== true &&
-      (this.#gauge === undefined || this.#hasPlace(this.#gauge, this.#pulling))
-    );
+    if ((room !== undefined && !room()) || admission?.full === true) return false;
+    const gauge = this.#gauge;
+    if (gauge === undefined || slot?.placed === true) return true;
+    if (gauge.inFlight >= gauge.limit) {
+      this.#waitForPlace(gauge);
+      return false;
+    }
+    if (slot !== undefined) this.#seat(gauge, slot);
+    return true;
   }
 
   /**
@@ -474,7 +493,7 @@ export class Pool<T> {
       !this.#exhausted &&
       this.#workers < this.#limit &&
       (this.#sync || this.#pending === undefined) &&
-      (!this.#gated || this.#canTake())
+      (!this.#gated || this.#canTake(undefined))
     ) {
       started++;
       this.#workers++;
@@ -565,6 +584,7 @@ export class Pool<T> {
       slot.item = undefined as T;
       this.#spare.push(slot);
     }
+    if (slot.placed) this.#vacate(this.#gauge as LimitGauge, slot);
     // Items taken and not settled may be parked, or wait in the admission for a place that
     // frees in another batch.
     if (
@@ -589,7 +609,13 @@ export class Pool<T> {
     for (;;) {
       // Once the input said `done`, nobody asks it again. With no room (a stream's read-ahead
       // window is full, or enough items wait for their keys) the worker ends.
-      if (this.#stopped || this.#exhausted || (this.#gated && !this.#canTake())) return false;
+      if (
+        this.#stopped ||
+        this.#exhausted ||
+        (this.#gated && (this.#asks || !slot.placed) && !this.#canTake(slot))
+      ) {
+        return false;
+      }
       let item: T;
       try {
         const array = this.#array;
@@ -637,7 +663,7 @@ export class Pool<T> {
   /** {@link Pool.#take} from an async input: pulls are serialised. */
   async #takeAsync(slot: Slot<T>): Promise<boolean> {
     for (;;) {
-      if (this.#stopped || this.#exhausted || (this.#gated && !this.#canTake())) return false;
+      if (this.#stopped || this.#exhausted || (this.#gated && !this.#canTake(slot))) return false;
       let item: T;
       try {
         let step: IteratorResult<T>;
@@ -720,17 +746,7 @@ export class Pool<T> {
       slot.key = entered;
       if (this.#observed) slot.observer = entered as AttemptObserver | undefined;
     }
-    // Under a gauge: the place it was taken for may be gone (an async input's pull, or the
-    // code of an iterator or a key, let another batch take it or the limit fall): it is
-    // parked. An array item with no key to find and no journal ran no code since `#take` saw
-    // the place.
-    const gauge = this.#gauge;
-    if (gauge !== undefined && !slot.refused) {
-      if (this.#array !== undefined && admission === undefined && journal === undefined) {
-        gauge.started();
-        this.#placed++;
-      } else if (!this.#place(gauge, slot)) return false;
-    }
+    // Under a gauge, it runs in the place its worker took before taking it (see #canTake).
     // Another worker may take the next item now (a synchronous input was offered to every
     // free worker when the pool filled; an async one is pulled by one worker at a time).
     if (!this.#sync) this.#fill();
@@ -746,7 +762,7 @@ export class Pool<T> {
    */
   #settleItem(slot: Slot<T>, ok: boolean, outcome: unknown): boolean {
     this.#settled++;
-    if (this.#admits) return this.#settleThrough(slot, ok, outcome);
+    if (this.#admits || slot.placed) return this.#settleThrough(slot, ok, outcome);
     if (this.#stopped) return false;
     if (!this.#task.settle(slot.index, ok, outcome)) return true;
     // The other items are aborted with an AbortError, not with this item's error, so that
@@ -775,36 +791,42 @@ export class Pool<T> {
       going = false;
     }
     const gauge = this.#gauge;
-    if (gauge !== undefined && !slot.refused) this.#leavePlace(gauge);
+    if (gauge !== undefined && !slot.refused) this.#leavePlace(gauge, slot);
     if (task.admission !== undefined && !slot.refused) {
       slot.handedOver = task.admission.leave(slot.key);
     }
-    slot.handedOver ??= this.#nextParked();
-    // Parked items left: those the gauge has places for beyond this worker's next item run
-    // now; the others wait for a place (a wake this pool's own finish consumed is gone).
+    slot.handedOver ??= this.#nextParked(slot);
+    // Parked items left: those the gauge has places for beyond this worker's next item (in
+    // the place it kept, or in one it takes) run now; the others wait for a place (a wake
+    // this pool's own finish consumed is gone).
     if (going && gauge !== undefined && this.#parked !== undefined && this.#parked.length > 0) {
-      this.#runParked(1);
+      this.#runParked(slot.placed ? 0 : 1);
       if (this.#parked.length > 0) this.#waitForPlace(gauge);
     }
     return going;
   }
 
-  /** A parked item, when there is one and a place for it (the worker that asks is one). */
-  #nextParked(): Waiting<T> | undefined {
+  /**
+   * A parked item, when there is one and a place for it (the place the worker in `slot` kept,
+   * or a free one: the worker that asks is one).
+   */
+  #nextParked(slot: Slot<T>): Waiting<T> | undefined {
     const parked = this.#parked;
     if (parked === undefined || parked.length === 0 || this.#stopped) return undefined;
     const gauge = this.#gauge;
-    return gauge === undefined || gauge.inFlight < gauge.limit ? parked.shift() : undefined;
+    return gauge === undefined || slot.placed || gauge.inFlight < gauge.limit
+      ? parked.shift()
+      : undefined;
   }
 
   /**
-   * Takes a place under `gauge` for the item in `slot`, when there is one; else parks the
-   * item (its key's place kept) and waits for one.
+   * Takes a place under `gauge` for the item handed over into `slot`, when its worker kept
+   * none and there is one; else parks the item (its key's place kept) and waits for one.
    */
   #place(gauge: LimitGauge, slot: Slot<T>): boolean {
+    if (slot.placed) return true;
     if (gauge.inFlight < gauge.limit) {
-      gauge.started();
-      this.#placed++;
+      this.#seat(gauge, slot);
       return true;
     }
     this.#tickets?.set(slot.index, slot.ticket);
@@ -812,11 +834,11 @@ export class Pool<T> {
     return false;
   }
 
-  /** Whether `gauge` has a place beyond `reserved` ones; if not, waits for one. */
-  #hasPlace(gauge: LimitGauge, reserved: number): boolean {
-    if (gauge.inFlight + reserved < gauge.limit) return true;
-    this.#waitForPlace(gauge);
-    return false;
+  /** The worker in `slot` takes a place under `gauge`. */
+  #seat(gauge: LimitGauge, slot: Slot<T>): void {
+    gauge.started();
+    this.#placed++;
+    slot.placed = true;
   }
 
   #waitForPlace(gauge: LimitGauge): void {
@@ -844,22 +866,42 @@ export class Pool<T> {
   }
 
   /**
-   * An item leaves its place under `gauge`. A wake the gauge gives this pool meanwhile is
-   * left to the worker, which takes the place with its next item; when the limit rose, other
-   * workers take the places beyond that one.
+   * The item in `slot` leaves its place under `gauge`. While the batch goes on, its worker,
+   * which goes on at once to take its next item, keeps the place for it when the gauge allows
+   * ({@link LimitGauge.keep}); else the place is given up. A wake the gauge gives this pool meanwhile is left to the worker, which takes a
+   * place with its next item; when the limit rose, other workers take the places beyond that
+   * one.
    */
-  #leavePlace(gauge: LimitGauge): void {
-    const before = gauge.limit;
-    this.#placed--;
+  #leavePlace(gauge: LimitGauge, slot: Slot<T>): void {
     this.#finishing = true;
-    gauge.finished();
-    this.#finishing = false;
     if (this.#stopped) {
+      slot.placed = false;
+      this.#placed--;
+      gauge.finished();
+      this.#finishing = false;
       this.#releaseWhenIdle(gauge);
-    } else if (gauge.limit > before) {
-      this.#runParked(1);
-      this.#fill(gauge.limit - gauge.inFlight - 1);
+      return;
     }
+    const before = gauge.limit;
+    const kept = gauge.keep();
+    this.#finishing = false;
+    if (!kept) {
+      slot.placed = false;
+      this.#placed--;
+    }
+    if (gauge.limit > before) {
+      const reserved = kept ? 0 : 1;
+      this.#runParked(reserved);
+      this.#fill(gauge.limit - gauge.inFlight - reserved);
+    }
+  }
+
+  /** The worker in `slot` kept a place it will not use (it ends, or waits): given back. */
+  #vacate(gauge: LimitGauge, slot: Slot<T>): void {
+    slot.placed = false;
+    this.#placed--;
+    gauge.giveBack();
+    if (this.#stopped) this.#releaseWhenIdle(gauge);
   }
 
   /** The batch stopped or ended: it waits no more, and gives its parked items' keys back. */
@@ -922,6 +964,8 @@ export class Pool<T> {
       this.#settleRestored(index, taken);
       return false;
     }
+    // Nothing runs in this worker until the outcome is read: a place it kept is given back.
+    if (slot.placed) this.#vacate(this.#gauge as LimitGauge, slot);
     return this.#restoreLater(slot, index, taken);
   }
 
@@ -990,6 +1034,11 @@ class Slot<T> {
   observer: AttemptObserver | undefined = undefined;
   /** Its key could not be found (`key` threw): it fails with `error` without running. */
   refused = false;
+  /**
+   * The worker holds a place under the batch's gauge: its item's, or, between items, the one
+   * it kept for its next item (see `LimitGauge.keep`).
+   */
+  placed = false;
   error: unknown = undefined;
   /** The next item of its key, handed over to this worker when it finished. */
   handedOver: Waiting<T> | undefined = undefined;

@@ -21,6 +21,7 @@ import {
   type CheckpointStore,
   type Progress,
 } from "../../src/index.js";
+import { gaugeOf } from "../../src/internal/limits.js";
 import { rejectionOf } from "../support/promises.js";
 import {
   MemoryStore,
@@ -459,6 +460,19 @@ describe("itemKey", () => {
       range(10).map((n) => n * 2),
     );
     expect(second.ran.sort()).toEqual([6, 7, 8, 9]);
+  });
+
+  it("resumes a stream under an adaptive concurrency: recorded outputs read lazily, every place given back", async () => {
+    // Its workers keep their places from item to item; one that waits for a recorded output to
+    // be read gives its place back meanwhile, and takes one again for what comes next.
+    const limit = adaptiveConcurrency({ min: 3, max: 3 });
+    const store = new MemoryStore();
+    await doubler().pipeline.map(range(40), 4, { checkpoint: store });
+    const second = doubler();
+    const outputs = await read(second.pipeline.stream(range(60), limit, { checkpoint: store }));
+    expect(outputs).toEqual(range(60).map((n) => n * 2));
+    expect(second.ran).toEqual(range(20, 40));
+    expect(limit[gaugeOf](false, undefined).inFlight).toBe(0);
   });
 
   it("keeps the keys of items that wait for a place under an adaptive concurrency two batches share", async () => {

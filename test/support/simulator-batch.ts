@@ -80,6 +80,17 @@ export abstract class CountingGauge implements LimitGauge {
     }
   }
 
+  /** `finished()` then `started()` when there is room and nobody waits: a count unchanged. */
+  keep(): boolean {
+    if (this.#waiters.length === 0 && this.inFlight <= this.limit) return true;
+    this.finished();
+    return false;
+  }
+
+  giveBack(): void {
+    this.finished();
+  }
+
   attemptFailed(): void {}
   release(): void {}
 
