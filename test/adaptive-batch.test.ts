@@ -97,6 +97,40 @@ describe("a batch under adaptiveConcurrency", () => {
     expect(controller[gaugeOf](false, undefined).inFlight).toBe(0);
   });
 
+  it("goes back to its full share once another batch sharing the controller ends", async () => {
+    // B waits for a place while A runs two items. A's first finish gives the place to B and
+    // its worker finds none; A's second finish wakes A itself, and that worker takes the
+    // place: A must wait again for the next one, else B's end wakes nobody and A runs its
+    // remaining items one at a time.
+    const controller = pinned(2);
+    const starts: string[] = [];
+    const pipeline = new Pipeline([
+      new Stage("work", async (id: number) => {
+        starts.push(`${String(id)}@${String(Date.now())}`);
+        await sleep(100);
+        return id;
+      }),
+    ]);
+    const first = pipeline.map([0, 1, 2, 3, 4, 5, 6, 7], { concurrency: controller });
+    await vi.advanceTimersByTimeAsync(50);
+    const second = pipeline.map([10], { concurrency: controller });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(first).resolves.toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    await expect(second).resolves.toEqual([10]);
+    expect(starts).toEqual([
+      "0@0",
+      "1@0",
+      "10@100",
+      "2@100",
+      "3@200",
+      "4@200",
+      "5@300",
+      "6@300",
+      "7@400",
+    ]);
+    expect(controller[gaugeOf](false, undefined).inFlight).toBe(0);
+  });
+
   it("stops on a failure with items waiting for a place, and gives every place back", async () => {
     const controller = pinned(2);
     const { pipeline } = tracked((item) => item.id === 1);

@@ -230,6 +230,12 @@ export class Pool<T> {
    * that finished.
    */
   #finishing = false;
+  /**
+   * A wake came within this pool's own finish: the worker that finished takes that place, and
+   * once it has, the pool looks for more (or waits again), so that a batch that wanted more
+   * places than that one stays among the gauge's waiters.
+   */
+  #rewait = false;
   #released = false;
   #filling = false;
   #pending: Promise<void> | undefined = undefined;
@@ -258,7 +264,11 @@ export class Pool<T> {
   /** Given to the gauge to wait for a place: runs parked items, then takes from the input. */
   readonly #wake = (): void => {
     this.#blocked = false;
-    if (this.#stopped || this.#finishing) return;
+    if (this.#stopped) return;
+    if (this.#finishing) {
+      this.#rewait = true;
+      return;
+    }
     this.#runParked(0);
     this.#fill();
   };
@@ -839,6 +849,10 @@ export class Pool<T> {
     gauge.started();
     this.#placed++;
     slot.placed = true;
+    if (this.#rewait) {
+      this.#rewait = false;
+      this.#fill();
+    }
   }
 
   #waitForPlace(gauge: LimitGauge): void {
