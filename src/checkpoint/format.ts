@@ -66,7 +66,8 @@ const NEWLINE = 0x0a;
 const SPACE = 0x20;
 /** The bytes before a record's JSON: 8 hex digits and a space. */
 const PREFIX = 9;
-const HEX = "0123456789abcdef";
+/** The lowercase hex digits, as bytes. */
+const HEX_BYTES = Uint8Array.from("0123456789abcdef", (char) => char.charCodeAt(0));
 const encoder = new TextEncoder();
 
 /**
@@ -186,11 +187,14 @@ export class LineBuffer {
   #seal(start: number, end: number, crc: number): void {
     const bytes = this.#bytes;
     bytes[end] = NEWLINE;
-    let digit = start - 2;
-    for (let count = 0; count < 8; count++) {
-      bytes[digit--] = HEX.charCodeAt(crc & 0xf);
-      crc >>>= 4;
-    }
+    bytes[start - 9] = HEX_BYTES[crc >>> 28] as number;
+    bytes[start - 8] = HEX_BYTES[(crc >>> 24) & 0xf] as number;
+    bytes[start - 7] = HEX_BYTES[(crc >>> 20) & 0xf] as number;
+    bytes[start - 6] = HEX_BYTES[(crc >>> 16) & 0xf] as number;
+    bytes[start - 5] = HEX_BYTES[(crc >>> 12) & 0xf] as number;
+    bytes[start - 4] = HEX_BYTES[(crc >>> 8) & 0xf] as number;
+    bytes[start - 3] = HEX_BYTES[(crc >>> 4) & 0xf] as number;
+    bytes[start - 2] = HEX_BYTES[crc & 0xf] as number;
     bytes[start - 1] = SPACE;
     this.#length = end + 1;
   }
