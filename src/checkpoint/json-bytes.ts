@@ -34,15 +34,9 @@ const SAFE = 2 ** 53;
 
 const encoder = new TextEncoder();
 
-// The write under way (one at a time: see `busy`).
-let out: Uint8Array = new Uint8Array(0);
-let at = 0;
-let limit = 0;
-/** What stopped the write: `NOT_PLAIN` or `NO_ROOM`. */
-let stop = NOT_PLAIN;
 /**
  * Whether a write is under way: a getter of the value may append a record of its own; that
- * nested write is told `NOT_PLAIN` (and takes `JSON.stringify`) instead of sharing this state.
+ * nested write is told `NOT_PLAIN` (and takes `JSON.stringify`).
  */
 let busy = false;
 /**
@@ -56,6 +50,10 @@ function hasEnumerableKey(object: object): boolean {
   return false;
 }
 
+// Every writer below writes into `bytes` from `at`, never at or past `limit`, and returns where
+// its text ends, or NOT_PLAIN, or NO_ROOM (both negative). The position lives in the callers'
+// locals, not in module state: V8 keeps it, and what it knows of `bytes`, in registers.
+
 /**
  * Writes the JSON text of `value` as UTF-8 into `bytes[start, end)`. Returns where the text
  * ends, {@link NOT_PLAIN} when `value` is not plain data (or JSON leaves it out: `undefined`, a
@@ -63,11 +61,13 @@ function hasEnumerableKey(object: object): boolean {
  * bytes past `start` are garbage.
  */
 export function writeJson(value: unknown, bytes: Uint8Array, start: number, end: number): number {
-  if (!begin(bytes, start, end)) return NOT_PLAIN;
+  if (busy) return NOT_PLAIN;
+  busy = true;
+  inherits = hasEnumerableKey(Object.prototype);
   try {
-    return writeValue(value, 0) ? at : stop;
+    return writeValue(value, 0, bytes, start, end);
   } finally {
-    finish();
+    busy = false;
   }
 }
 
@@ -84,136 +84,124 @@ export function writeOutputRecord(
   start: number,
   end: number,
 ): number {
-  if (!begin(bytes, start, end)) return NOT_PLAIN;
-  try {
-    return writeOutput(index, hash, output) ? at : stop;
-  } finally {
-    finish();
-  }
-}
-
-/** Starts a write into `bytes[start, end)`; `false` when one is under way already. */
-function begin(bytes: Uint8Array, start: number, end: number): boolean {
-  if (busy) return false;
+  if (busy) return NOT_PLAIN;
   busy = true;
   inherits = hasEnumerableKey(Object.prototype);
-  out = bytes;
-  at = start;
-  limit = end;
-  return true;
-}
-
-function finish(): void {
-  out = EMPTY;
-  busy = false;
-}
-
-const EMPTY: Uint8Array = new Uint8Array(0);
-
-function notPlain(): false {
-  stop = NOT_PLAIN;
-  return false;
-}
-
-function noRoom(): false {
-  stop = NO_ROOM;
-  return false;
-}
-
-function writeValue(value: unknown, depth: number): boolean {
-  switch (typeof value) {
-    case "number":
-      return writeNumber(value);
-    case "string":
-      return writeString(value);
-    case "boolean":
-      return writeAscii(value ? "true" : "false");
-    case "object":
-      if (value === null) return writeAscii("null");
-      if (depth >= MAX_DEPTH) return notPlain();
-      return Array.isArray(value) ? writeArray(value, depth + 1) : writeObject(value, depth + 1);
-    default:
-      return notPlain();
+  try {
+    return writeOutput(index, hash, output, bytes, start, end);
+  } finally {
+    busy = false;
   }
 }
 
-function writeNumber(value: number): boolean {
-  if (at + NUMBER_ROOM > limit) return noRoom();
+function writeValue(
+  value: unknown,
+  depth: number,
+  bytes: Uint8Array,
+  at: number,
+  limit: number,
+): number {
+  switch (typeof value) {
+    case "number":
+      return writeNumber(value, bytes, at, limit);
+    case "string":
+      return writeString(value, bytes, at, limit);
+    case "boolean":
+      return writeAscii(value ? "true" : "false", bytes, at, limit);
+    case "object":
+      if (value === null) return writeAscii("null", bytes, at, limit);
+      if (depth >= MAX_DEPTH) return NOT_PLAIN;
+      return Array.isArray(value)
+        ? writeArray(value, depth + 1, bytes, at, limit)
+        : writeObject(value, depth + 1, bytes, at, limit);
+    default:
+      return NOT_PLAIN;
+  }
+}
+
+function writeNumber(value: number, bytes: Uint8Array, at: number, limit: number): number {
+  if (at + NUMBER_ROOM > limit) return NO_ROOM;
   if (!Number.isInteger(value) || value <= -SAFE || value >= SAFE) {
-    return writeAscii(Number.isFinite(value) ? String(value) : "null");
+    return writeAscii(Number.isFinite(value) ? String(value) : "null", bytes, at, limit);
   }
   // -0 writes "0", as JSON does.
   if (value < 0) {
-    out[at++] = MINUS;
+    bytes[at++] = MINUS;
     value = -value;
   }
-  at = writeDigits(value, out, at);
-  return true;
+  return writeDigits(value, bytes, at);
 }
 
 /** Writes ASCII text as it is. */
-function writeAscii(text: string): boolean {
+function writeAscii(text: string, bytes: Uint8Array, at: number, limit: number): number {
   const length = text.length;
-  if (at + length > limit) return noRoom();
-  for (let index = 0; index < length; index++) out[at++] = text.charCodeAt(index);
-  return true;
+  if (at + length > limit) return NO_ROOM;
+  for (let index = 0; index < length; index++) bytes[at++] = text.charCodeAt(index);
+  return at;
 }
 
 /** Writes a string as JSON: as it is between quotes when nothing in it needs an escape. */
-function writeString(text: string): boolean {
+function writeString(text: string, bytes: Uint8Array, start: number, limit: number): number {
   const length = text.length;
-  if (at + length + 2 > limit) return noRoom();
-  const start = at;
-  out[at++] = QUOTE;
+  if (start + length + 2 > limit) return NO_ROOM;
+  let at = start;
+  bytes[at++] = QUOTE;
   for (let index = 0; index < length; index++) {
     const code = text.charCodeAt(index);
     if (code < 0x20 || code > 0x7e || code === QUOTE || code === BACKSLASH) {
-      at = start;
-      return writeText(JSON.stringify(text));
+      return writeText(JSON.stringify(text), bytes, start, limit);
     }
-    out[at++] = code;
+    bytes[at++] = code;
   }
-  out[at++] = QUOTE;
-  return true;
+  bytes[at++] = QUOTE;
+  return at;
 }
 
 /** Writes any text (well-formed: JSON's own escapes every lone surrogate) as UTF-8. */
-function writeText(text: string): boolean {
+function writeText(text: string, bytes: Uint8Array, at: number, limit: number): number {
   // UTF-8 takes at most 3 bytes per UTF-16 code unit.
-  if (at + 3 * text.length > limit) return noRoom();
+  if (at + 3 * text.length > limit) return NO_ROOM;
   const length = text.length;
   let index = 0;
   for (; index < length; index++) {
     const code = text.charCodeAt(index);
     if (code >= 0x80) break;
-    out[at++] = code;
+    bytes[at++] = code;
   }
-  if (index < length) at += encoder.encodeInto(text.slice(index), out.subarray(at, limit)).written;
-  return true;
+  if (index < length) {
+    at += encoder.encodeInto(text.slice(index), bytes.subarray(at, limit)).written;
+  }
+  return at;
 }
 
-function writeArray(array: readonly unknown[], depth: number): boolean {
-  if (typeof (array as { toJSON?: unknown }).toJSON === "function") return notPlain();
-  if (at + 2 > limit) return noRoom();
-  out[at++] = OPEN_BRACKET;
+function writeArray(
+  array: readonly unknown[],
+  depth: number,
+  bytes: Uint8Array,
+  at: number,
+  limit: number,
+): number {
+  if (typeof (array as { toJSON?: unknown }).toJSON === "function") return NOT_PLAIN;
+  if (at + 2 > limit) return NO_ROOM;
+  bytes[at++] = OPEN_BRACKET;
   const length = array.length;
   for (let index = 0; index < length; index++) {
     if (index > 0) {
-      if (at + 1 > limit) return noRoom();
-      out[at++] = COMMA;
+      if (at + 1 > limit) return NO_ROOM;
+      bytes[at++] = COMMA;
     }
     const entry = array[index];
     const type = typeof entry;
     // What JSON leaves out of an object, it writes as null in an array (holes too).
-    if (entry === undefined || type === "function" || type === "symbol") {
-      if (!writeAscii("null")) return false;
-    } else if (!writeValue(entry, depth)) {
-      return false;
-    }
+    at =
+      entry === undefined || type === "function" || type === "symbol"
+        ? writeAscii("null", bytes, at, limit)
+        : writeValue(entry, depth, bytes, at, limit);
+    if (at < 0) return at;
   }
-  if (at + 1 > limit) return noRoom();
-  out[at++] = CLOSE_BRACKET;
-  return true;
+  if (at + 1 > limit) return NO_ROOM;
+  bytes[at++] = CLOSE_BRACKET;
+  return at;
 }
 
 /** An empty plain object: what it inherits, every object literal inherits. */
@@ -227,36 +215,53 @@ function asciiBytes(text: string): Uint8Array {
 }
 
 /** Writes the fixed bytes `text`. */
-function writeBytes(text: Uint8Array): boolean {
+function writeBytes(text: Uint8Array, bytes: Uint8Array, at: number, limit: number): number {
   const length = text.length;
-  if (at + length > limit) return noRoom();
-  for (let index = 0; index < length; index++) out[at++] = text[index] as number;
-  return true;
+  if (at + length > limit) return NO_ROOM;
+  for (let index = 0; index < length; index++) bytes[at++] = text[index] as number;
+  return at;
 }
 
 /** {@link writeObject} of the literal `{ i: index, h: hash, o: output }`, key by key. */
-function writeOutput(index: number, hash: number, output: unknown): boolean {
+function writeOutput(
+  index: number,
+  hash: number,
+  output: unknown,
+  bytes: Uint8Array,
+  at: number,
+  limit: number,
+): number {
   // What writeObject asks of such a literal: whether it inherits a key or a `toJSON`.
   if (inherits || typeof (LITERAL as { toJSON?: unknown }).toJSON === "function") {
-    return notPlain();
+    return NOT_PLAIN;
   }
-  if (!writeBytes(INDEX_KEY) || !writeNumber(index)) return false;
-  if (!writeBytes(HASH_KEY) || !writeNumber(hash)) return false;
+  at = writeBytes(INDEX_KEY, bytes, at, limit);
+  if (at >= 0) at = writeNumber(index, bytes, at, limit);
+  if (at >= 0) at = writeBytes(HASH_KEY, bytes, at, limit);
+  if (at >= 0) at = writeNumber(hash, bytes, at, limit);
   const type = typeof output;
   if (output !== undefined && type !== "function" && type !== "symbol") {
-    if (!writeBytes(OUTPUT_KEY) || !writeValue(output, 1)) return false;
+    if (at >= 0) at = writeBytes(OUTPUT_KEY, bytes, at, limit);
+    if (at >= 0) at = writeValue(output, 1, bytes, at, limit);
   }
-  if (at + 1 > limit) return noRoom();
-  out[at++] = CLOSE_BRACE;
-  return true;
+  if (at < 0) return at;
+  if (at + 1 > limit) return NO_ROOM;
+  bytes[at++] = CLOSE_BRACE;
+  return at;
 }
 
-function writeObject(object: object, depth: number): boolean {
+function writeObject(
+  object: object,
+  depth: number,
+  bytes: Uint8Array,
+  at: number,
+  limit: number,
+): number {
   const prototype: unknown = Object.getPrototypeOf(object);
-  if (prototype !== null && (prototype !== Object.prototype || inherits)) return notPlain();
-  if (typeof (object as { toJSON?: unknown }).toJSON === "function") return notPlain();
-  if (at + 2 > limit) return noRoom();
-  out[at++] = OPEN_BRACE;
+  if (prototype !== null && (prototype !== Object.prototype || inherits)) return NOT_PLAIN;
+  if (typeof (object as { toJSON?: unknown }).toJSON === "function") return NOT_PLAIN;
+  if (at + 2 > limit) return NO_ROOM;
+  bytes[at++] = OPEN_BRACE;
   let first = true;
   // `for…in` gives the own keys in JSON's order (integer keys first, then insertion order),
   // and no other key: the prototype is null, or an Object.prototype without enumerable keys.
@@ -266,15 +271,17 @@ function writeObject(object: object, depth: number): boolean {
     if (entry === undefined || type === "function" || type === "symbol") continue;
     if (first) first = false;
     else {
-      if (at + 1 > limit) return noRoom();
-      out[at++] = COMMA;
+      if (at + 1 > limit) return NO_ROOM;
+      bytes[at++] = COMMA;
     }
-    if (!writeString(key)) return false;
-    if (at + 1 > limit) return noRoom();
-    out[at++] = COLON;
-    if (!writeValue(entry, depth)) return false;
+    at = writeString(key, bytes, at, limit);
+    if (at < 0) return at;
+    if (at + 1 > limit) return NO_ROOM;
+    bytes[at++] = COLON;
+    at = writeValue(entry, depth, bytes, at, limit);
+    if (at < 0) return at;
   }
-  if (at + 1 > limit) return noRoom();
-  out[at++] = CLOSE_BRACE;
-  return true;
+  if (at + 1 > limit) return NO_ROOM;
+  bytes[at++] = CLOSE_BRACE;
+  return at;
 }
