@@ -232,8 +232,8 @@ export class Pool<T> {
   #finishing = false;
   /**
    * A wake came within this pool's own finish: the worker that finished takes that place, and
-   * once it has, the pool looks for more (or waits again), so that a batch that wanted more
-   * places than that one stays among the gauge's waiters.
+   * once it has, the pool looks for more (or waits again) while other batches hold places, so
+   * that a batch that wanted more places than that one stays among the gauge's waiters.
    */
   #rewait = false;
   #released = false;
@@ -849,9 +849,12 @@ export class Pool<T> {
     gauge.started();
     this.#placed++;
     slot.placed = true;
+    // Only while other batches hold places this pool could use: one that holds every place
+    // under the limit already has all it can get (a limit that rises wakes it in #leavePlace),
+    // and waiting would only make its own next finish give a place up to itself.
     if (this.#rewait) {
       this.#rewait = false;
-      this.#fill();
+      if (this.#placed < gauge.limit) this.#fill();
     }
   }
 
