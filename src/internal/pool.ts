@@ -182,9 +182,10 @@ const arrayValues = Array.prototype[Symbol.iterator];
  * while the gauge has room. A worker takes its place before it takes an item (the input's
  * code, and a pull from an async input, run in it), keeps its item's place for its next item
  * when the gauge allows it (`LimitGauge.keep`: below the limit, nobody waiting), so that an
- * item under a gauge costs one call to it, and gives it back when it ends. With no room, the pool waits on the gauge (which wakes it when a place frees in any batch sharing
- * it, or the limit rises) unless one of its own items finishing will look again. Items the
- * admission let in that find no place are parked, and run first when one frees.
+ * item under a gauge costs one call to it, and gives it back when it ends. With no room, the
+ * pool waits on the gauge (which wakes it when a place frees in any batch sharing it, or the
+ * limit rises) unless one of its own items finishing will look again. Items the admission
+ * let in that find no place are parked, and run first when one frees.
  */
 export class Pool<T> {
   readonly #task: PoolTask<T>;
@@ -552,7 +553,8 @@ export class Pool<T> {
             if (runner.pending) {
               // The first step awaited outside the loop of the later ones: V8 resumes an
               // await through the jump table of every loop around it, and an item of a
-              // one-stage pipeline then costs about 50 fewer instructions (callgrind).
+              // one-stage pipeline then costs about 89 fewer instructions (callgrind,
+              // batches 6 to 10 of a process: 1,078 to 989 for `map` at concurrency 16).
               pending = true;
               outcome = await outcome;
               pending = false;
@@ -885,9 +887,9 @@ export class Pool<T> {
   /**
    * The item in `slot` leaves its place under `gauge`. While the batch goes on, its worker,
    * which goes on at once to take its next item, keeps the place for it when the gauge allows
-   * ({@link LimitGauge.keep}); else the place is given up. A wake the gauge gives this pool meanwhile is left to the worker, which takes a
-   * place with its next item; when the limit rose, other workers take the places beyond that
-   * one.
+   * ({@link LimitGauge.keep}); else the place is given up. A wake the gauge gives this pool
+   * meanwhile is left to the worker, which takes a place with its next item; when the limit
+   * rose, other workers take the places beyond that one.
    */
   #leavePlace(gauge: LimitGauge, slot: Slot<T>): void {
     this.#finishing = true;
